@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/spacecast/spacecast/cmd/spacecast/internal/dev"
+	"github.com/spacecast/spacecast/libs/envconfig"
+	"github.com/spacecast/spacecast/libs/service"
+)
+
+func newDevCmd() *cobra.Command {
+	o := dev.Options{}
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run every Spacecast service in one process (embedded Kafka and Redis, SQLite files)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := service.ParseLevel(logLevel); err != nil {
+				return err
+			}
+			o.Logger = service.NewLogger("text", logLevel)
+			o.Out = cmd.OutOrStdout()
+			o.Env = envconfig.New(os.LookupEnv)
+			return dev.Run(cmd.Context(), o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.DataDir, "data-dir", envOr("SPACECAST_DATA_DIR", ".spacecast"), "where SQLite files, Kafka data and recordings live (env SPACECAST_DATA_DIR)")
+	f.StringVar(&o.HTTPAddr, "http-addr", envOr("SPACECAST_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address for every service's routes (env SPACECAST_HTTP_ADDR)")
+	f.StringVar(&o.KafkaAddr, "kafka-addr", envOr("SPACECAST_KAFKA_ADDR", "127.0.0.1:9092"), "embedded Kafka listen address (env SPACECAST_KAFKA_ADDR)")
+	f.BoolVar(&o.AccessLog, "access-log", envOr("SPACECAST_ACCESS_LOG", "true") == "true", "log every HTTP request (env SPACECAST_ACCESS_LOG)")
+	f.StringVar(&logLevel, "log-level", envOr("SPACECAST_LOG_LEVEL", "info"), "debug, info, warn or error (env SPACECAST_LOG_LEVEL)")
+	return cmd
+}

@@ -1,0 +1,168 @@
+// Package dev runs every Spacecast service in one process for development: embedded Kafka
+// (real wire protocol, so kcat works), embedded Redis, SQLite files in a data directory, and
+// one HTTP port serving every service's routes.
+package dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/spacecast/spacecast/libs/auth"
+	"github.com/spacecast/spacecast/libs/embedded"
+	"github.com/spacecast/spacecast/libs/envconfig"
+	"github.com/spacecast/spacecast/libs/httpapi"
+	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/service"
+	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/services/keys"
+	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
+)
+
+// Options configure the dev mode.
+type Options struct {
+	DataDir   string
+	HTTPAddr  string
+	KafkaAddr string
+	AccessLog bool
+	Logger    *slog.Logger
+	Out       io.Writer // where the start-up banner goes
+	// Env is read for SPACECAST_BOOTSTRAP_TOKEN_ID/SECRET.
+	Env *envconfig.Reader
+}
+
+// component is what every service's wiring package offers the dev mode.
+type component interface {
+	Register(e *echo.Echo)
+	Run(ctx context.Context) error
+}
+
+// Run starts everything and blocks until ctx ends.
+func Run(ctx context.Context, o Options) error {
+	log := o.Logger
+	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	keysCfg := keys.LoadConfig(o.Env)
+	if err := o.Env.Err(); err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	// Take the HTTP port first so a busy port fails before anything else starts.
+	ln, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", o.HTTPAddr, err)
+	}
+	defer ln.Close()
+
+	kafka, err := embedded.StartKafka(embedded.KafkaOptions{Addr: o.KafkaAddr, DataDir: filepath.Join(o.DataDir, "kafka")})
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	brokers := kafka.Brokers()
+
+	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+
+	openDB := func(name string) (*sqldb.DB, error) {
+		return sqldb.Open(ctx, "sqlite:"+filepath.Join(o.DataDir, name+".db"))
+	}
+	var dbs []*sqldb.DB
+	defer func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}()
+
+	keysDB, err := openDB("keys")
+	if err != nil {
+		return err
+	}
+	dbs = append(dbs, keysDB)
+	keysSvc, err := keys.New(ctx, keysCfg, keys.Deps{Logger: log, DB: keysDB, Publisher: prod})
+	if err != nil {
+		return err
+	}
+	boot, err := keysSvc.Bootstrap(ctx)
+	if err != nil {
+		return err
+	}
+	authn, err := auth.NewVerifier(keysSvc, auth.VerifierOptions{Logger: log})
+	if err != nil {
+		return err
+	}
+
+	spacesDB, err := openDB("spaces")
+	if err != nil {
+		return err
+	}
+	dbs = append(dbs, spacesDB)
+	spacesSvc, err := spacesapi.New(ctx, spacesapi.Config{ConsumerGroup: "spaces-api"},
+		spacesapi.Deps{Logger: log, DB: spacesDB, Publisher: prod, Brokers: brokers, Auth: authn})
+	if err != nil {
+		return err
+	}
+
+	comps := []component{keysSvc, spacesSvc}
+	checks := []httpapi.Check{
+		{Name: "keys-db", Fn: keysSvc.Ping},
+		{Name: "spaces-db", Fn: spacesSvc.Ping},
+	}
+	e := httpapi.NewServer(httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks})
+	for _, c := range comps {
+		c.Register(e)
+	}
+
+	banner(o.Out, ln.Addr().String(), brokers, o.DataDir, boot)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, len(comps)+1)
+	for _, c := range comps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.Run(ctx); err != nil {
+				errc <- err
+				cancel()
+			}
+		}()
+	}
+	err = service.Serve(ctx, ln, e, log)
+	cancel()
+	wg.Wait()
+	close(errc)
+	for e := range errc {
+		err = errors.Join(err, e)
+	}
+	return err
+}
+
+func banner(w io.Writer, httpAddr string, brokers []string, dataDir string, boot keys.Bootstrapped) {
+	host, port, _ := net.SplitHostPort(httpAddr)
+	if host == "" || host == "::" || host == "0.0.0.0" || host == "127.0.0.1" {
+		host = "localhost"
+	}
+	fmt.Fprintf(w, "\nSpacecast dev is running.\n  API:        http://%s:%s\n  Kafka:      %v\n  Data:       %s\n", host, port, brokers, dataDir)
+	switch {
+	case boot.Created && boot.Secret != "":
+		fmt.Fprintf(w, "\n  Admin access token (shown once; keep it):\n    export SPACECAST_TOKEN_ID=%s\n    export SPACECAST_TOKEN_SECRET=%s\n", boot.TokenID, boot.Secret)
+	case boot.TokenID != "":
+		fmt.Fprintf(w, "\n  Admin access token: %s (secret from SPACECAST_BOOTSTRAP_TOKEN_SECRET)\n", boot.TokenID)
+	default:
+		fmt.Fprintf(w, "\n  Admin access token: created on the first start and printed then (set SPACECAST_BOOTSTRAP_TOKEN_ID/SECRET to choose one).\n")
+	}
+	fmt.Fprintln(w)
+}

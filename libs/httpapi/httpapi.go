@@ -1,0 +1,283 @@
+// Package httpapi is Spacecast's HTTP layer on labstack/echo: the API.md envelope, error
+// mapping in one place, strict JSON binding, pagination, request ids, a structured access log,
+// /healthz, /readyz and /metrics.
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check is one readiness dependency.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Options configure NewServer.
+type Options struct {
+	Logger    *slog.Logger
+	Registry  *prometheus.Registry // nil: a fresh one
+	Checks    []Check
+	AccessLog bool // log every request at info level (errors are always logged)
+	BodyLimit string // default "1M"
+}
+
+// NewServer returns an echo instance with Spacecast's conventions installed.
+func NewServer(o Options) *echo.Echo {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	if o.BodyLimit == "" {
+		o.BodyLimit = "1M"
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.JSONSerializer = compactJSON{}
+
+	reqs := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "spacecast_http_request_duration_seconds",
+		Help:    "HTTP request latency by route, method and status.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+	}, []string{"route", "method", "status"})
+	_ = reg.Register(reqs)
+
+	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
+	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) (err error) {
+			start := time.Now()
+			defer func() {
+				if r := recover(); r != nil {
+					err = fmt.Errorf("panic: %v", r)
+				}
+				if err != nil {
+					c.Error(err)
+					err = nil
+				}
+				status := c.Response().Status
+				route := c.Path()
+				if route == "" {
+					route = "unmatched"
+				}
+				reqs.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Observe(time.Since(start).Seconds())
+				if o.AccessLog {
+					log.Info("http request", "method", c.Request().Method, "path", c.Request().URL.Path,
+						"status", status, "dur_ms", float64(time.Since(start).Microseconds())/1000,
+						"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "remote", c.RealIP())
+				}
+			}()
+			return next(c)
+		}
+	})
+	e.Use(middleware.BodyLimit(o.BodyLimit))
+
+	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
+	e.GET("/readyz", func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		res := map[string]string{}
+		ok := true
+		for _, ch := range o.Checks {
+			if err := ch.Fn(ctx); err != nil {
+				res[ch.Name] = err.Error()
+				ok = false
+			} else {
+				res[ch.Name] = "ok"
+			}
+		}
+		code := http.StatusOK
+		if !ok {
+			code = http.StatusServiceUnavailable
+		}
+		return c.JSON(code, map[string]any{"ready": ok, "checks": res})
+	})
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	return e
+}
+
+type envelope struct {
+	Error envelopeBody `json:"error"`
+}
+type envelopeBody struct {
+	Type     string   `json:"type"`
+	Messages []string `json:"messages"`
+}
+
+func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			err = fromEcho(he)
+		}
+		status, typ, msgs, known := classify(err)
+		if !known {
+			log.Error("request failed", "err", err, "method", c.Request().Method, "path", c.Request().URL.Path,
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		}
+		if c.Request().Method == http.MethodHead {
+			_ = c.NoContent(status)
+			return
+		}
+		_ = c.JSON(status, envelope{Error: envelopeBody{Type: typ, Messages: msgs}})
+	}
+}
+
+func fromEcho(he *echo.HTTPError) error {
+	msg := fmt.Sprint(he.Message)
+	switch he.Code {
+	case http.StatusNotFound:
+		return NotFound("no such route")
+	case http.StatusMethodNotAllowed:
+		return Invalid("method not allowed on this route")
+	case http.StatusRequestEntityTooLarge:
+		return Invalid("request body too large")
+	case http.StatusUnauthorized:
+		return Unauthorized(msg)
+	case http.StatusForbidden:
+		return Forbidden(msg)
+	case http.StatusTooManyRequests:
+		return New(ErrRateLimited, msg)
+	}
+	if he.Code >= 400 && he.Code < 500 {
+		return Invalid("%s", msg)
+	}
+	return fmt.Errorf("echo error %d: %s", he.Code, msg)
+}
+
+// Data writes {"data": v} with status.
+func Data(c echo.Context, status int, v any) error {
+	return c.JSON(status, map[string]any{"data": v})
+}
+
+// Empty writes 200 {"data": {}} (action endpoints).
+func Empty(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"data": struct{}{}})
+}
+
+// Bind decodes the JSON body into v strictly: unknown fields, wrong types, trailing data and
+// malformed JSON are 400 errors naming the problem. An empty body decodes as {}.
+func Bind(c echo.Context, v any) error {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return Invalid("could not read request body: %v", err)
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if body[0] != '{' {
+		return Invalid("request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return Invalid("request body has data after the JSON object")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return Invalid("field %q must be %s, not %s", field, jsonKind(te.Type.Kind().String()), te.Value)
+	case errors.As(err, &se):
+		return Invalid("malformed JSON at byte %d: %v", se.Offset, err)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return Invalid("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Invalid("malformed JSON: unexpected end of body")
+	}
+	return Invalid("malformed JSON: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "int", "int64", "int32", "uint", "uint64", "float64":
+		return "a number"
+	case "bool":
+		return "a boolean"
+	case "slice":
+		return "an array"
+	case "map", "struct":
+		return "an object"
+	}
+	return k
+}
+
+// Page is a validated pagination request.
+type Page struct {
+	Limit, Page, Offset int
+}
+
+// Paging reads ?limit= (default 25, 1..100) and ?page= (default 1, >= 1).
+func Paging(c echo.Context) (Page, error) {
+	p := Page{Limit: 25, Page: 1}
+	if s := c.QueryParam("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 100 {
+			return Page{}, Invalid("limit must be an integer between 1 and 100")
+		}
+		p.Limit = n
+	}
+	if s := c.QueryParam("page"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return Page{}, Invalid("page must be an integer of at least 1")
+		}
+		p.Page = n
+	}
+	p.Offset = (p.Page - 1) * p.Limit
+	return p, nil
+}
+
+// compactJSON is echo's JSON serializer without indentation and with HTML escaping off.
+type compactJSON struct{}
+
+func (compactJSON) Serialize(c echo.Context, i any, indent string) error {
+	enc := json.NewEncoder(c.Response())
+	enc.SetEscapeHTML(false)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	return enc.Encode(i)
+}
+
+func (compactJSON) Deserialize(c echo.Context, i any) error {
+	return json.NewDecoder(c.Request().Body).Decode(i)
+}

@@ -1,0 +1,164 @@
+// Package sqldb opens PostgreSQL (pgx) or SQLite (modernc, pure Go) from one DSN setting and
+// runs embedded goose migrations written once for both.
+package sqldb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing/fstest"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/database"
+	sqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Dialect says which SQL engine a DB talks to.
+type Dialect int
+
+const (
+	Postgres Dialect = iota + 1
+	SQLite
+)
+
+func (d Dialect) String() string {
+	switch d {
+	case Postgres:
+		return "postgres"
+	case SQLite:
+		return "sqlite"
+	}
+	return "unknown"
+}
+
+// ErrBadDSN is returned for a DSN that names no supported engine.
+var ErrBadDSN = errors.New("unsupported SQL DSN: want postgres://... or sqlite:PATH")
+
+// DB is a *sql.DB that knows its dialect.
+type DB struct {
+	*sql.DB
+	Dialect Dialect
+}
+
+// Open opens and pings the database named by dsn:
+// "postgres://user@host:5432/db?sslmode=disable" (or "postgresql://") or "sqlite:/path/file.db"
+// ("sqlite::memory:" for a private in-memory database).
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	var (
+		db  *sql.DB
+		d   Dialect
+		err error
+	)
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		d = Postgres
+		db, err = sql.Open("pgx", dsn)
+		if err == nil {
+			db.SetMaxOpenConns(20)
+			db.SetMaxIdleConns(20)
+		}
+	case strings.HasPrefix(dsn, "sqlite:"):
+		d = SQLite
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		if path == "" {
+			return nil, ErrBadDSN
+		}
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		if path == ":memory:" {
+			path = "file::memory:"
+		}
+		// WAL lets readers run beside the writer; immediate transactions take the write
+		// lock up front so two writers never deadlock upgrading a read lock.
+		path += sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		db, err = sql.Open("sqlite", path)
+		if err == nil && strings.HasPrefix(path, "file::memory:") {
+			db.SetMaxOpenConns(1) // every connection would be its own database
+		} else if err == nil {
+			db.SetMaxOpenConns(8)
+			db.SetMaxIdleConns(8)
+		}
+	default:
+		return nil, ErrBadDSN
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", d, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("ping %s: %w", d, err)
+	}
+	return &DB{DB: db, Dialect: d}, nil
+}
+
+// AutoIDToken is replaced in migrations by the dialect's auto-increment primary key.
+const AutoIDToken = "AUTO_ID_PRIMARY_KEY"
+
+// Migrate applies every *.sql goose migration at the root of fsys, recording versions in the
+// table goose_<name>.
+func (db *DB) Migrate(ctx context.Context, fsys fs.FS, name string) error {
+	autoID := "BIGSERIAL PRIMARY KEY"
+	gd := goose.DialectPostgres
+	if db.Dialect == SQLite {
+		autoID = "INTEGER PRIMARY KEY AUTOINCREMENT"
+		gd = goose.DialectSQLite3
+	}
+	files, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return fmt.Errorf("migrations %s: %w", name, err)
+	}
+	mem := fstest.MapFS{}
+	for _, f := range files {
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return fmt.Errorf("migrations %s: %w", name, err)
+		}
+		mem[f] = &fstest.MapFile{Data: []byte(strings.ReplaceAll(string(b), AutoIDToken, autoID))}
+	}
+	store, err := database.NewStore(gd, "goose_"+name)
+	if err != nil {
+		return fmt.Errorf("migrations %s: %w", name, err)
+	}
+	p, err := goose.NewProvider("", db.DB, mem, goose.WithStore(store))
+	if err != nil {
+		return fmt.Errorf("migrations %s: %w", name, err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrations %s: %w", name, err)
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
+func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// IsUniqueViolation reports whether err is a unique-constraint violation on either engine.
+func IsUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == "23505"
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	}
+	return false
+}

@@ -1,0 +1,82 @@
+// Package timers is a durable timer queue in a Redis sorted set scored by due time (unix ms).
+// Claims are atomic (one Lua script), so a due timer is handed to one replica at a time; a
+// claimed timer is leased, and comes back if its claimer does not call Done before the lease
+// ends, so a crash between claim and effect loses nothing. No key expiry is relied on.
+package timers
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrBadArgs is returned for a non-positive lease or limit.
+var ErrBadArgs = errors.New("timers: lease and limit must be positive")
+
+// claimScript takes up to ARGV[3] members due at ARGV[1] and re-scores them to ARGV[2].
+var claimScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], m)
+end
+return due
+`)
+
+// Queue is one sorted set of timers.
+type Queue struct {
+	rdb redis.UniversalClient
+	key string
+}
+
+// New returns a queue stored at key (use a hash-tagged key such as "{livestream}:timers").
+func New(rdb redis.UniversalClient, key string) (*Queue, error) {
+	if rdb == nil || key == "" {
+		return nil, errors.New("timers: redis client and key are required")
+	}
+	return &Queue{rdb: rdb, key: key}, nil
+}
+
+// Schedule adds member due at due, or moves it there.
+func (q *Queue) Schedule(ctx context.Context, member string, due time.Time) error {
+	return q.rdb.ZAdd(ctx, q.key, redis.Z{Score: float64(due.UnixMilli()), Member: member}).Err()
+}
+
+// Cancel removes member; it reports whether it was there.
+func (q *Queue) Cancel(ctx context.Context, member string) (bool, error) {
+	n, err := q.rdb.ZRem(ctx, q.key, member).Result()
+	return n > 0, err
+}
+
+// Due returns when member is due, and false if it is not scheduled.
+func (q *Queue) Due(ctx context.Context, member string) (time.Time, bool, error) {
+	s, err := q.rdb.ZScore(ctx, q.key, member).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return time.UnixMilli(int64(s)), true, nil
+}
+
+// Claim atomically takes up to limit members due at now and leases them until now+lease.
+func (q *Queue) Claim(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]string, error) {
+	if lease <= 0 || limit <= 0 {
+		return nil, ErrBadArgs
+	}
+	res, err := claimScript.Run(ctx, q.rdb, []string{q.key}, now.UnixMilli(), now.Add(lease).UnixMilli(), limit).StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	return res, err
+}
+
+// Done removes a claimed member once its effect is durable.
+func (q *Queue) Done(ctx context.Context, member string) error {
+	return q.rdb.ZRem(ctx, q.key, member).Err()
+}
+
+// Len returns how many timers are pending (claimed or not).
+func (q *Queue) Len(ctx context.Context) (int64, error) { return q.rdb.ZCard(ctx, q.key).Result() }

@@ -1,0 +1,268 @@
+// Package store keeps spaces and their live connection counts in SQL, writing each change's
+// event to the outbox in the same transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"io/fs"
+	"strconv"
+	"time"
+
+	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/idgen"
+	"github.com/spacecast/spacecast/libs/outbox"
+	"github.com/spacecast/spacecast/libs/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Source is the CloudEvents source of this store's events.
+const Source = "spacecast/spaces-api"
+
+// Statuses.
+const (
+	StatusIdle   = "idle"
+	StatusActive = "active"
+)
+
+// Space is a space as the API shows it.
+type Space struct {
+	ID              string   `json:"id"`
+	CreatedAt       string   `json:"created_at"`
+	Type            string   `json:"type"`
+	Status          string   `json:"status"`
+	Passthrough     *string  `json:"passthrough,omitempty"`
+	Broadcasts      []string `json:"broadcasts"`
+	ActiveSessionID *string  `json:"active_session_id,omitempty"`
+
+	EnvironmentID string `json:"-"`
+}
+
+// Store is the spaces SQL store.
+type Store struct {
+	db *sqldb.DB
+}
+
+// Open migrates db and returns the store.
+func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, sub, "spaces"); err != nil {
+		return nil, err
+	}
+	if err := outbox.Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+const cols = `id, environment_id, type, status, passthrough, active_session_id, created_ns`
+
+func scan(sc interface{ Scan(...any) error }) (Space, error) {
+	var sp Space
+	var pt, sess sql.NullString
+	var ns int64
+	if err := sc.Scan(&sp.ID, &sp.EnvironmentID, &sp.Type, &sp.Status, &pt, &sess, &ns); err != nil {
+		return Space{}, err
+	}
+	if pt.Valid {
+		sp.Passthrough = &pt.String
+	}
+	if sess.Valid {
+		sp.ActiveSessionID = &sess.String
+	}
+	sp.CreatedAt = strconv.FormatInt(ns/int64(time.Second), 10)
+	sp.Broadcasts = []string{}
+	return sp, nil
+}
+
+func event(typ string, sp Space) (events.Envelope, error) {
+	return events.New(Source, typ, sp.ID, sp.EnvironmentID, sp)
+}
+
+// Create inserts a new idle space.
+func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string) (Space, error) {
+	now := time.Now().UnixNano()
+	sp := Space{ID: idgen.New(), EnvironmentID: env, Type: typ, Status: StatusIdle, Passthrough: passthrough,
+		CreatedAt: strconv.FormatInt(now/int64(time.Second), 10), Broadcasts: []string{}}
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO spaces (id, environment_id, type, status, passthrough, created_ns, updated_ns)
+			VALUES ($1, $2, $3, $4, $5, $6, $6)`, sp.ID, env, typ, StatusIdle, passthrough, now); err != nil {
+			return err
+		}
+		ev, err := event("space.created", sp)
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+	})
+	return sp, err
+}
+
+// Get returns a space of env (env "" = any environment).
+func (s *Store) Get(ctx context.Context, env, id string) (Space, error) {
+	sp, err := scan(s.db.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND ($2 = '' OR environment_id = $2)`, id, env))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Space{}, ErrNotFound
+	}
+	return sp, err
+}
+
+// List returns a page of env's spaces, newest first.
+func (s *Store) List(ctx context.Context, env string, limit, offset int) ([]Space, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM spaces WHERE environment_id = $1 ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, env, limit, offset)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Space{}
+	for rows.Next() {
+		sp, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+	}
+	return out, rows.Err()
+}
+
+// UpdatePassthrough sets a space's passthrough.
+func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrough *string) (Space, error) {
+	var sp Space
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE spaces SET passthrough = $1, updated_ns = $2 WHERE id = $3 AND environment_id = $4`,
+			passthrough, time.Now().UnixNano(), id, env)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrNotFound
+		}
+		if sp, err = scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1`, id)); err != nil {
+			return err
+		}
+		ev, err := event("space.updated", sp)
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+	})
+	return sp, err
+}
+
+// Delete removes an idle space; an active one is ErrActive.
+func (s *Store) Delete(ctx context.Context, env, id string) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND environment_id = $2`, id, env))
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if sp.Status == StatusActive {
+			return ErrActive
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM spaces WHERE id = $1`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM space_connections WHERE space_id = $1`, id); err != nil {
+			return err
+		}
+		ev, err := event("space.deleted", sp)
+		if err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+	})
+}
+
+// Connection is one participant connection reported by the SFU.
+type Connection struct {
+	SpaceID       string
+	ConnectionID  string
+	ParticipantID string
+}
+
+// ApplyJoin records a connection (idempotent on eventID); the first connection makes the
+// space active with a new session id and emits space.active. It returns whether the status
+// changed.
+func (s *Store) ApplyJoin(ctx context.Context, eventID string, c Connection) (bool, error) {
+	return s.apply(ctx, eventID, c.SpaceID, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO space_connections (space_id, connection_id, participant_id, joined_ns) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (space_id, connection_id) DO NOTHING`, c.SpaceID, c.ConnectionID, c.ParticipantID, time.Now().UnixNano())
+		return err
+	})
+}
+
+// ApplyLeave removes a connection (idempotent on eventID); the last one leaving makes the
+// space idle and emits space.idle.
+func (s *Store) ApplyLeave(ctx context.Context, eventID string, c Connection) (bool, error) {
+	return s.apply(ctx, eventID, c.SpaceID, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `DELETE FROM space_connections WHERE space_id = $1 AND connection_id = $2`, c.SpaceID, c.ConnectionID)
+		return err
+	})
+}
+
+func (s *Store) apply(ctx context.Context, eventID, spaceID string, change func(tx *sql.Tx) error) (bool, error) {
+	changed := false
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO processed_events (id, processed_ns) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, eventID, time.Now().UnixNano())
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // seen before
+		}
+		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1`, spaceID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // a space deleted meanwhile: nothing to track
+		}
+		if err != nil {
+			return err
+		}
+		if err := change(tx); err != nil {
+			return err
+		}
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM space_connections WHERE space_id = $1`, spaceID).Scan(&n); err != nil {
+			return err
+		}
+		typ := ""
+		switch {
+		case n > 0 && sp.Status == StatusIdle:
+			sess := idgen.New()
+			sp.Status, sp.ActiveSessionID, typ = StatusActive, &sess, "space.active"
+		case n == 0 && sp.Status == StatusActive:
+			sp.Status, sp.ActiveSessionID, typ = StatusIdle, nil, "space.idle"
+		default:
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE spaces SET status = $1, active_session_id = $2, updated_ns = $3 WHERE id = $4`,
+			sp.Status, sp.ActiveSessionID, time.Now().UnixNano(), sp.ID); err != nil {
+			return err
+		}
+		ev, err := event(typ, sp)
+		if err != nil {
+			return err
+		}
+		changed = true
+		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+	})
+	return changed, err
+}
+
+// PruneProcessed forgets processed event ids older than age.
+func (s *Store) PruneProcessed(ctx context.Context, age time.Duration) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM processed_events WHERE processed_ns < $1`, time.Now().Add(-age).UnixNano())
+	return err
+}

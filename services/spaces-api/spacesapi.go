@@ -1,0 +1,242 @@
+// Package spacesapi is the spaces-api service's wiring: the spaces REST API, the space status
+// driven by the SFU's participant events, and a lookup other services use to check spaces.
+package spacesapi
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/spacecast/spacecast/libs/auth"
+	"github.com/spacecast/spacecast/libs/envconfig"
+	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/httpapi"
+	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/outbox"
+	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/services/spaces-api/internal/api"
+	"github.com/spacecast/spacecast/services/spaces-api/internal/store"
+)
+
+// ErrSpaceNotFound is returned by lookups for a missing space.
+var ErrSpaceNotFound = errors.New("space not found")
+
+// Config are the service's own settings.
+type Config struct {
+	InternalSecret string // SPACECAST_INTERNAL_SECRET: enables /internal/v1/spaces for the SFU
+	ConsumerGroup  string // SPACECAST_SPACES_CONSUMER_GROUP
+}
+
+// LoadConfig reads the settings.
+func LoadConfig(r *envconfig.Reader) Config {
+	return Config{
+		InternalSecret: r.String("SPACECAST_INTERNAL_SECRET", ""),
+		ConsumerGroup:  r.String("SPACECAST_SPACES_CONSUMER_GROUP", "spaces-api"),
+	}
+}
+
+// Deps are the clients the service uses.
+type Deps struct {
+	Logger    *slog.Logger
+	DB        *sqldb.DB
+	Publisher outbox.Publisher
+	Brokers   []string
+	Auth      *auth.Verifier
+}
+
+// Service is a running spaces-api.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	relay *outbox.Relay
+	cons  *kafkabus.Consumer
+	api   *api.API
+	authn *auth.Verifier
+}
+
+// New migrates the database and builds the service.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
+	if d.Logger == nil || d.DB == nil || d.Publisher == nil || d.Auth == nil || len(d.Brokers) == 0 {
+		return nil, errors.New("spaces-api: Logger, DB, Publisher, Auth and Brokers are required")
+	}
+	if cfg.ConsumerGroup == "" {
+		cfg.ConsumerGroup = "spaces-api"
+	}
+	log := d.Logger.With("service", "spaces-api")
+	st, err := store.Open(ctx, d.DB)
+	if err != nil {
+		return nil, fmt.Errorf("spaces-api: %w", err)
+	}
+	relay, err := outbox.NewRelay(outbox.RelayConfig{DB: d.DB, Publisher: d.Publisher, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	cons, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup,
+		Topics: []string{events.TopicRTC}, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: log, store: st, relay: relay, cons: cons, authn: d.Auth,
+		api: &api.API{Store: st, Relay: relay}}, nil
+}
+
+// Register mounts the REST routes, and /internal/v1/spaces when an internal secret is set.
+func (s *Service) Register(e *echo.Echo) {
+	s.api.Register(e, s.authn)
+	if s.cfg.InternalSecret != "" {
+		e.GET("/internal/v1/spaces/:id", s.internalSpace)
+	}
+}
+
+// Ping checks the database (readiness).
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// Run publishes the outbox and consumes participant events until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.relay.Run(ctx) }()
+	go func() { errc <- s.cons.Run(ctx, s.handle) }()
+	go s.prune(ctx)
+	err := <-errc
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	return err
+}
+
+func (s *Service) prune(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.store.PruneProcessed(ctx, 7*24*time.Hour); err != nil {
+				s.log.Warn("pruning processed events failed", "err", err)
+			}
+		}
+	}
+}
+
+// participantData is the part of participant.* event data the status needs.
+type participantData struct {
+	SpaceID       string `json:"space_id"`
+	ParticipantID string `json:"participant_id"`
+	ConnectionID  string `json:"connection_id"`
+}
+
+// handle applies one spacecast.rtc event. Malformed events are logged and skipped: retrying
+// cannot make them valid. Store errors are returned so the consumer retries.
+func (s *Service) handle(ctx context.Context, m kafkabus.Message) error {
+	ev, err := events.Parse(m.Value)
+	if err != nil {
+		s.log.Error("skipping malformed event", "err", err, "topic", m.Topic, "offset", m.Offset)
+		return nil
+	}
+	var apply func(context.Context, string, store.Connection) (bool, error)
+	switch ev.Type {
+	case "participant.joined":
+		apply = s.store.ApplyJoin
+	case "participant.left":
+		apply = s.store.ApplyLeave
+	default:
+		return nil
+	}
+	var d participantData
+	if err := json.Unmarshal(ev.Data, &d); err != nil || d.SpaceID == "" || d.ConnectionID == "" {
+		s.log.Error("skipping participant event without space_id/connection_id", "event_id", ev.ID, "type", ev.Type)
+		return nil
+	}
+	changed, err := apply(ctx, ev.ID, store.Connection{SpaceID: d.SpaceID, ConnectionID: d.ConnectionID, ParticipantID: d.ParticipantID})
+	if err != nil {
+		return fmt.Errorf("apply %s %s: %w", ev.Type, ev.ID, err)
+	}
+	if changed {
+		s.relay.Notify()
+	}
+	return nil
+}
+
+// SpaceInfo is what other services need to know about a space.
+type SpaceInfo struct {
+	ID            string `json:"id"`
+	EnvironmentID string `json:"environment_id"`
+	Status        string `json:"status"`
+}
+
+// LookupSpace returns a space of any environment, or ErrSpaceNotFound.
+func (s *Service) LookupSpace(ctx context.Context, id string) (SpaceInfo, error) {
+	sp, err := s.store.Get(ctx, "", id)
+	if errors.Is(err, store.ErrNotFound) {
+		return SpaceInfo{}, ErrSpaceNotFound
+	}
+	if err != nil {
+		return SpaceInfo{}, err
+	}
+	return SpaceInfo{ID: sp.ID, EnvironmentID: sp.EnvironmentID, Status: sp.Status}, nil
+}
+
+func (s *Service) internalSpace(c echo.Context) error {
+	got := c.Request().Header.Get(auth.InternalAuthHeader)
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.InternalSecret)) != 1 {
+		return httpapi.Unauthorized("internal API: missing or wrong " + auth.InternalAuthHeader + " header")
+	}
+	info, err := s.LookupSpace(c.Request().Context(), c.Param("id"))
+	if errors.Is(err, ErrSpaceNotFound) {
+		return httpapi.NotFound("space not found")
+	}
+	if err != nil {
+		return err
+	}
+	return httpapi.Data(c, http.StatusOK, info)
+}
+
+// HTTPLookup looks spaces up through a spaces-api's /internal/v1/spaces (standalone SFU).
+type HTTPLookup struct {
+	base, secret string
+	client       *http.Client
+}
+
+// NewHTTPLookup talks to the spaces-api at baseURL with the internal secret.
+func NewHTTPLookup(baseURL, internalSecret string) (*HTTPLookup, error) {
+	if _, err := url.Parse(baseURL); err != nil || baseURL == "" {
+		return nil, fmt.Errorf("spaces-api: bad URL %q", baseURL)
+	}
+	return &HTTPLookup{base: strings.TrimRight(baseURL, "/"), secret: internalSecret, client: &http.Client{Timeout: 3 * time.Second}}, nil
+}
+
+// LookupSpace returns a space, or ErrSpaceNotFound.
+func (h *HTTPLookup) LookupSpace(ctx context.Context, id string) (SpaceInfo, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.base+"/internal/v1/spaces/"+url.PathEscape(id), nil)
+	if err != nil {
+		return SpaceInfo{}, err
+	}
+	req.Header.Set(auth.InternalAuthHeader, h.secret)
+	res, err := h.client.Do(req)
+	if err != nil {
+		return SpaceInfo{}, err
+	}
+	defer res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusOK:
+		var body struct {
+			Data SpaceInfo `json:"data"`
+		}
+		err := json.NewDecoder(res.Body).Decode(&body)
+		return body.Data, err
+	case http.StatusNotFound:
+		return SpaceInfo{}, ErrSpaceNotFound
+	}
+	return SpaceInfo{}, fmt.Errorf("spaces-api lookup: status %d", res.StatusCode)
+}
