@@ -1,0 +1,340 @@
+package spacesapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spacecast/spacecast/libs/auth"
+	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/httpapi"
+	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/libs/testenv"
+	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
+)
+
+// tokens is an in-memory TokenLookup: the keys service is tested in its own module.
+type tokens map[string]auth.TokenRecord
+
+func (m tokens) LookupToken(_ context.Context, id string) (auth.TokenRecord, error) {
+	if r, ok := m[id]; ok {
+		return r, nil
+	}
+	return auth.TokenRecord{}, auth.ErrTokenNotFound
+}
+
+type creds struct{ id, secret string }
+
+var (
+	writerA = creds{"writer-a", "secret-a"}
+	readerA = creds{"reader-a", "secret-r"}
+	writerB = creds{"writer-b", "secret-b"}
+)
+
+type env struct {
+	t       *testing.T
+	url     string
+	db      *sqldb.DB
+	brokers []string
+	prod    *kafkabus.Producer
+	svc     *spacesapi.Service
+}
+
+func setup(t *testing.T, b testenv.SQLBackend) *env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	db := testenv.OpenSQL(t, b)
+	brokers := testenv.Kafka(t)
+	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(c creds, env string, perms ...string) auth.TokenRecord {
+		return auth.TokenRecord{ID: c.id, EnvironmentID: env, SecretHash: auth.HashSecret(c.secret), Permissions: perms}
+	}
+	authn, err := auth.NewVerifier(tokens{
+		writerA.id: rec(writerA, "envA", auth.VideoRead, auth.VideoWrite),
+		readerA.id: rec(readerA, "envA", auth.VideoRead),
+		writerB.id: rec(writerB, "envB", auth.VideoRead, auth.VideoWrite),
+	}, auth.VerifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testenv.Logger(t)
+	svc, err := spacesapi.New(ctx, spacesapi.Config{ConsumerGroup: "spaces-test", InternalSecret: "internal"},
+		spacesapi.Deps{Logger: log, DB: db, Publisher: prod, Brokers: brokers, Auth: authn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = svc.Run(ctx) }()
+	e := httpapi.NewServer(httpapi.Options{Logger: log})
+	svc.Register(e)
+	srv := httptest.NewServer(e)
+	t.Cleanup(func() { srv.Close(); cancel(); wg.Wait(); prod.Close() })
+	return &env{t: t, url: srv.URL, db: db, brokers: brokers, prod: prod, svc: svc}
+}
+
+func (e *env) call(c creds, method, path, body string) (int, map[string]any) {
+	e.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, e.url+path, rd)
+	if c.id != "" {
+		req.SetBasicAuth(c.id, c.secret)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	var out map[string]any
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			e.t.Fatalf("non-JSON body %q", raw)
+		}
+	}
+	return res.StatusCode, out
+}
+
+func data(m map[string]any) map[string]any { d, _ := m["data"].(map[string]any); return d }
+
+func (e *env) count(table string) int {
+	var n int
+	if err := e.db.QueryRow(`SELECT COUNT(*) FROM ` + table).Scan(&n); err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func eachBackend(t *testing.T, fn func(t *testing.T, e *env)) {
+	for _, b := range testenv.SQLBackends(t) {
+		t.Run(b.Name, func(t *testing.T) { fn(t, setup(t, b)) })
+	}
+}
+
+func TestSpacesAPIShape(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		st, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
+		sp := data(body)
+		if st != 201 || sp["type"] != "server" || sp["status"] != "idle" || sp["active_session_id"] != nil {
+			t.Fatalf("create = %d %v", st, body)
+		}
+		if b, ok := sp["broadcasts"].([]any); !ok || len(b) != 0 {
+			t.Fatalf("broadcasts = %v", sp["broadcasts"])
+		}
+		if ca, ok := sp["created_at"].(string); !ok || len(ca) < 10 {
+			t.Fatalf("created_at = %v", sp["created_at"])
+		}
+		id := sp["id"].(string)
+		st, body = e.call(writerA, "POST", "/video/v1/spaces", `{"type":"server","passthrough":"team-42"}`)
+		if st != 201 || data(body)["passthrough"] != "team-42" {
+			t.Fatalf("create with passthrough = %d %v", st, body)
+		}
+		second := data(body)["id"].(string)
+		st, body = e.call(readerA, "GET", "/video/v1/spaces", "")
+		list, _ := body["data"].([]any)
+		if st != 200 || len(list) != 2 || list[0].(map[string]any)["id"] != second {
+			t.Fatalf("list (newest first) = %d %v", st, body)
+		}
+		st, body = e.call(readerA, "GET", "/video/v1/spaces?limit=1&page=2", "")
+		if list, _ := body["data"].([]any); st != 200 || len(list) != 1 || list[0].(map[string]any)["id"] != id {
+			t.Fatalf("page 2 = %d %v", st, body)
+		}
+		if st, body := e.call(readerA, "GET", "/video/v1/spaces/"+id, ""); st != 200 || data(body)["id"] != id {
+			t.Fatalf("get = %d %v", st, body)
+		}
+		if st, body := e.call(writerA, "PATCH", "/video/v1/spaces/"+id, `{"passthrough":"x"}`); st != 200 || data(body)["passthrough"] != "x" {
+			t.Fatalf("patch = %d %v", st, body)
+		}
+		if st, _ := e.call(writerA, "DELETE", "/video/v1/spaces/"+id, ""); st != 204 {
+			t.Fatalf("delete = %d", st)
+		}
+		if st, _ := e.call(writerA, "DELETE", "/video/v1/spaces/"+id, ""); st != 404 {
+			t.Fatalf("second delete = %d", st)
+		}
+		if st, _ := e.call(readerA, "GET", "/video/v1/spaces/"+id, ""); st != 404 {
+			t.Fatalf("get deleted = %d", st)
+		}
+	})
+}
+
+func TestSpacesBadInputAndIsolation(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		_, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
+		id := data(body)["id"].(string)
+		spaces, outboxRows := e.count("spaces"), e.count("spacecast_outbox")
+		long := strings.Repeat("x", 256)
+		tests := []struct {
+			name               string
+			c                  creds
+			method, path, body string
+			status             int
+			mentions           string
+		}{
+			{"no credentials", creds{}, "POST", "/video/v1/spaces", "{}", 401, "Basic"},
+			{"wrong secret", creds{writerA.id, "bad"}, "POST", "/video/v1/spaces", "{}", 401, "invalid"},
+			{"reader cannot write", readerA, "POST", "/video/v1/spaces", "{}", 403, "video:write"},
+			{"malformed", writerA, "POST", "/video/v1/spaces", `{"passthrough"`, 400, "JSON"},
+			{"unknown field", writerA, "POST", "/video/v1/spaces", `{"name":"x"}`, 400, `"name"`},
+			{"wrong type", writerA, "POST", "/video/v1/spaces", `{"passthrough":7}`, 400, `"passthrough"`},
+			{"bad type", writerA, "POST", "/video/v1/spaces", `{"type":"peer"}`, 400, "type"},
+			{"long passthrough", writerA, "POST", "/video/v1/spaces", `{"passthrough":"` + long + `"}`, 400, "passthrough"},
+			{"broadcasts unsupported", writerA, "POST", "/video/v1/spaces", `{"broadcasts":[{"live_stream_id":"x"}]}`, 400, "broadcasts"},
+			{"array body", writerA, "POST", "/video/v1/spaces", `[]`, 400, "object"},
+			{"limit", readerA, "GET", "/video/v1/spaces?limit=0", "", 400, "limit"},
+			{"page", readerA, "GET", "/video/v1/spaces?page=abc", "", 400, "page"},
+			{"other env get", writerB, "GET", "/video/v1/spaces/" + id, "", 404, "space not found"},
+			{"other env delete", writerB, "DELETE", "/video/v1/spaces/" + id, "", 404, "space not found"},
+			{"other env patch", writerB, "PATCH", "/video/v1/spaces/" + id, `{"passthrough":"x"}`, 404, "space not found"},
+			{"patch without field", writerA, "PATCH", "/video/v1/spaces/" + id, `{}`, 400, "passthrough"},
+			{"unknown id", writerA, "GET", "/video/v1/spaces/nope", "", 404, "space not found"},
+			{"internal without secret", creds{}, "GET", "/internal/v1/spaces/" + id, "", 401, "internal"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				st, body := e.call(tt.c, tt.method, tt.path, tt.body)
+				eb, _ := body["error"].(map[string]any)
+				if st != tt.status || !strings.Contains(fmt.Sprint(eb["messages"]), tt.mentions) {
+					t.Fatalf("%d %v, want %d mentioning %q", st, body, tt.status, tt.mentions)
+				}
+			})
+		}
+		if st, body := e.call(writerB, "GET", "/video/v1/spaces", ""); st != 200 || len(body["data"].([]any)) != 0 {
+			t.Fatalf("env B sees env A's spaces: %v", body)
+		}
+		if e.count("spaces") != spaces || e.count("spacecast_outbox") != outboxRows {
+			t.Fatal("a rejected request wrote something")
+		}
+	})
+}
+
+// rtcEvent publishes a participant event as the SFU would.
+func (e *env) rtcEvent(typ, space, conn string) events.Envelope {
+	e.t.Helper()
+	ev, err := events.New("spacecast/sfu", typ, space, "envA", map[string]string{
+		"space_id": space, "participant_id": "p-" + conn, "connection_id": conn, "role": "publisher", "node_id": "n1", "joined_at": "1"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.publish(ev)
+	return ev
+}
+
+func (e *env) publish(ev events.Envelope) {
+	b, _ := ev.Marshal()
+	if err := e.prod.Publish(context.Background(), kafkabus.Message{Topic: events.TopicRTC, Key: []byte(ev.Subject), Value: b}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) status(id string) (string, string) {
+	_, body := e.call(readerA, "GET", "/video/v1/spaces/"+id, "")
+	s, _ := data(body)["status"].(string)
+	sess, _ := data(body)["active_session_id"].(string)
+	return s, sess
+}
+
+func TestStatusFollowsParticipants(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		_, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
+		id := data(body)["id"].(string)
+
+		join1 := e.rtcEvent("participant.joined", id, "c1")
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "active" }, "space never became active")
+		_, sess1 := e.status(id)
+		if sess1 == "" {
+			t.Fatal("active space without active_session_id")
+		}
+		if st, _ := e.call(writerA, "DELETE", "/video/v1/spaces/"+id, ""); st != 409 {
+			t.Fatalf("deleting an active space = %d, want 409", st)
+		}
+		e.publish(join1) // a redelivered event changes nothing
+		e.rtcEvent("participant.joined", id, "c2")
+		e.rtcEvent("participant.left", id, "c1")
+		e.rtcEvent("participant.left", id, "c1") // a second leave of the same connection is harmless
+		// Only after c2 leaves does the space go idle.
+		e.rtcEvent("track.published", id, "c2") // other rtc events are ignored
+		time.Sleep(300 * time.Millisecond)
+		if s, sess := e.status(id); s != "active" || sess != sess1 {
+			t.Fatalf("with c2 still there: %s %s", s, sess)
+		}
+		e.rtcEvent("participant.left", id, "c2")
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "idle" }, "space never became idle")
+		if _, sess := e.status(id); sess != "" {
+			t.Fatalf("idle space keeps active_session_id %q", sess)
+		}
+		e.rtcEvent("participant.joined", id, "c3")
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "active" }, "space never became active again")
+		if _, sess := e.status(id); sess == sess1 || sess == "" {
+			t.Fatalf("second session reuses id %q", sess)
+		}
+
+		// Events on spacecast.spaces, read with an independent Kafka client, keyed by space id, in order.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(e.brokers...), kgo.ConsumeTopics(events.TopicSpaces), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		want := []string{"space.created", "space.active", "space.idle", "space.active"}
+		var got []string
+		deadline := time.Now().Add(10 * time.Second)
+		for len(got) < len(want) && time.Now().Before(deadline) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			fs := cl.PollFetches(ctx)
+			cancel()
+			fs.EachRecord(func(r *kgo.Record) {
+				if string(r.Key) != id {
+					t.Errorf("record key %q, want space id", r.Key)
+				}
+				ev, err := events.Parse(r.Value)
+				if err != nil {
+					t.Errorf("bad envelope: %v", err)
+					return
+				}
+				if ev.Environment != "envA" || ev.Subject != id {
+					t.Errorf("envelope %+v", ev)
+				}
+				got = append(got, ev.Type)
+			})
+		}
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("events = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestLookup(t *testing.T) {
+	e := setup(t, testenv.SQLBackends(t)[0])
+	_, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
+	id := data(body)["id"].(string)
+	info, err := e.svc.LookupSpace(context.Background(), id)
+	if err != nil || info.EnvironmentID != "envA" || info.Status != "idle" {
+		t.Fatalf("lookup = %+v, %v", info, err)
+	}
+	h, _ := spacesapi.NewHTTPLookup(e.url, "internal")
+	if info2, err := h.LookupSpace(context.Background(), id); err != nil || info2 != info {
+		t.Fatalf("http lookup = %+v, %v", info2, err)
+	}
+	if _, err := h.LookupSpace(context.Background(), "nope"); !errors.Is(err, spacesapi.ErrSpaceNotFound) {
+		t.Fatalf("missing = %v", err)
+	}
+	if _, err := e.svc.LookupSpace(context.Background(), "nope"); !errors.Is(err, spacesapi.ErrSpaceNotFound) {
+		t.Fatalf("missing = %v", err)
+	}
+}
