@@ -1,0 +1,39 @@
+# Spacecast: every target covers every module of the go.work workspace.
+MODULE_DIRS := $(shell go list -m -f '{{.Dir}}')
+PKGS := $(addsuffix /...,$(MODULE_DIRS))
+TEST_FLAGS ?= -count=1 -timeout 15m
+
+.PHONY: test lint build fuzz dev bench tidy
+
+## test: every module's tests (real Redis/PostgreSQL when SPACECAST_TEST_REDIS_URL /
+## SPACECAST_TEST_POSTGRES_URL are set, embedded servers otherwise; Kafka is always embedded)
+test:
+	go test $(TEST_FLAGS) $(PKGS)
+
+## lint: go vet on every module
+lint:
+	go vet $(PKGS)
+
+## build: every binary into bin/
+build:
+	mkdir -p bin
+	go build -o bin/ $(PKGS)
+
+## fuzz: each fuzz target for a few seconds (FUZZTIME to change)
+FUZZTIME ?= 5s
+fuzz:
+	@set -e; for d in $(MODULE_DIRS); do \
+	  for pkg in $$(cd $$d && go list ./...); do \
+	    for f in $$(cd $$d && go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
+	      echo "fuzz $$pkg $$f"; (cd $$d && go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg); \
+	    done; \
+	  done; \
+	done
+
+## dev: the all-in-one dev mode
+dev:
+	go run ./cmd/spacecast dev
+
+## bench: the HTTP API benchmark against a dev mode it starts itself
+bench:
+	go run ./cmd/spacecast bench api
