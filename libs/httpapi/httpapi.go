@@ -134,6 +134,12 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if errors.As(err, &he) {
 			err = fromEcho(he)
 		}
+		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+			// The client went away; there is nobody to answer and nothing went wrong here.
+			log.Debug("request canceled by client", "method", c.Request().Method, "path", c.Request().URL.Path)
+			c.Response().WriteHeader(499)
+			return
+		}
 		status, typ, msgs, known := classify(err)
 		if !known {
 			log.Error("request failed", "err", err, "method", c.Request().Method, "path", c.Request().URL.Path,

@@ -152,7 +152,25 @@ func (r *Relay) Flush(ctx context.Context) (int, error) {
 		})
 		return n, err
 	}
-	return r.flush(ctx, r.cfg.DB.DB)
+	// SQLite: one process owns the file; read outside a transaction and mark inside one, so
+	// the relay queues with other writers instead of holding the write lock while publishing.
+	return r.flush(ctx, sqliteQuerier{r.cfg.DB})
+}
+
+type sqliteQuerier struct{ db *sqldb.DB }
+
+func (q sqliteQuerier) QueryContext(ctx context.Context, s string, args ...any) (*sql.Rows, error) {
+	return q.db.QueryContext(ctx, s, args...)
+}
+
+func (q sqliteQuerier) ExecContext(ctx context.Context, s string, args ...any) (sql.Result, error) {
+	var res sql.Result
+	err := q.db.InTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = tx.ExecContext(ctx, s, args...)
+		return err
+	})
+	return res, err
 }
 
 type querier interface {

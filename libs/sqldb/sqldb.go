@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"sync"
 	"testing/fstest"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,6 +45,9 @@ var ErrBadDSN = errors.New("unsupported SQL DSN: want postgres://... or sqlite:P
 type DB struct {
 	*sql.DB
 	Dialect Dialect
+	// writeMu queues SQLite write transactions in Go: SQLite allows one writer at a time,
+	// and its own busy handler waits by sleeping, which turns contention into latency spikes.
+	writeMu sync.Mutex
 }
 
 // Open opens and pings the database named by dsn:
@@ -139,6 +143,10 @@ func (db *DB) Migrate(ctx context.Context, fsys fs.FS, name string) error {
 
 // InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
 func (db *DB) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if db.Dialect == SQLite {
+		db.writeMu.Lock()
+		defer db.writeMu.Unlock()
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

@@ -44,6 +44,7 @@ func newRoot() *cobra.Command {
 		newSigningKeysCmd(g),
 		newTokenCmd(),
 		newEventsCmd(g),
+		newBenchCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/spacecast/spacecast/cmd/spacecast/internal/apibench"
+	"github.com/spacecast/spacecast/libs/events"
+)
+
+func newBenchCmd(g *globalFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "bench", Short: "Benchmarks that print figures"}
+	var dur time.Duration
+	var conc int
+	var external bool
+	api := &cobra.Command{
+		Use:   "api",
+		Short: "Load the HTTP API: POST /video/v1/spaces then GET /video/v1/spaces/{id}; prints req/s and p50/p99",
+		Long: "Without --external it starts `spacecast dev` as a child process on free ports in a temporary " +
+			"data directory (access log off), so the figures include the real dev mode with SQLite, the outbox " +
+			"relay and the embedded Kafka. After the run it checks that every created space's space.created " +
+			"event reached spacecast.spaces.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			out := cmd.OutOrStdout()
+			o := apibench.Options{BaseURL: g.BaseURL, TokenID: g.TokenID, TokenSecret: g.TokenSecret, Concurrency: conc, Duration: dur, Out: out}
+			brokers := g.Brokers
+			if !external {
+				stop, base, kafka, err := startChildDev(ctx)
+				if err != nil {
+					return err
+				}
+				defer stop()
+				o.BaseURL, o.TokenID, o.TokenSecret, brokers = base, benchTokenID, benchTokenSecret, []string{kafka}
+			}
+			fmt.Fprintf(out, "spacecast bench api: %s, concurrency %d, %s per phase, GOMAXPROCS %d, %d CPUs\n",
+				o.BaseURL, o.Concurrency, o.Duration, runtime.GOMAXPROCS(0), runtime.NumCPU())
+			res, ids, err := apibench.Run(ctx, o)
+			if err != nil {
+				return err
+			}
+			for _, r := range res {
+				fmt.Fprintln(out, r.String())
+			}
+			start := time.Now()
+			n, err := countCreated(ctx, brokers, ids, 60*time.Second)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "space.created events on %s: %d of %d created spaces (all seen %.1f s after the load ended)\n",
+				events.TopicSpaces, n, len(ids), time.Since(start).Seconds())
+			if n != len(ids) {
+				return fmt.Errorf("%d space.created events missing", len(ids)-n)
+			}
+			return nil
+		},
+	}
+	api.Flags().DurationVar(&dur, "duration", 10*time.Second, "length of each phase")
+	api.Flags().IntVar(&conc, "concurrency", 16, "concurrent clients")
+	api.Flags().BoolVar(&external, "external", false, "load --base-url with --token-id/--token-secret instead of starting a dev mode")
+	cmd.AddCommand(api)
+	return cmd
+}
+
+const (
+	benchTokenID     = "bench-admin"
+	benchTokenSecret = "bench-admin-secret-0123456789"
+)
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// startChildDev runs this binary's dev mode in a temporary data directory.
+func startChildDev(ctx context.Context) (stop func(), baseURL, kafka string, err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", "", err
+	}
+	dir, err := os.MkdirTemp("", "spacecast-bench-")
+	if err != nil {
+		return nil, "", "", err
+	}
+	httpAddr, err := freePort()
+	if err != nil {
+		return nil, "", "", err
+	}
+	if kafka, err = freePort(); err != nil {
+		return nil, "", "", err
+	}
+	c := exec.Command(self, "dev", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafka, "--access-log=false", "--log-level", "warn")
+	c.Env = append(os.Environ(), "SPACECAST_BOOTSTRAP_TOKEN_ID="+benchTokenID, "SPACECAST_BOOTSTRAP_TOKEN_SECRET="+benchTokenSecret)
+	c.Stderr = os.Stderr
+	if err := c.Start(); err != nil {
+		return nil, "", "", err
+	}
+	stop = func() {
+		_ = c.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = c.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = c.Process.Kill()
+		}
+		os.RemoveAll(dir)
+	}
+	baseURL = "http://" + httpAddr
+	for i := 0; i < 200; i++ {
+		if res, err := http.Get(baseURL + "/readyz"); err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return stop, baseURL, kafka, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	return nil, "", "", fmt.Errorf("dev mode did not become ready")
+}
+
+// countCreated reads spacecast.spaces until every id's space.created was seen or timeout.
+func countCreated(ctx context.Context, brokers, ids []string, timeout time.Duration) (int, error) {
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(events.TopicSpaces), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	seen := 0
+	deadline := time.Now().Add(timeout)
+	for len(want) > 0 && time.Now().Before(deadline) {
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			if want[string(r.Key)] {
+				if ev, err := events.Parse(r.Value); err == nil && ev.Type == "space.created" {
+					delete(want, string(r.Key))
+					seen++
+				}
+			}
+		})
+	}
+	return seen, nil
+}
