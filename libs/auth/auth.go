@@ -31,12 +31,6 @@ const (
 // AllPermissions lists every permission, in display order.
 var AllPermissions = []string{VideoRead, VideoWrite, SystemRead, SystemWrite}
 
-// ErrTokenNotFound is returned by a TokenLookup for an unknown token id.
-var ErrTokenNotFound = errors.New("access token not found")
-
-// ErrEnvironmentNotFound is returned by an EnvironmentLookup for an unknown environment.
-var ErrEnvironmentNotFound = errors.New("environment not found")
-
 // TokenRecord is what the verifier needs to know about a token.
 type TokenRecord struct {
 	ID            string   `json:"id"`

@@ -4,7 +4,6 @@ package events
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -23,9 +22,6 @@ const (
 
 // AllTopics lists every topic, for consumers that read them all.
 var AllTopics = []string{TopicSpaces, TopicRTC, TopicLivestreams, TopicKeys, TopicWebhooks}
-
-// ErrInvalidEnvelope is returned by Parse for bytes that are not a Spacecast CloudEvent.
-var ErrInvalidEnvelope = errors.New("invalid event envelope")
 
 // Envelope is a CloudEvents 1.0 event in structured JSON mode plus the `environment` extension.
 type Envelope struct {
@@ -86,10 +82,10 @@ var webhookTypes = map[string]string{
 	"space.broadcast.idle":    "video.space.broadcast.idle",
 	"space.broadcast.deleted": "video.space.broadcast.deleted",
 
-	"participant.joined":  "video.space.participant.joined",
-	"participant.left":    "video.space.participant.left",
-	"track.published":     "video.space.participant.track.published",
-	"track.unpublished":   "video.space.participant.track.unpublished",
+	"participant.joined": "video.space.participant.joined",
+	"participant.left":   "video.space.participant.left",
+	"track.published":    "video.space.participant.track.published",
+	"track.unpublished":  "video.space.participant.track.unpublished",
 
 	"livestream.created":      "video.live_stream.created",
 	"livestream.updated":      "video.live_stream.updated",
@@ -109,11 +105,11 @@ var webhookTypes = map[string]string{
 	"asset.deleted":               "video.asset.deleted",
 	"asset.live_stream_completed": "video.asset.live_stream_completed",
 
-	"signing_key.created":    "system.signing_key.created",
-	"signing_key.deleted":    "system.signing_key.deleted",
-	"access_token.created":   "system.access_token.created",
-	"access_token.revoked":   "system.access_token.revoked",
-	"environment.created":    "system.environment.created",
+	"signing_key.created":  "system.signing_key.created",
+	"signing_key.deleted":  "system.signing_key.deleted",
+	"access_token.created": "system.access_token.created",
+	"access_token.revoked": "system.access_token.revoked",
+	"environment.created":  "system.environment.created",
 
 	"webhook_endpoint.disabled": "system.webhook_endpoint.disabled",
 }

@@ -34,7 +34,7 @@ type Options struct {
 	Logger    *slog.Logger
 	Registry  *prometheus.Registry // nil: a fresh one
 	Checks    []Check
-	AccessLog bool // log every request at info level (errors are always logged)
+	AccessLog bool   // log every request at info level (errors are always logged)
 	BodyLimit string // default "1M"
 }
 

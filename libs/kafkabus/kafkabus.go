@@ -5,7 +5,6 @@ package kafkabus
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -22,9 +21,6 @@ type Message struct {
 	Offset    int64
 	Time      time.Time
 }
-
-// ErrConfig is returned for an incomplete configuration.
-var ErrConfig = errors.New("kafkabus: invalid configuration")
 
 // ProducerConfig configures a Producer.
 type ProducerConfig struct {

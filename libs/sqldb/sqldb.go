@@ -38,9 +38,6 @@ func (d Dialect) String() string {
 	return "unknown"
 }
 
-// ErrBadDSN is returned for a DSN that names no supported engine.
-var ErrBadDSN = errors.New("unsupported SQL DSN: want postgres://... or sqlite:PATH")
-
 // DB is a *sql.DB that knows its dialect.
 type DB struct {
 	*sql.DB

@@ -12,9 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrBadArgs is returned for a non-positive lease or limit.
-var ErrBadArgs = errors.New("timers: lease and limit must be positive")
-
 // claimScript takes up to ARGV[3] members due at ARGV[1] and re-scores them to ARGV[2].
 var claimScript = redis.NewScript(`
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))

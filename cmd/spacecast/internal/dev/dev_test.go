@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -172,3 +173,47 @@ func TestDevModeEndToEnd(t *testing.T) {
 	}
 }
 
+// TestFirstStartPrintsAdminTokenOnce checks that without bootstrap settings the first start
+// creates an admin token and prints it, the token works, and a restart prints no secret.
+func TestFirstStartPrintsAdminTokenOnce(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
+	run := func() (*bytes.Buffer, context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		out := &bytes.Buffer{}
+		done := make(chan error, 1)
+		go func() {
+			done <- Run(ctx, Options{DataDir: dir, HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, Logger: testenv.Logger(t), Out: out, Env: envconfig.FromMap(nil)})
+		}()
+		testenv.Eventually(t, 20*time.Second, func() bool {
+			res, err := http.Get("http://" + httpAddr + "/readyz")
+			if err != nil {
+				return false
+			}
+			res.Body.Close()
+			return res.StatusCode == 200
+		}, "dev mode never became ready")
+		return out, cancel, done
+	}
+	out, cancel, done := run()
+	m := regexp.MustCompile(`SPACECAST_TOKEN_ID=(\S+)\s+export SPACECAST_TOKEN_SECRET=(\S+)`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("first start printed no admin token:\n%s", out)
+	}
+	req, _ := http.NewRequest("GET", "http://"+httpAddr+"/system/v1/whoami", nil)
+	req.SetBasicAuth(m[1], m[2])
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("printed token does not work: %v %v", res, err)
+	}
+	res.Body.Close()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out, cancel, done = run()
+	defer func() { cancel(); <-done }()
+	if strings.Contains(out.String(), "SPACECAST_TOKEN_SECRET=") {
+		t.Fatalf("restart printed a secret again:\n%s", out)
+	}
+}

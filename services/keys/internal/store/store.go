@@ -298,4 +298,3 @@ func (s *Store) DeleteSigningKey(ctx context.Context, env, id string) error {
 
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-

@@ -54,8 +54,8 @@ func checkPassthrough(p *string) error {
 
 func (a *API) create(c echo.Context) error {
 	var req struct {
-		Type        *string          `json:"type"`
-		Passthrough *string          `json:"passthrough"`
+		Type        *string           `json:"type"`
+		Passthrough *string           `json:"passthrough"`
 		Broadcasts  *[]map[string]any `json:"broadcasts"`
 	}
 	if err := httpapi.Bind(c, &req); err != nil {
