@@ -22,11 +22,10 @@ build:
 ## fuzz: each fuzz target for a few seconds (FUZZTIME to change)
 FUZZTIME ?= 5s
 fuzz:
-	@set -e; for d in $(MODULE_DIRS); do \
-	  for pkg in $$(cd $$d && go list ./...); do \
-	    for f in $$(cd $$d && go test -list '^Fuzz' $$pkg 2>/dev/null | grep '^Fuzz' || true); do \
-	      echo "fuzz $$pkg $$f"; (cd $$d && go test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg); \
-	    done; \
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' $(MODULE_DIRS) || true); do \
+	  dir=$$(dirname $$f); \
+	  for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+	    echo "fuzz $$dir $$t ($(FUZZTIME))"; (cd $$dir && go test -run='^$$' -fuzz="^$$t$$" -fuzztime=$(FUZZTIME) .); \
 	  done; \
 	done
 
