@@ -18,16 +18,9 @@ func newTokenCmd() *cobra.Command {
 	sp := &cobra.Command{
 		Use: "space", Short: "Sign a space JWT (aud rt) that admits a client to a space", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := os.ReadFile(keyFile)
+			raw, kid, err := readKey(keyFile, keyID)
 			if err != nil {
 				return err
-			}
-			kid := keyID
-			if block, _ := pem.Decode(raw); block != nil && kid == "" {
-				kid = block.Headers[kidHeader]
-			}
-			if kid == "" {
-				return fmt.Errorf("the key file has no %s header: pass --key-id", kidHeader)
 			}
 			if role != spacejwt.RolePublisher && role != spacejwt.RoleSubscriber {
 				return fmt.Errorf("--role must be publisher or subscriber")
@@ -54,16 +47,9 @@ func newTokenCmd() *cobra.Command {
 	pb := &cobra.Command{
 		Use: "playback", Short: "Sign a playback JWT (aud v) for a signed playback id", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			raw, err := os.ReadFile(keyFile)
+			raw, kid, err := readKey(keyFile, keyID)
 			if err != nil {
 				return err
-			}
-			kid := keyID
-			if block, _ := pem.Decode(raw); block != nil && kid == "" {
-				kid = block.Headers[kidHeader]
-			}
-			if kid == "" {
-				return fmt.Errorf("the key file has no %s header: pass --key-id", kidHeader)
 			}
 			tok, err := spacejwt.Sign(raw, kid, spacejwt.SignClaims{Audience: spacejwt.AudiencePlayback, Subject: pid, TTL: ttl})
 			if err != nil {
@@ -81,4 +67,20 @@ func newTokenCmd() *cobra.Command {
 	_ = pb.MarkFlagRequired("playback-id")
 	cmd.AddCommand(sp, pb)
 	return cmd
+}
+
+// readKey reads a private key file saved by `signing-keys create` and its key id (from the
+// PEM header unless kid is given).
+func readKey(file, kid string) ([]byte, string, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, "", err
+	}
+	if block, _ := pem.Decode(raw); block != nil && kid == "" {
+		kid = block.Headers[kidHeader]
+	}
+	if kid == "" {
+		return nil, "", fmt.Errorf("the key file has no %s header: pass --key-id", kidHeader)
+	}
+	return raw, kid, nil
 }

@@ -45,14 +45,7 @@ func startDev(t *testing.T, dir, httpAddr, kafkaAddr string) *devProc {
 		Env: envconfig.FromMap(map[string]string{"SPACECAST_BOOTSTRAP_TOKEN_ID": "e2e-admin", "SPACECAST_BOOTSTRAP_TOKEN_SECRET": "e2e-admin-secret-123"}),
 	}
 	go func() { p.done <- Run(ctx, o) }()
-	testenv.Eventually(t, 20*time.Second, func() bool {
-		res, err := http.Get("http://" + httpAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		res.Body.Close()
-		return res.StatusCode == 200
-	}, "dev mode never became ready")
+	waitReady(t, httpAddr)
 	return p
 }
 
@@ -185,14 +178,7 @@ func TestFirstStartPrintsAdminTokenOnce(t *testing.T) {
 		go func() {
 			done <- Run(ctx, Options{DataDir: dir, HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, Logger: testenv.Logger(t), Out: out, Env: envconfig.FromMap(nil)})
 		}()
-		testenv.Eventually(t, 20*time.Second, func() bool {
-			res, err := http.Get("http://" + httpAddr + "/readyz")
-			if err != nil {
-				return false
-			}
-			res.Body.Close()
-			return res.StatusCode == 200
-		}, "dev mode never became ready")
+		waitReady(t, httpAddr)
 		return out, cancel, done
 	}
 	out, cancel, done := run()
@@ -216,4 +202,16 @@ func TestFirstStartPrintsAdminTokenOnce(t *testing.T) {
 	if strings.Contains(out.String(), "SPACECAST_TOKEN_SECRET=") {
 		t.Fatalf("restart printed a secret again:\n%s", out)
 	}
+}
+
+func waitReady(t *testing.T, httpAddr string) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		res, err := http.Get("http://" + httpAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}, "dev mode never became ready")
 }
