@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -31,7 +32,16 @@ func newDevCmd() *cobra.Command {
 	f.StringVar(&o.DataDir, "data-dir", envOr("SPACECAST_DATA_DIR", ".spacecast"), "where SQLite files, Kafka data and recordings live (env SPACECAST_DATA_DIR)")
 	f.StringVar(&o.HTTPAddr, "http-addr", envOr("SPACECAST_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address for every service's routes (env SPACECAST_HTTP_ADDR)")
 	f.StringVar(&o.KafkaAddr, "kafka-addr", envOr("SPACECAST_KAFKA_ADDR", "127.0.0.1:9092"), "embedded Kafka listen address (env SPACECAST_KAFKA_ADDR)")
+	f.IntVar(&o.SFUUDPPort, "sfu-udp-port", envInt("SPACECAST_SFU_UDP_PORT", 7882), "SFU ICE UDP port, one for all WebRTC traffic (0 = any free port; env SPACECAST_SFU_UDP_PORT)")
+	f.IntVar(&o.SFUTCPPort, "sfu-tcp-port", envInt("SPACECAST_SFU_TCP_PORT", 7881), "SFU ICE-TCP port (0 = any free port, -1 = off; env SPACECAST_SFU_TCP_PORT)")
 	f.BoolVar(&o.AccessLog, "access-log", envOr("SPACECAST_ACCESS_LOG", "true") == "true", "log every HTTP request (env SPACECAST_ACCESS_LOG)")
 	f.StringVar(&logLevel, "log-level", envOr("SPACECAST_LOG_LEVEL", "info"), "debug, info, warn or error (env SPACECAST_LOG_LEVEL)")
 	return cmd
+}
+
+func envInt(k string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return n
+	}
+	return def
 }

@@ -21,9 +21,12 @@ import (
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/service"
+	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/keys"
+	"github.com/spacecast/spacecast/services/sfu"
 	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
 )
 
@@ -32,6 +35,9 @@ type Options struct {
 	DataDir   string
 	HTTPAddr  string
 	KafkaAddr string
+	// SFUUDPPort and SFUTCPPort are the ICE ports of the SFU (0 = any free port, TCP -1 = off).
+	SFUUDPPort int
+	SFUTCPPort int
 	AccessLog bool
 	Logger    *slog.Logger
 	Out       io.Writer // where the start-up banner goes
@@ -114,10 +120,51 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	comps := []component{keysSvc, spacesSvc}
+	redisSrv, err := embedded.StartRedis("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer redisSrv.Close()
+	rdb, err := redisconn.Open(ctx, redisSrv.URL())
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+
+	jwtv, err := spacejwt.NewVerifier(keysSvc, spacejwt.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	sfuDB, err := openDB("sfu")
+	if err != nil {
+		return err
+	}
+	dbs = append(dbs, sfuDB)
+	sfuCfg := sfu.LoadConfig(envconfig.FromMap(nil))
+	sfuCfg.NodeID = "dev"
+	sfuCfg.UDPPort, sfuCfg.TCPPort = o.SFUUDPPort, o.SFUTCPPort
+	sfuCfg.ICEBindIP = "127.0.0.1"
+	sfuCfg.PublicURL = "ws://" + publicHost(ln.Addr().String()) + "/rtc/v1/ws"
+	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, DB: sfuDB, Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
+		Spaces: sfu.SpaceLookupFunc(func(ctx context.Context, id string) (sfu.SpaceInfo, error) {
+			sp, err := spacesSvc.LookupSpace(ctx, id)
+			if errors.Is(err, spacesapi.ErrSpaceNotFound) {
+				return sfu.SpaceInfo{}, sfu.ErrSpaceNotFound
+			}
+			if err != nil {
+				return sfu.SpaceInfo{}, err
+			}
+			return sfu.SpaceInfo{ID: sp.ID, EnvironmentID: sp.EnvironmentID, Status: sp.Status}, nil
+		})})
+	if err != nil {
+		return err
+	}
+
+	comps := []component{keysSvc, spacesSvc, sfuSvc}
 	checks := []httpapi.Check{
 		{Name: "keys-db", Fn: keysSvc.Ping},
 		{Name: "spaces-db", Fn: spacesSvc.Ping},
+		{Name: "sfu", Fn: sfuSvc.Ping},
 	}
 	e := httpapi.NewServer(httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks})
 	for _, c := range comps {
@@ -125,6 +172,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	banner(o.Out, ln.Addr().String(), brokers, o.DataDir, boot)
+	fmt.Fprintf(o.Out, "  Spaces demo: http://%s/demo/spaces (SFU ICE on udp/%d, tcp/%d)\n\n", publicHost(ln.Addr().String()), sfuSvc.UDPPort(), sfuSvc.TCPPort())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -150,12 +198,17 @@ func Run(ctx context.Context, o Options) error {
 	return err
 }
 
-func banner(w io.Writer, httpAddr string, brokers []string, dataDir string, boot keys.Bootstrapped) {
+// publicHost is host:port as a browser on this machine reaches httpAddr.
+func publicHost(httpAddr string) string {
 	host, port, _ := net.SplitHostPort(httpAddr)
 	if host == "" || host == "::" || host == "0.0.0.0" || host == "127.0.0.1" {
 		host = "localhost"
 	}
-	fmt.Fprintf(w, "\nSpacecast dev is running.\n  API:        http://%s:%s\n  Kafka:      %v\n  Data:       %s\n", host, port, brokers, dataDir)
+	return net.JoinHostPort(host, port)
+}
+
+func banner(w io.Writer, httpAddr string, brokers []string, dataDir string, boot keys.Bootstrapped) {
+	fmt.Fprintf(w, "\nSpacecast dev is running.\n  API:        http://%s\n  Kafka:      %v\n  Data:       %s\n", publicHost(httpAddr), brokers, dataDir)
 	switch {
 	case boot.Created && boot.Secret != "":
 		fmt.Fprintf(w, "\n  Admin access token (shown once; keep it):\n    export SPACECAST_TOKEN_ID=%s\n    export SPACECAST_TOKEN_SECRET=%s\n", boot.TokenID, boot.Secret)

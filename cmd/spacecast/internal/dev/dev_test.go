@@ -17,7 +17,9 @@ import (
 
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/testenv"
+	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
 )
 
 func freeAddr(t *testing.T) string {
@@ -214,4 +216,80 @@ func waitReady(t *testing.T, httpAddr string) {
 		res.Body.Close()
 		return res.StatusCode == 200
 	}, "dev mode never became ready")
+}
+
+// TestSpaceGoesActiveThenIdle joins a space through the dev mode's SFU with the Go client and a
+// JWT signed by a key created over the API: the space becomes active with a session id while
+// the participant is connected and idle after it leaves, with space.active and space.idle on
+// spacecast.spaces in that order.
+func TestSpaceGoesActiveThenIdle(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
+	p := startDev(t, dir, httpAddr, kafkaAddr)
+	defer p.stop(t)
+	base := "http://" + httpAddr
+
+	_, body := api(t, "POST", base+"/system/v1/signing-keys", "")
+	key, _ := body["data"].(map[string]any)
+	_, body = api(t, "POST", base+"/video/v1/spaces", "{}")
+	id := body["data"].(map[string]any)["id"].(string)
+	tok, err := spacejwt.Sign([]byte(key["private_key"].(string)), key["id"].(string),
+		spacejwt.SignClaims{Audience: spacejwt.AudienceRT, Subject: id, ParticipantID: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status := func() (string, any) {
+		_, b := api(t, "GET", base+"/video/v1/spaces/"+id, "")
+		d, _ := b["data"].(map[string]any)
+		s, _ := d["status"].(string)
+		return s, d["active_session_id"]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := rtcclient.Join(ctx, "ws://"+httpAddr+"/rtc/v1/ws", tok, rtcclient.WithLoopbackOnly())
+	if err != nil {
+		t.Fatalf("join: %v", err)
+	}
+	testenv.Eventually(t, 15*time.Second, func() bool { s, _ := status(); return s == "active" }, "space never became active")
+	if _, sess := status(); sess == nil || sess == "" {
+		t.Fatal("active space without active_session_id")
+	}
+	if st, _ := api(t, "DELETE", base+"/video/v1/spaces/"+id, ""); st != 409 {
+		t.Fatalf("delete while active = %d, want 409", st)
+	}
+	// The same participant_id again is refused while alice is connected.
+	if c2, err := rtcclient.Join(ctx, "ws://"+httpAddr+"/rtc/v1/ws", tok, rtcclient.WithLoopbackOnly()); err == nil {
+		c2.Close()
+		t.Fatal("a second connection with the same participant_id was admitted")
+	} else if !strings.Contains(err.Error(), "duplicate_participant") {
+		t.Fatalf("duplicate join error = %v", err)
+	}
+	if err := c.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, func() bool { s, _ := status(); return s == "idle" }, "space never went idle")
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(kafkaAddr), kgo.ConsumeTopics(events.TopicSpaces), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for len(got) < 3 && time.Now().Before(deadline) {
+		pctx, pcancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(pctx)
+		pcancel()
+		fs.EachRecord(func(r *kgo.Record) {
+			if ev, err := events.Parse(r.Value); err == nil && ev.Subject == id {
+				got = append(got, ev.Type)
+			}
+		})
+	}
+	if strings.Join(got, ",") != "space.created,space.active,space.idle" {
+		t.Fatalf("space events = %v", got)
+	}
+	if st, _ := api(t, "DELETE", base+"/video/v1/spaces/"+id, ""); st != 204 {
+		t.Fatalf("delete when idle = %d", st)
+	}
 }

@@ -1,0 +1,71 @@
+// Command sfu-load benchmarks the SFU: one publisher (VP8 ≈ 2.5 Mbit/s + Opus) and N
+// subscribers as Go clients against an SFU node it starts as a child process; per N it prints
+// forwarded packets/s, loss, the SFU's CPU and join → first video frame p50/p95.
+//
+//	go run ./services/sfu/cmd/sfu-load -n 10,50,100 -duration 10s
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spacecast/spacecast/services/sfu/internal/loadtest"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "sfu-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		fs := flag.NewFlagSet("serve", flag.ExitOnError)
+		key := fs.String("key", "", "PEM private key whose public half the SFU trusts")
+		data := fs.String("data", os.TempDir(), "data directory")
+		_ = fs.Parse(os.Args[2:])
+		pem, err := os.ReadFile(*key)
+		if err != nil {
+			return err
+		}
+		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		return loadtest.Serve(ctx, pem, *data, os.Stdout, log)
+	}
+	steps := flag.String("n", "10,50,100", "subscriber counts, comma separated")
+	dur := flag.Duration("duration", 10*time.Second, "measuring window per step")
+	bitrate := flag.Int("bitrate", 2_500_000, "video bitrate, bits/s")
+	joinRate := flag.Int("join-rate", 50, "subscriber joins started per second")
+	noNACK := flag.Bool("no-nack", false, "subscribers send no NACKs: loss is measured before retransmission")
+	flag.Parse()
+	var ns []int
+	for _, s := range strings.Split(*steps, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-n: bad count %q", s)
+		}
+		ns = append(ns, n)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	fmt.Printf("sfu-load: publisher VP8 %.1f Mbit/s @30fps + Opus 20 ms; window %v per step; subscriber NACK %v; %d CPUs\n", float64(*bitrate)/1e6, *dur, !*noNACK, numCPU())
+	_, err = loadtest.Run(ctx, loadtest.Options{Subscribers: ns, Duration: *dur, Bitrate: *bitrate, JoinRate: *joinRate, NoNACK: *noNACK,
+		Self: self, Out: os.Stdout, Log: log})
+	return err
+}
+
+func numCPU() int { return runtime.NumCPU() }

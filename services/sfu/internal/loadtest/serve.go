@@ -1,0 +1,100 @@
+// Package loadtest is the SFU load benchmark: one publisher (synthetic VP8 at a target
+// bitrate plus Opus-sized audio, answering keyframe requests like an encoder) and N
+// subscribers, all Go clients, against a real SFU node in a child process so that its CPU
+// is measured on its own.
+package loadtest
+
+import (
+	"context"
+
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+
+	"path/filepath"
+
+	"github.com/spacecast/spacecast/libs/embedded"
+	"github.com/spacecast/spacecast/libs/httpapi"
+	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/redisconn"
+	"github.com/spacecast/spacecast/libs/service"
+	"github.com/spacecast/spacecast/libs/spacejwt"
+	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/services/sfu"
+	"github.com/spacecast/spacecast/services/sfu/rtcproto"
+)
+
+// Environment and key id of the benchmark's signing key.
+const (
+	benchEnv = "bench-env"
+	benchKID = "bench-key"
+)
+
+type staticKeys struct{ k spacejwt.PublicKey }
+
+func (s staticKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
+	return []spacejwt.PublicKey{s.k}, nil
+}
+
+// Serve runs one SFU node with embedded Kafka, Redis and SQLite, trusting the public key of
+// keyPEM and treating every space id as existing. It writes "READY <ws url>" to out.
+func Serve(ctx context.Context, keyPEM []byte, dataDir string, out io.Writer, log *slog.Logger) error {
+	priv, err := spacejwt.ParsePrivateKey(keyPEM)
+	if err != nil {
+		return err
+	}
+	kafka, err := embedded.StartKafka(embedded.KafkaOptions{Addr: "127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	red, err := embedded.StartRedis("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer red.Close()
+	rdb, err := redisconn.Open(ctx, red.URL())
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(dataDir, "sfu.db"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: kafka.Brokers(), Logger: log})
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	v, err := spacejwt.NewVerifier(staticKeys{spacejwt.PublicKey{ID: benchKID, EnvironmentID: benchEnv, Key: &priv.PublicKey}}, spacejwt.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	lookup := sfu.SpaceLookupFunc(func(_ context.Context, id string) (sfu.SpaceInfo, error) {
+		return sfu.SpaceInfo{ID: id, EnvironmentID: benchEnv, Status: "idle"}, nil
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:",
+		PublicURL: "ws://" + ln.Addr().String() + rtcproto.Path}
+	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: db, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	e := httpapi.NewServer(httpapi.Options{Logger: log})
+	svc.Register(e)
+	runErr := make(chan error, 1)
+	go func() { runErr <- svc.Run(ctx) }()
+	fmt.Fprintf(out, "READY %s\n", cfg.PublicURL)
+	err = service.Serve(ctx, ln, e, log)
+	if rerr := <-runErr; err == nil {
+		err = rerr
+	}
+	return err
+}

@@ -1,0 +1,288 @@
+// Package sfu is the SFU service's wiring: a WebRTC selective forwarding unit on pion/webrtc
+// whose clients join spaces with a space JWT over a WebSocket (docs/rtc-protocol.md), with
+// participant state in Redis, participant and track events on spacecast.rtc (through an
+// outbox in its own SQL database), and the browser SDK and demo page.
+package sfu
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spacecast/spacecast/libs/envconfig"
+	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/idgen"
+	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/outbox"
+	"github.com/spacecast/spacecast/libs/spacejwt"
+	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/services/sfu/internal/media"
+	"github.com/spacecast/spacecast/services/sfu/internal/registry"
+	"github.com/spacecast/spacecast/services/sfu/internal/server"
+	"github.com/spacecast/spacecast/services/sfu/internal/web"
+	"github.com/spacecast/spacecast/services/sfu/rtcproto"
+)
+
+// Paths served by Register.
+const (
+	SignalPath = rtcproto.Path // the signaling WebSocket
+	SDKPath    = "/sdk/spacecast-rtc.js"
+	DemoPath   = "/demo/spaces"
+)
+
+// Config are the SFU's settings.
+type Config struct {
+	NodeID            string        // SPACECAST_SFU_NODE_ID (default: hostname + random suffix)
+	PublicURL         string        // SPACECAST_SFU_PUBLIC_URL: ws(s)://host:port/rtc/v1/ws as clients reach this node
+	ICEBindIP         string        // SPACECAST_SFU_ICE_BIND_IP: address of the ICE sockets ("" = all)
+	UDPPort           int           // SPACECAST_SFU_UDP_PORT (7882; 0 = any free port)
+	TCPPort           int           // SPACECAST_SFU_TCP_PORT (7881; 0 = any free port, -1 = no ICE-TCP)
+	PublicIPs         []string      // SPACECAST_SFU_PUBLIC_IP: announced instead of local addresses (1:1 NAT)
+	ICEServers        []string      // SPACECAST_SFU_ICE_SERVERS: STUN URLs handed to clients
+	RedisPrefix       string        // SPACECAST_SFU_REDIS_PREFIX ("sfu:")
+	HeartbeatInterval time.Duration // SPACECAST_SFU_HEARTBEAT_INTERVAL (5s)
+	NodeTimeout       time.Duration // SPACECAST_SFU_NODE_TIMEOUT (15s): a node silent this long is dead
+	CleanupInterval   time.Duration // SPACECAST_SFU_CLEANUP_INTERVAL (5s)
+	ConsumerGroup     string        // SPACECAST_SFU_CONSUMER_GROUP ("sfu"): reads space.deleted
+}
+
+// LoadConfig reads the settings.
+func LoadConfig(r *envconfig.Reader) Config {
+	c := Config{
+		NodeID:            r.String("SPACECAST_SFU_NODE_ID", ""),
+		PublicURL:         r.String("SPACECAST_SFU_PUBLIC_URL", ""),
+		ICEBindIP:         r.String("SPACECAST_SFU_ICE_BIND_IP", ""),
+		UDPPort:           r.Int("SPACECAST_SFU_UDP_PORT", 7882),
+		TCPPort:           r.Int("SPACECAST_SFU_TCP_PORT", 7881),
+		PublicIPs:         r.List("SPACECAST_SFU_PUBLIC_IP", nil),
+		ICEServers:        r.List("SPACECAST_SFU_ICE_SERVERS", nil),
+		RedisPrefix:       r.String("SPACECAST_SFU_REDIS_PREFIX", "sfu:"),
+		HeartbeatInterval: r.Duration("SPACECAST_SFU_HEARTBEAT_INTERVAL", 5*time.Second),
+		NodeTimeout:       r.Duration("SPACECAST_SFU_NODE_TIMEOUT", 15*time.Second),
+		CleanupInterval:   r.Duration("SPACECAST_SFU_CLEANUP_INTERVAL", 5*time.Second),
+		ConsumerGroup:     r.String("SPACECAST_SFU_CONSUMER_GROUP", "sfu"),
+	}
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		r.Fail("SPACECAST_SFU_UDP_PORT", "want 0..65535")
+	}
+	if c.TCPPort < -1 || c.TCPPort > 65535 {
+		r.Fail("SPACECAST_SFU_TCP_PORT", "want -1 (off) or 0..65535")
+	}
+	if c.HeartbeatInterval <= 0 || c.NodeTimeout <= 2*c.HeartbeatInterval {
+		r.Fail("SPACECAST_SFU_NODE_TIMEOUT", "must be more than twice SPACECAST_SFU_HEARTBEAT_INTERVAL")
+	}
+	if c.CleanupInterval <= 0 {
+		r.Fail("SPACECAST_SFU_CLEANUP_INTERVAL", "must be positive")
+	}
+	for _, u := range c.ICEServers {
+		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
+			r.Fail("SPACECAST_SFU_ICE_SERVERS", "want stun:, turn: or turns: URLs")
+		}
+	}
+	return c
+}
+
+// SpaceInfo is what the SFU needs to know about a space.
+type SpaceInfo = server.SpaceInfo
+
+// SpaceLookup finds a space of any environment; a missing space is an error wrapping
+// ErrSpaceNotFound.
+type SpaceLookup = server.SpaceLookup
+
+// SpaceLookupFunc adapts a function to SpaceLookup.
+type SpaceLookupFunc func(ctx context.Context, id string) (SpaceInfo, error)
+
+// LookupSpace implements SpaceLookup.
+func (f SpaceLookupFunc) LookupSpace(ctx context.Context, id string) (SpaceInfo, error) {
+	return f(ctx, id)
+}
+
+// Deps are the clients the SFU uses.
+type Deps struct {
+	Logger    *slog.Logger
+	DB        *sqldb.DB        // the SFU's own database (outbox)
+	Publisher outbox.Publisher // usually a *kafkabus.Producer
+	Brokers   []string         // for the space.deleted consumer
+	Redis     redis.UniversalClient
+	JWT       *spacejwt.Verifier
+	Spaces    SpaceLookup
+}
+
+// Service is a running SFU node.
+type Service struct {
+	cfg    Config
+	log    *slog.Logger
+	db     *sqldb.DB
+	reg    *registry.Registry
+	engine *media.Engine
+	srv    *server.Server
+	relay  *outbox.Relay
+	cons   *kafkabus.Consumer
+
+	closeOnce sync.Once
+}
+
+// New opens the ICE sockets, migrates the outbox and removes what an earlier run of the
+// same node id left in Redis.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
+	if d.Logger == nil || d.DB == nil || d.Publisher == nil || d.Redis == nil || d.JWT == nil || d.Spaces == nil || len(d.Brokers) == 0 {
+		return nil, errors.New("sfu: Logger, DB, Publisher, Brokers, Redis, JWT and Spaces are required")
+	}
+	if cfg.NodeID == "" {
+		h, _ := os.Hostname()
+		cfg.NodeID = strings.ToLower(h) + "-" + idgen.New()[:6]
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	if cfg.NodeTimeout <= 0 {
+		cfg.NodeTimeout = 3 * cfg.HeartbeatInterval
+	}
+	if cfg.CleanupInterval <= 0 {
+		cfg.CleanupInterval = 5 * time.Second
+	}
+	if cfg.ConsumerGroup == "" {
+		cfg.ConsumerGroup = "sfu"
+	}
+	log := d.Logger.With("service", "sfu", "node_id", cfg.NodeID)
+	if err := outbox.Migrate(ctx, d.DB); err != nil {
+		return nil, fmt.Errorf("sfu: %w", err)
+	}
+	relay, err := outbox.NewRelay(outbox.RelayConfig{DB: d.DB, Publisher: d.Publisher, Logger: log, Poll: 200 * time.Millisecond})
+	if err != nil {
+		return nil, err
+	}
+	cons, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup,
+		Topics: []string{events.TopicSpaces}, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	reg, err := registry.New(d.Redis, cfg.RedisPrefix)
+	if err != nil {
+		return nil, err
+	}
+	engine, err := media.NewEngine(media.Options{BindIP: cfg.ICEBindIP, UDPPort: cfg.UDPPort, TCPPort: cfg.TCPPort,
+		PublicIPs: cfg.PublicIPs, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("sfu: %w", err)
+	}
+	var ice []rtcproto.ICEServer
+	if len(cfg.ICEServers) > 0 {
+		ice = []rtcproto.ICEServer{{URLs: cfg.ICEServers}}
+	}
+	srv := server.New(server.Config{NodeID: cfg.NodeID, PublicURL: cfg.PublicURL, ICEServers: ice,
+		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval},
+		log, reg, engine, d.JWT, d.Spaces, d.DB, relay)
+	if err := srv.CleanupOwn(ctx); err != nil {
+		engine.Close()
+		return nil, fmt.Errorf("sfu: cleaning this node's stale state: %w", err)
+	}
+	if err := srv.Heartbeat(ctx); err != nil {
+		engine.Close()
+		return nil, fmt.Errorf("sfu: first heartbeat: %w", err)
+	}
+	log.Info("sfu ready", "udp_port", engine.UDPPort(), "tcp_port", engine.TCPPort())
+	return &Service{cfg: cfg, log: log, db: d.DB, reg: reg, engine: engine, srv: srv, relay: relay, cons: cons}, nil
+}
+
+// NodeID is this node's id.
+func (s *Service) NodeID() string { return s.cfg.NodeID }
+
+// UDPPort is the ICE UDP port actually bound.
+func (s *Service) UDPPort() int { return s.engine.UDPPort() }
+
+// TCPPort is the ICE-TCP port actually bound (0 when off).
+func (s *Service) TCPPort() int { return s.engine.TCPPort() }
+
+// Register mounts the signaling WebSocket, the browser SDK and the demo page.
+func (s *Service) Register(e *echo.Echo) {
+	e.GET(SignalPath, echo.WrapHandler(s.srv))
+	e.GET(SDKPath, echo.WrapHandler(web.SDK()))
+	e.GET(DemoPath, echo.WrapHandler(web.Demo()))
+}
+
+// Ping checks Redis and the database (readiness).
+func (s *Service) Ping(ctx context.Context) error {
+	if err := s.reg.Ping(ctx); err != nil {
+		return err
+	}
+	return s.db.PingContext(ctx)
+}
+
+// Run heartbeats, cleans up dead nodes, publishes the outbox and consumes space.deleted
+// until ctx ends; then it disconnects every participant (emitting their participant.left)
+// and closes the ICE sockets.
+func (s *Service) Run(ctx context.Context) error {
+	relayCtx, stopRelay := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	relayErr := make(chan error, 1)
+	go func() { relayErr <- s.relay.Run(relayCtx) }()
+	consErr := make(chan error, 1)
+	wg.Add(3)
+	go func() { defer wg.Done(); s.srv.RunHeartbeats(ctx) }()
+	go func() { defer wg.Done(); s.srv.RunCleanup(ctx) }()
+	go func() { defer wg.Done(); s.srv.RunDeletedSubscription(ctx) }()
+	go func() { consErr <- s.cons.Run(ctx, s.handleSpaceEvent) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-consErr:
+	}
+	wg.Wait()
+	s.srv.Shutdown()
+	// Give the relay a moment to publish the last participant.left events.
+	flushCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	for flushCtx.Err() == nil {
+		if n, perr := outbox.Pending(flushCtx, s.db); perr != nil || n == 0 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	stopRelay()
+	<-relayErr
+	// Everyone left cleanly: drop this node's heartbeat so nobody waits for it to time out.
+	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// (Only when nothing is left behind, or a dead-node cleanup would lose its trace.)
+	if left, ferr := s.reg.NodeSpaces(fctx, s.cfg.NodeID); ferr == nil && len(left) == 0 {
+		if ferr := s.reg.ForgetNode(fctx, s.cfg.NodeID); ferr != nil {
+			s.log.Warn("forgetting this node in Redis failed", "err", ferr)
+		}
+	}
+	fcancel()
+	s.close()
+	return err
+}
+
+func (s *Service) close() {
+	s.closeOnce.Do(func() { _ = s.engine.Close() })
+}
+
+// handleSpaceEvent applies space.deleted from spacecast.spaces.
+func (s *Service) handleSpaceEvent(ctx context.Context, m kafkabus.Message) error {
+	ev, err := events.Parse(m.Value)
+	if err != nil {
+		s.log.Error("skipping malformed event", "err", err, "offset", m.Offset)
+		return nil
+	}
+	if ev.Type != "space.deleted" {
+		return nil
+	}
+	var d struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil || d.ID == "" {
+		s.log.Error("skipping space.deleted without data.id", "event_id", ev.ID)
+		return nil
+	}
+	return s.srv.SpaceDeleted(ctx, d.ID)
+}
