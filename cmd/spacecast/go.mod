@@ -8,6 +8,7 @@ require (
 	github.com/spacecast/spacecast/services/keys v0.0.0
 	github.com/spacecast/spacecast/services/sfu v0.0.0
 	github.com/spacecast/spacecast/services/spaces-api v0.0.0
+	github.com/spacecast/spacecast/services/webhooks v0.0.0
 	github.com/spf13/cobra v1.10.2
 	github.com/twmb/franz-go v1.22.2
 )

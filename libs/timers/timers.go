@@ -40,6 +40,12 @@ func (q *Queue) Schedule(ctx context.Context, member string, due time.Time) erro
 	return q.rdb.ZAdd(ctx, q.key, redis.Z{Score: float64(due.UnixMilli()), Member: member}).Err()
 }
 
+// ScheduleIfAbsent adds member due at due unless it is already scheduled (or leased), for
+// rebuilding timers from a durable record without disturbing claims in flight.
+func (q *Queue) ScheduleIfAbsent(ctx context.Context, member string, due time.Time) error {
+	return q.rdb.ZAddNX(ctx, q.key, redis.Z{Score: float64(due.UnixMilli()), Member: member}).Err()
+}
+
 // Cancel removes member; it reports whether it was there.
 func (q *Queue) Cancel(ctx context.Context, member string) (bool, error) {
 	n, err := q.rdb.ZRem(ctx, q.key, member).Result()

@@ -45,6 +45,7 @@ func newRoot() *cobra.Command {
 		newTokenCmd(),
 		newEventsCmd(g),
 		newBenchCmd(g),
+		newWebhooksCmd(g),
 	)
 	return root
 }

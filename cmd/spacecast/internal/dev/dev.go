@@ -27,6 +27,7 @@ import (
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/keys"
 	"github.com/spacecast/spacecast/services/sfu"
+	"github.com/spacecast/spacecast/services/webhooks"
 	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
 )
 
@@ -160,11 +161,27 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	comps := []component{keysSvc, spacesSvc, sfuSvc}
+	whDB, err := openDB("webhooks")
+	if err != nil {
+		return err
+	}
+	dbs = append(dbs, whDB)
+	whCfg := webhooks.LoadConfig(envconfig.FromMap(nil))
+	// Dev mode delivers to local receivers (`spacecast webhooks listen`): allow loopback only.
+	whCfg.AllowNetworks = []string{"127.0.0.0/8", "::1/128"}
+	whSvc, err := webhooks.New(ctx, whCfg, webhooks.Deps{Logger: log, DB: whDB, Publisher: prod, Brokers: brokers, Redis: rdb,
+		Auth: authn, Environments: keysSvc})
+	if err != nil {
+		return err
+	}
+
+	comps := []component{keysSvc, spacesSvc, sfuSvc, whSvc}
 	checks := []httpapi.Check{
 		{Name: "keys-db", Fn: keysSvc.Ping},
 		{Name: "spaces-db", Fn: spacesSvc.Ping},
 		{Name: "sfu", Fn: sfuSvc.Ping},
+		{Name: "webhooks-db", Fn: whSvc.Ping},
+		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
 	e := httpapi.NewServer(httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks})
 	for _, c := range comps {

@@ -1,0 +1,297 @@
+package deliver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/timers"
+	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
+	"github.com/spacecast/spacecast/services/webhooks/internal/store"
+)
+
+// DefaultSchedule is the delay before each retry: 9 retries over about 2.5 days, well past
+// the 24 h the contract asks for.
+var DefaultSchedule = []time.Duration{5 * time.Second, time.Minute, 5 * time.Minute, 30 * time.Minute,
+	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 14 * time.Hour, 24 * time.Hour}
+
+// Notifier wakes the outbox relay.
+type Notifier interface{ Notify() }
+
+// WorkerConfig tunes a Worker.
+type WorkerConfig struct {
+	Store         *store.Store
+	Queue         *timers.Queue
+	Sender        *Sender
+	Relay         Notifier
+	Log           *slog.Logger
+	Schedule      []time.Duration // retry delays (DefaultSchedule)
+	PerEndpoint   int             // concurrent attempts per endpoint (4)
+	MaxInFlight   int             // concurrent attempts in all (256)
+	DisableAfter  time.Duration   // an endpoint failing this long is disabled (72 h)
+	MaxRetryAfter time.Duration   // Retry-After is honoured up to this (1 h)
+	Lease         time.Duration   // claim lease; longer than the HTTP timeout (30 s)
+	Poll          time.Duration   // idle poll (100 ms)
+}
+
+// Worker claims due deliveries and attempts them.
+type Worker struct {
+	c    WorkerConfig
+	wake chan struct{}
+	slot chan struct{}
+
+	mu      sync.Mutex
+	busy    map[string]int     // attempts in flight per endpoint
+	buckets map[string]*bucket // per-endpoint rate limits
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// NewWorker fills defaults.
+func NewWorker(c WorkerConfig) *Worker {
+	if len(c.Schedule) == 0 {
+		c.Schedule = DefaultSchedule
+	}
+	if c.PerEndpoint <= 0 {
+		c.PerEndpoint = 4
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 256
+	}
+	if c.DisableAfter <= 0 {
+		c.DisableAfter = 72 * time.Hour
+	}
+	if c.MaxRetryAfter <= 0 {
+		c.MaxRetryAfter = time.Hour
+	}
+	if c.Lease <= 0 {
+		c.Lease = 30 * time.Second
+	}
+	if c.Poll <= 0 {
+		c.Poll = 100 * time.Millisecond
+	}
+	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight),
+		busy: map[string]int{}, buckets: map[string]*bucket{}}
+}
+
+// Wake makes the worker look for due deliveries now.
+func (w *Worker) Wake() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run claims and attempts deliveries until ctx ends; attempts in flight finish first.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		free := cap(w.slot) - len(w.slot)
+		var ids []string
+		if free > 0 {
+			var err error
+			ids, err = w.c.Queue.Claim(ctx, time.Now(), w.c.Lease, min(free, 200))
+			if err != nil && ctx.Err() == nil {
+				w.c.Log.Warn("claiming deliveries failed", "err", err)
+			}
+		}
+		for _, id := range ids {
+			w.slot <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-w.slot }()
+				w.process(context.WithoutCancel(ctx), id)
+			}()
+		}
+		if len(ids) > 0 && len(ids) == min(free, 200) {
+			continue
+		}
+		t := time.NewTimer(w.c.Poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-w.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// acquire takes a per-endpoint slot and a rate-limit token; otherwise it says when to retry.
+func (w *Worker) acquire(ep store.Endpoint, now time.Time) (bool, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy[ep.ID] >= w.c.PerEndpoint {
+		return false, 50 * time.Millisecond
+	}
+	if ep.RateLimit > 0 {
+		b := w.buckets[ep.ID]
+		if b == nil {
+			b = &bucket{tokens: float64(ep.RateLimit), last: now}
+			w.buckets[ep.ID] = b
+		}
+		b.tokens = min(float64(ep.RateLimit), b.tokens+now.Sub(b.last).Seconds()*float64(ep.RateLimit))
+		b.last = now
+		if b.tokens < 1 {
+			return false, time.Duration((1 - b.tokens) / float64(ep.RateLimit) * float64(time.Second))
+		}
+		b.tokens--
+	}
+	w.busy[ep.ID]++
+	return true, 0
+}
+
+func (w *Worker) release(id string) {
+	w.mu.Lock()
+	if w.busy[id]--; w.busy[id] <= 0 {
+		delete(w.busy, id)
+	}
+	w.mu.Unlock()
+}
+
+func (w *Worker) process(ctx context.Context, id string) {
+	log := w.c.Log.With("delivery_id", id)
+	d, err := w.c.Store.GetDelivery(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		_ = w.c.Queue.Done(ctx, id)
+		return
+	}
+	if err != nil {
+		log.Warn("loading delivery failed; it comes back after its lease", "err", err)
+		return
+	}
+	if d.Status != store.StatusPending {
+		_ = w.c.Queue.Done(ctx, id)
+		return
+	}
+	ep, err := w.c.Store.GetEndpoint(ctx, "", d.EndpointID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !ep.Enabled) {
+		if err := w.c.Store.Abandon(ctx, id); err == nil {
+			_ = w.c.Queue.Done(ctx, id)
+		}
+		return
+	}
+	if err != nil {
+		log.Warn("loading endpoint failed", "err", err)
+		return
+	}
+	now := time.Now()
+	ok, wait := w.acquire(ep, now)
+	if !ok {
+		// Another attempt for this endpoint is busy or its rate is spent: come back shortly
+		// without holding a worker slot, so other endpoints are never blocked behind it.
+		_ = w.c.Queue.Schedule(ctx, id, now.Add(wait))
+		return
+	}
+	defer w.release(ep.ID)
+	w.attempt(ctx, log, d, ep)
+}
+
+type attemptSummary struct {
+	CreatedAt  string `json:"created_at"`
+	StatusCode int    `json:"response_status_code"`
+	Address    string `json:"address"`
+}
+
+func (w *Worker) attempt(ctx context.Context, log interface {
+	Warn(string, ...any)
+}, d store.Delivery, ep store.Endpoint) {
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(d.Payload, &body); err != nil {
+		log.Warn("delivery payload is not JSON; abandoning", "err", err)
+		_ = w.c.Store.Abandon(ctx, d.ID)
+		_ = w.c.Queue.Done(ctx, d.ID)
+		return
+	}
+	prev := make([]attemptSummary, len(d.Attempts))
+	for i, a := range d.Attempts {
+		prev[i] = attemptSummary{CreatedAt: a.At, StatusCode: a.StatusCode, Address: ep.URL}
+	}
+	body["attempts"], _ = json.Marshal(prev)
+	raw, _ := json.Marshal(body)
+	now := time.Now()
+	headers, err := signing.Headers(d.EventID, now.Unix(), raw, ep.Secrets(now)...)
+	if err != nil {
+		log.Warn("endpoint secret is unusable; abandoning", "err", err)
+		_ = w.c.Store.Abandon(ctx, d.ID)
+		_ = w.c.Queue.Done(ctx, d.ID)
+		return
+	}
+	res := w.c.Sender.Send(ctx, ep.URL, raw, headers)
+	o := w.decide(d, ep, res, now)
+	if _, err := w.c.Store.RecordAttempt(ctx, d, o); err != nil {
+		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
+		return
+	}
+	if w.c.Relay != nil {
+		w.c.Relay.Notify()
+	}
+	if o.Status == store.StatusPending {
+		_ = w.c.Queue.Schedule(ctx, d.ID, o.Next)
+	} else {
+		_ = w.c.Queue.Done(ctx, d.ID)
+	}
+}
+
+// decide turns a response into the delivery's next state.
+func (w *Worker) decide(d store.Delivery, ep store.Endpoint, res Response, now time.Time) store.Outcome {
+	a := store.Attempt{AtNS: now.UnixNano(), StatusCode: res.Status, LatencyMS: int(res.Latency.Milliseconds()), ResponseBody: res.Body}
+	if res.Err != nil {
+		msg := res.Err.Error()
+		a.Error = &msg
+	}
+	o := store.Outcome{Attempt: a}
+	n := d.AttemptCount + 1
+	switch {
+	case res.Err == nil && res.Status >= 200 && res.Status <= 299:
+		o.Status = store.StatusSucceeded
+	case res.Status == 410:
+		o.Status, o.Failing, o.Disable = store.StatusFailed, true, "the endpoint answered 410 Gone"
+	case n > len(w.c.Schedule):
+		o.Status, o.Failing = store.StatusFailed, true
+	default:
+		o.Status, o.Failing = store.StatusPending, true
+		delay := w.c.Schedule[n-1]
+		delay += time.Duration((rand.Float64()*0.4 - 0.2) * float64(delay)) // ±20 % jitter
+		if res.RetryAfter > 0 {
+			// Honour Retry-After, bounded: never sooner than asked, never later than the cap.
+			delay = max(delay, min(res.RetryAfter, w.c.MaxRetryAfter))
+		}
+		o.Next = now.Add(max(delay, 100*time.Millisecond))
+	}
+	if o.Failing && o.Disable == "" && ep.FailingSince != 0 && now.Sub(time.Unix(0, ep.FailingSince)) >= w.c.DisableAfter {
+		o.Disable = fmt.Sprintf("the endpoint failed every delivery for %s", w.c.DisableAfter)
+	}
+	outcome := "retrying"
+	if o.Status != store.StatusPending {
+		outcome = o.Status
+	}
+	if ev, err := events.New(store.Source, "webhook.delivery.attempted", ep.ID, ep.EnvironmentID, map[string]any{
+		"delivery_id": d.ID, "webhook_endpoint_id": ep.ID, "event_id": d.EventID, "event_type": d.EventType, "attempt": n,
+		"response_status_code": res.Status, "latency_ms": a.LatencyMS, "outcome": outcome, "error": a.Error,
+	}); err == nil {
+		o.Events = append(o.Events, ev)
+	}
+	if o.Disable != "" {
+		ep.Enabled, ep.DisabledReason = false, &o.Disable
+		if ev, err := events.New(store.Source, "webhook_endpoint.disabled", ep.ID, ep.EnvironmentID, ep); err == nil {
+			o.Events = append(o.Events, ev)
+		}
+	}
+	if o.Status == store.StatusPending {
+		o.Attempt.StatusCode = res.Status
+	}
+	return o
+}

@@ -1,0 +1,452 @@
+// Package store keeps webhook endpoints, deliveries and their attempts in SQL. Every state
+// change that other systems should see writes its event to the outbox in the same transaction.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"strconv"
+	"time"
+
+	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/outbox"
+	"github.com/spacecast/spacecast/libs/sqldb"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Source is the CloudEvents source of this service's events.
+const Source = "spacecast/webhooks"
+
+// Sentinel errors; the API maps them to HTTP.
+var (
+	ErrNotFound = errors.New("not found")
+)
+
+// Delivery statuses.
+const (
+	StatusPending   = "pending"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// Endpoint is a receiver URL of one environment.
+type Endpoint struct {
+	ID             string   `json:"id"`
+	CreatedAt      string   `json:"created_at"`
+	URL            string   `json:"url"`
+	Events         []string `json:"events"`
+	Enabled        bool     `json:"enabled"`
+	RateLimit      int      `json:"rate_limit"`
+	DisabledReason *string  `json:"disabled_reason,omitempty"`
+
+	EnvironmentID       string `json:"-"`
+	Secret              string `json:"-"`
+	PreviousSecret      string `json:"-"`
+	PreviousSecretUntil int64  `json:"-"` // unix ns
+	FailingSince        int64  `json:"-"` // unix ns, 0 = healthy
+}
+
+// Secrets returns the secrets that sign a delivery now.
+func (e Endpoint) Secrets(now time.Time) []string {
+	s := []string{e.Secret}
+	if e.PreviousSecret != "" && now.UnixNano() < e.PreviousSecretUntil {
+		s = append(s, e.PreviousSecret)
+	}
+	return s
+}
+
+// Wants reports whether the endpoint takes events of the public type.
+func (e Endpoint) Wants(typ string) bool {
+	if len(e.Events) == 0 {
+		return true
+	}
+	for _, t := range e.Events {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// Delivery is one event for one endpoint.
+type Delivery struct {
+	ID            string    `json:"id"`
+	CreatedAt     string    `json:"created_at"`
+	EndpointID    string    `json:"webhook_endpoint_id"`
+	EventID       string    `json:"event_id"`
+	EventType     string    `json:"event_type"`
+	Status        string    `json:"status"`
+	AttemptCount  int       `json:"attempt_count"`
+	NextAttemptAt *string   `json:"next_attempt_at,omitempty"`
+	Attempts      []Attempt `json:"attempts"`
+
+	EnvironmentID string          `json:"-"`
+	Payload       json.RawMessage `json:"-"`
+	NextAttemptNS int64           `json:"-"`
+}
+
+// Attempt is one HTTP try of a delivery.
+type Attempt struct {
+	At           string  `json:"created_at"`
+	StatusCode   int     `json:"response_status_code"`
+	LatencyMS    int     `json:"latency_ms"`
+	Error        *string `json:"error,omitempty"`
+	ResponseBody string  `json:"response_body"`
+
+	AtNS int64 `json:"-"`
+}
+
+// Store is the webhooks SQL store.
+type Store struct {
+	db *sqldb.DB
+}
+
+// Open migrates db and returns the store.
+func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx, sub, "webhooks"); err != nil {
+		return nil, err
+	}
+	if err := outbox.Migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	return &Store{db: db}, nil
+}
+
+// Ping checks the database.
+func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+func secs(ns int64) string { return strconv.FormatInt(ns/int64(time.Second), 10) }
+
+const endpointCols = `id, environment_id, url, events, enabled, secret, previous_secret, previous_secret_until, rate_limit, failing_since, disabled_reason, created_ns`
+
+func scanEndpoint(sc interface{ Scan(...any) error }) (Endpoint, error) {
+	var e Endpoint
+	var evs string
+	var prev, reason sql.NullString
+	var prevUntil, failing sql.NullInt64
+	var ns int64
+	if err := sc.Scan(&e.ID, &e.EnvironmentID, &e.URL, &evs, &e.Enabled, &e.Secret, &prev, &prevUntil, &e.RateLimit, &failing, &reason, &ns); err != nil {
+		return Endpoint{}, err
+	}
+	e.Events = []string{}
+	_ = json.Unmarshal([]byte(evs), &e.Events)
+	e.PreviousSecret, e.PreviousSecretUntil, e.FailingSince = prev.String, prevUntil.Int64, failing.Int64
+	if reason.Valid {
+		e.DisabledReason = &reason.String
+	}
+	e.CreatedAt = secs(ns)
+	return e, nil
+}
+
+// CreateEndpoint inserts e.
+func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error) {
+	now := time.Now().UnixNano()
+	evs, _ := json.Marshal(e.Events)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO endpoints (id, environment_id, url, events, enabled, secret, rate_limit, created_ns, updated_ns)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`, e.ID, e.EnvironmentID, e.URL, string(evs), e.Enabled, e.Secret, e.RateLimit, now)
+	e.CreatedAt = secs(now)
+	return e, err
+}
+
+// GetEndpoint returns an endpoint of env ("" = any environment).
+func (s *Store) GetEndpoint(ctx context.Context, env, id string) (Endpoint, error) {
+	e, err := scanEndpoint(s.db.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = $1 AND ($2 = '' OR environment_id = $2)`, id, env))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Endpoint{}, ErrNotFound
+	}
+	return e, err
+}
+
+func (s *Store) queryEndpoints(ctx context.Context, q string, args ...any) ([]Endpoint, error) {
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Endpoint{}
+	for rows.Next() {
+		e, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// ListEndpoints returns a page of env's endpoints, newest first.
+func (s *Store) ListEndpoints(ctx context.Context, env string, limit, offset int) ([]Endpoint, error) {
+	return s.queryEndpoints(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE environment_id = $1 ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, env, limit, offset)
+}
+
+// EnabledEndpoints returns env's enabled endpoints.
+func (s *Store) EnabledEndpoints(ctx context.Context, env string) ([]Endpoint, error) {
+	return s.queryEndpoints(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE environment_id = $1 AND enabled = $2`, env, true)
+}
+
+// UpdateEndpoint stores url, events, enabled and rate limit; enabling clears the failure state.
+func (s *Store) UpdateEndpoint(ctx context.Context, e Endpoint) error {
+	evs, _ := json.Marshal(e.Events)
+	res, err := s.db.ExecContext(ctx, `UPDATE endpoints SET url = $1, events = $2, enabled = $3, rate_limit = $4, updated_ns = $5,
+		failing_since = CASE WHEN $3 THEN NULL ELSE failing_since END,
+		disabled_reason = CASE WHEN $3 THEN NULL ELSE disabled_reason END
+		WHERE id = $6 AND environment_id = $7`, e.URL, string(evs), e.Enabled, e.RateLimit, time.Now().UnixNano(), e.ID, e.EnvironmentID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// RotateSecret makes secret current; the old one keeps signing until keepUntil.
+func (s *Store) RotateSecret(ctx context.Context, env, id, secret string, keepUntil time.Time) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE endpoints SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_ns = $3
+		WHERE id = $4 AND environment_id = $5`, keepUntil.UnixNano(), secret, time.Now().UnixNano(), id, env)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteEndpoint removes an endpoint; its pending deliveries are dropped when they come due.
+func (s *Store) DeleteEndpoint(ctx context.Context, env, id string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM endpoints WHERE id = $1 AND environment_id = $2`, id, env)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// CreateDeliveries records deliveries durably (existing ones for the same endpoint and event
+// are kept as they are) and returns the ids of those still pending.
+func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]string, error) {
+	var pending []string
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		for _, d := range ds {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, endpoint_id, environment_id, event_id, event_type, payload, status, next_attempt_ns, created_ns, updated_ns)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
+				d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType, string(d.Payload), StatusPending, now); err != nil {
+				return err
+			}
+			var id, status string
+			if err := tx.QueryRowContext(ctx, `SELECT id, status FROM deliveries WHERE endpoint_id = $1 AND event_id = $2`, d.EndpointID, d.EventID).Scan(&id, &status); err != nil {
+				return err
+			}
+			if status == StatusPending {
+				pending = append(pending, id)
+			}
+		}
+		return nil
+	})
+	return pending, err
+}
+
+const deliveryCols = `id, endpoint_id, environment_id, event_id, event_type, payload, status, attempts, next_attempt_ns, created_ns`
+
+func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
+	var d Delivery
+	var payload string
+	var next sql.NullInt64
+	var ns int64
+	if err := sc.Scan(&d.ID, &d.EndpointID, &d.EnvironmentID, &d.EventID, &d.EventType, &payload, &d.Status, &d.AttemptCount, &next, &ns); err != nil {
+		return Delivery{}, err
+	}
+	d.Payload = json.RawMessage(payload)
+	d.CreatedAt = secs(ns)
+	if next.Valid && d.Status == StatusPending {
+		d.NextAttemptNS = next.Int64
+		t := secs(next.Int64)
+		d.NextAttemptAt = &t
+	}
+	d.Attempts = []Attempt{}
+	return d, nil
+}
+
+// GetDelivery returns a delivery with its attempts.
+func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
+	d, err := scanDelivery(s.db.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Delivery{}, ErrNotFound
+	}
+	if err != nil {
+		return Delivery{}, err
+	}
+	d.Attempts, err = s.attempts(ctx, id)
+	return d, err
+}
+
+func (s *Store) attempts(ctx context.Context, id string) ([]Attempt, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT at_ns, status_code, latency_ms, error, response_body FROM attempts WHERE delivery_id = $1 ORDER BY seq`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Attempt{}
+	for rows.Next() {
+		var a Attempt
+		var e, body sql.NullString
+		if err := rows.Scan(&a.AtNS, &a.StatusCode, &a.LatencyMS, &e, &body); err != nil {
+			return nil, err
+		}
+		if e.Valid {
+			a.Error = &e.String
+		}
+		a.ResponseBody, a.At = body.String, time.Unix(0, a.AtNS).UTC().Format(time.RFC3339)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// ListDeliveries returns a page of an endpoint's deliveries, newest first, with attempts.
+func (s *Store) ListDeliveries(ctx context.Context, endpointID string, limit, offset int) ([]Delivery, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE endpoint_id = $1 ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, endpointID, limit, offset)
+	if err != nil {
+		return nil, err
+	}
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if out[i].Attempts, err = s.attempts(ctx, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	if out == nil {
+		out = []Delivery{}
+	}
+	return out, nil
+}
+
+// Outcome is what one attempt decided.
+type Outcome struct {
+	Attempt Attempt
+	Status  string    // new delivery status
+	Next    time.Time // next attempt when Status is pending
+	Failing bool      // the endpoint failed this attempt
+	Disable string    // non-empty: disable the endpoint with this reason
+	Events  []events.Envelope
+}
+
+// RecordAttempt stores an attempt and its consequences in one transaction. It returns the
+// endpoint's failing_since after the attempt (0 when healthy).
+func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome) (int64, error) {
+	var failingSince int64
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		a := o.Attempt
+		if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
+			d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
+			return err
+		}
+		var next any
+		if o.Status == StatusPending {
+			next = o.Next.UnixNano()
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_ns = $2, updated_ns = $3 WHERE id = $4`,
+			o.Status, next, time.Now().UnixNano(), d.ID); err != nil {
+			return err
+		}
+		if o.Failing {
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2`, a.AtNS, d.EndpointID); err != nil {
+				return err
+			}
+		} else if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1`, d.EndpointID); err != nil {
+			return err
+		}
+		if o.Disable != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4`,
+				false, o.Disable, time.Now().UnixNano(), d.EndpointID); err != nil {
+				return err
+			}
+		}
+		var fs sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT failing_since FROM endpoints WHERE id = $1`, d.EndpointID).Scan(&fs); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		failingSince = fs.Int64
+		for _, ev := range o.Events {
+			if err := outbox.Add(ctx, tx, events.TopicWebhooks, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return failingSince, err
+}
+
+// Abandon marks a delivery failed without an attempt (its endpoint is gone or disabled).
+func (s *Store) Abandon(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = $1, next_attempt_ns = NULL, updated_ns = $2 WHERE id = $3 AND status = $4`,
+		StatusFailed, time.Now().UnixNano(), id, StatusPending)
+	return err
+}
+
+// Redeliver makes a delivery pending again now.
+func (s *Store) Redeliver(ctx context.Context, endpointID, id string) error {
+	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = $1, next_attempt_ns = $2, updated_ns = $2 WHERE id = $3 AND endpoint_id = $4`,
+		StatusPending, time.Now().UnixNano(), id, endpointID)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Pending returns up to limit pending deliveries (id and due time), for rebuilding timers.
+func (s *Store) Pending(ctx context.Context, after string, limit int) ([]Delivery, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3`, StatusPending, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// DisableEndpoint turns an endpoint off with a reason and records ev, in one transaction.
+func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, ev events.Envelope) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4`,
+			false, reason, time.Now().UnixNano(), id); err != nil {
+			return err
+		}
+		return outbox.Add(ctx, tx, events.TopicWebhooks, ev)
+	})
+}
