@@ -174,7 +174,7 @@ func (s *Service) rebuildTimers(ctx context.Context) error {
 			return fmt.Errorf("webhooks: rebuilding timers: %w", err)
 		}
 		for _, d := range ds {
-			if err := s.queue.ScheduleIfAbsent(ctx, d.ID, time.Unix(0, d.NextAttemptNS)); err != nil {
+			if err := s.queue.ScheduleIfAbsent(ctx, deliver.Member(d.EndpointID, d.ID), time.Unix(0, d.NextAttemptNS)); err != nil {
 				return fmt.Errorf("webhooks: rebuilding timers: %w", err)
 			}
 			after = d.ID

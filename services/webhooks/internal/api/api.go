@@ -15,6 +15,7 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/idgen"
+	"github.com/spacecast/spacecast/services/webhooks/internal/deliver"
 	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
 	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
@@ -233,7 +234,7 @@ func (a *API) redeliver(c echo.Context) error {
 		}
 		return err
 	}
-	if err := a.Queue.Schedule(c.Request().Context(), did, time.Now()); err != nil {
+	if err := a.Queue.Schedule(c.Request().Context(), deliver.Member(ep.ID, did), time.Now()); err != nil {
 		return err
 	}
 	a.Wake()

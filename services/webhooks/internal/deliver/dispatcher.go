@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/auth"
@@ -25,6 +26,18 @@ type Dispatcher struct {
 	Envs  auth.EnvironmentLookup
 	Log   *slog.Logger
 	Wake  func()
+}
+
+// Member is a delivery's timer member: "<endpoint id>/<delivery id>", so the worker can tell
+// a busy endpoint's deliveries apart without reading the database.
+func Member(endpointID, deliveryID string) string { return endpointID + "/" + deliveryID }
+
+func splitMember(m string) (endpointID, deliveryID string) {
+	endpointID, deliveryID, ok := strings.Cut(m, "/")
+	if !ok {
+		return "", m
+	}
+	return endpointID, deliveryID
 }
 
 // Body is the webhook payload as receivers get it (attempts are added per attempt).
@@ -82,15 +95,15 @@ func (d *Dispatcher) Handle(ctx context.Context, m kafkabus.Message) error {
 	if len(ds) == 0 {
 		return nil
 	}
-	ids, err := d.Store.CreateDeliveries(ctx, ds)
+	pending, err := d.Store.CreateDeliveries(ctx, ds)
 	if err != nil {
 		return fmt.Errorf("record deliveries of %s: %w", ev.ID, err)
 	}
 	now := time.Now()
-	for _, id := range ids {
+	for _, p := range pending {
 		// If-absent: a redelivered event must not pull a delivery's retry timer forward.
-		if err := d.Queue.ScheduleIfAbsent(ctx, id, now); err != nil {
-			return fmt.Errorf("schedule delivery %s: %w", id, err)
+		if err := d.Queue.ScheduleIfAbsent(ctx, Member(p.EndpointID, p.ID), now); err != nil {
+			return fmt.Errorf("schedule delivery %s: %w", p.ID, err)
 		}
 	}
 	if d.Wake != nil {

@@ -46,9 +46,11 @@ type Worker struct {
 	wake chan struct{}
 	slot chan struct{}
 
-	mu      sync.Mutex
-	busy    map[string]int     // attempts in flight per endpoint
-	buckets map[string]*bucket // per-endpoint rate limits
+	mu       sync.Mutex
+	busy     map[string]int           // attempts in flight per endpoint
+	buckets  map[string]*bucket       // per-endpoint rate limits
+	latency  map[string]time.Duration // recent attempt latency per endpoint (moving average)
+	deferred map[string]deferral      // deferrals of busy endpoints in the current window
 }
 
 type bucket struct {
@@ -80,7 +82,7 @@ func NewWorker(c WorkerConfig) *Worker {
 		c.Poll = 100 * time.Millisecond
 	}
 	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight),
-		busy: map[string]int{}, buckets: map[string]*bucket{}}
+		busy: map[string]int{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}}
 }
 
 // Wake makes the worker look for due deliveries now.
@@ -129,6 +131,47 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// busyFor says whether the endpoint has no free slot, and how long to wait before trying
+// again: about one attempt's latency at that endpoint, so a slow or dead endpoint's backlog is
+// looked at rarely and never crowds out the others.
+func (w *Worker) busyFor(endpointID string) (bool, time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.busy[endpointID] < w.c.PerEndpoint {
+		return false, 0
+	}
+	// Spread a backlog over the time the endpoint needs to absorb it: the i-th deferral within
+	// one latency window waits about (1 + i/PerEndpoint) attempts' latency.
+	lat := max(50*time.Millisecond, w.latency[endpointID])
+	now := time.Now()
+	d := w.deferred[endpointID]
+	if now.Sub(d.since) > lat {
+		d = deferral{since: now}
+	}
+	d.n++
+	w.deferred[endpointID] = d
+	return true, min(15*time.Minute, lat*time.Duration(1+d.n/w.c.PerEndpoint))
+}
+
+type deferral struct {
+	since time.Time
+	n     int
+}
+
+func (w *Worker) observe(endpointID string, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if old, ok := w.latency[endpointID]; ok {
+		w.latency[endpointID] = (old*3 + d) / 4
+	} else {
+		w.latency[endpointID] = d
+	}
+	if len(w.latency) > 100_000 {
+		clear(w.latency)
+		clear(w.deferred)
+	}
+}
+
 // acquire takes a per-endpoint slot and a rate-limit token; otherwise it says when to retry.
 func (w *Worker) acquire(ep store.Endpoint, now time.Time) (bool, time.Duration) {
 	w.mu.Lock()
@@ -161,11 +204,16 @@ func (w *Worker) release(id string) {
 	w.mu.Unlock()
 }
 
-func (w *Worker) process(ctx context.Context, id string) {
+func (w *Worker) process(ctx context.Context, member string) {
+	epID, id := splitMember(member)
+	if busy, wait := w.busyFor(epID); busy {
+		_ = w.c.Queue.Schedule(ctx, member, time.Now().Add(wait))
+		return
+	}
 	log := w.c.Log.With("delivery_id", id)
 	d, err := w.c.Store.GetDelivery(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		_ = w.c.Queue.Done(ctx, id)
+		_ = w.c.Queue.Done(ctx, member)
 		return
 	}
 	if err != nil {
@@ -173,13 +221,13 @@ func (w *Worker) process(ctx context.Context, id string) {
 		return
 	}
 	if d.Status != store.StatusPending {
-		_ = w.c.Queue.Done(ctx, id)
+		_ = w.c.Queue.Done(ctx, member)
 		return
 	}
 	ep, err := w.c.Store.GetEndpoint(ctx, "", d.EndpointID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !ep.Enabled) {
 		if err := w.c.Store.Abandon(ctx, id); err == nil {
-			_ = w.c.Queue.Done(ctx, id)
+			_ = w.c.Queue.Done(ctx, member)
 		}
 		return
 	}
@@ -192,11 +240,11 @@ func (w *Worker) process(ctx context.Context, id string) {
 	if !ok {
 		// Another attempt for this endpoint is busy or its rate is spent: come back shortly
 		// without holding a worker slot, so other endpoints are never blocked behind it.
-		_ = w.c.Queue.Schedule(ctx, id, now.Add(wait))
+		_ = w.c.Queue.Schedule(ctx, member, now.Add(wait))
 		return
 	}
 	defer w.release(ep.ID)
-	w.attempt(ctx, log, d, ep)
+	w.attempt(ctx, log, member, d, ep)
 }
 
 type attemptSummary struct {
@@ -207,12 +255,12 @@ type attemptSummary struct {
 
 func (w *Worker) attempt(ctx context.Context, log interface {
 	Warn(string, ...any)
-}, d store.Delivery, ep store.Endpoint) {
+}, member string, d store.Delivery, ep store.Endpoint) {
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(d.Payload, &body); err != nil {
 		log.Warn("delivery payload is not JSON; abandoning", "err", err)
 		_ = w.c.Store.Abandon(ctx, d.ID)
-		_ = w.c.Queue.Done(ctx, d.ID)
+		_ = w.c.Queue.Done(ctx, member)
 		return
 	}
 	prev := make([]attemptSummary, len(d.Attempts))
@@ -226,10 +274,11 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 	if err != nil {
 		log.Warn("endpoint secret is unusable; abandoning", "err", err)
 		_ = w.c.Store.Abandon(ctx, d.ID)
-		_ = w.c.Queue.Done(ctx, d.ID)
+		_ = w.c.Queue.Done(ctx, member)
 		return
 	}
 	res := w.c.Sender.Send(ctx, ep.URL, raw, headers)
+	w.observe(ep.ID, res.Latency)
 	o := w.decide(d, ep, res, now)
 	if _, err := w.c.Store.RecordAttempt(ctx, d, o); err != nil {
 		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
@@ -239,9 +288,9 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 		w.c.Relay.Notify()
 	}
 	if o.Status == store.StatusPending {
-		_ = w.c.Queue.Schedule(ctx, d.ID, o.Next)
+		_ = w.c.Queue.Schedule(ctx, member, o.Next)
 	} else {
-		_ = w.c.Queue.Done(ctx, d.ID)
+		_ = w.c.Queue.Done(ctx, member)
 	}
 }
 

@@ -236,9 +236,9 @@ func (s *Store) DeleteEndpoint(ctx context.Context, env, id string) error {
 }
 
 // CreateDeliveries records deliveries durably (existing ones for the same endpoint and event
-// are kept as they are) and returns the ids of those still pending.
-func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]string, error) {
-	var pending []string
+// are kept as they are) and returns those still pending (ID and EndpointID set).
+func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery, error) {
+	var pending []Delivery
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		now := time.Now().UnixNano()
 		for _, d := range ds {
@@ -252,7 +252,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]string, 
 				return err
 			}
 			if status == StatusPending {
-				pending = append(pending, id)
+				pending = append(pending, Delivery{ID: id, EndpointID: d.EndpointID})
 			}
 		}
 		return nil
