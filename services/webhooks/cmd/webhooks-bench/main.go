@@ -15,7 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +28,7 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/webhooks"
@@ -100,18 +103,27 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func main() {
 	dbURL := flag.String("db", "", "database URL (default: a SQLite file in a temp dir)")
+	redisURL := flag.String("redis", "", "Redis URL (default: an embedded miniredis); keys use a fresh prefix")
 	burst := flag.Int("burst-events", 3000, "events for the throughput phase (each goes to every healthy endpoint)")
 	rate := flag.Int("rate", 500, "events/s for the latency phase (one endpoint)")
 	isoRate := flag.Int("isolation-rate", 100, "events/s for the isolation phase (ten endpoints, plus one that times out)")
 	dur := flag.Duration("duration", 10*time.Second, "length of the paced phases")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
-	if err := run(*dbURL, *burst, *rate, *isoRate, *dur); err != nil {
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	if err := run(*dbURL, *redisURL, *burst, *rate, *isoRate, *dur); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "webhooks-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
+func run(dbURL, redisURL string, burst, rate, isoRate int, dur time.Duration) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -128,12 +140,17 @@ func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
 		return err
 	}
 	defer k.Close()
-	rs, err := embedded.StartRedis("127.0.0.1:0")
-	if err != nil {
-		return err
+	redisKind := "redis " + redisURL
+	if redisURL == "" {
+		redisKind = "embedded miniredis"
+		rs, err := embedded.StartRedis("127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		redisURL = rs.URL()
 	}
-	defer rs.Close()
-	rdb, err := redisconn.Open(ctx, rs.URL())
+	rdb, err := redisconn.Open(ctx, redisURL)
 	if err != nil {
 		return err
 	}
@@ -145,7 +162,8 @@ func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
 	if err != nil {
 		return err
 	}
-	cfg := webhooks.LoadConfig(envconfig.FromMap(map[string]string{"SPACECAST_WEBHOOKS_ALLOW_NETWORKS": "127.0.0.0/8"}))
+	cfg := webhooks.LoadConfig(envconfig.FromMap(map[string]string{"SPACECAST_WEBHOOKS_ALLOW_NETWORKS": "127.0.0.0/8",
+		"SPACECAST_WEBHOOKS_REDIS_PREFIX": "bench-" + strconv.FormatInt(time.Now().UnixNano(), 36) + ":"}))
 	authn, _ := auth.NewVerifier(lookups{}, auth.VerifierOptions{})
 	svc, err := webhooks.New(ctx, cfg, webhooks.Deps{Logger: log, DB: db, Publisher: prod, Brokers: k.Brokers(), Redis: rdb, Auth: authn, Environments: lookups{}})
 	if err != nil {
@@ -157,7 +175,7 @@ func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
 	defer api.Close()
 	go func() { _ = svc.Run(ctx) }()
 
-	fmt.Printf("webhooks-bench: %s, GOMAXPROCS %d, %d CPUs, db %s\n", time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), runtime.NumCPU(), strings.SplitN(dbURL, ":", 2)[0])
+	fmt.Printf("webhooks-bench: %s, GOMAXPROCS %d, %d CPUs, db %s, %s\n", time.Now().UTC().Format(time.RFC3339), runtime.GOMAXPROCS(0), runtime.NumCPU(), strings.SplitN(dbURL, ":", 2)[0], redisKind)
 	healthy := make([]*receiver, 10)
 	var epIDs []string
 	for i := range healthy {
@@ -185,6 +203,8 @@ func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
 	}
 	fmt.Printf("throughput: %d events x %d endpoints = %d deliveries in %.2f s: %.0f deliveries/s (event->delivery p50 %.0f ms, p99 %.0f ms)\n",
 		burst, len(healthy), want, el.Seconds(), float64(want)/el.Seconds(), ms(pct(all, 50)), ms(pct(all, 99)))
+
+	settle(ctx, db)
 
 	// Phase 2: latency at a steady rate to one endpoint.
 	for _, id := range epIDs[1:] {
@@ -224,6 +244,7 @@ func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
 		fmt.Printf("isolation %-28s %d deliveries: healthy p50 %.1f ms, p99 %.1f ms\n", label+":", len(ls), ms(pct(ls, 50)), ms(pct(ls, 99)))
 		return pct(ls, 99), nil
 	}
+	settle(ctx, db)
 	base, err := iso("10 healthy")
 	if err != nil {
 		return err
@@ -232,6 +253,7 @@ func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
 	if _, err := createEndpoint(api.URL, bad.srv.URL); err != nil {
 		return err
 	}
+	settle(ctx, db)
 	withBad, err := iso("10 healthy + 1 timing out")
 	if err != nil {
 		return err
@@ -239,6 +261,18 @@ func run(dbURL string, burst, rate, isoRate int, dur time.Duration) error {
 	fmt.Printf("isolation: healthy p99 changed by %+.1f %% with a timing-out endpoint\n", (float64(withBad)/float64(base)-1)*100)
 	cancel()
 	return nil
+}
+
+// settle waits until the previous phase's follow-up work is done: the outbox of analytics
+// events is published and the dispatcher has had time to read past them.
+func settle(ctx context.Context, db *sqldb.DB) {
+	for i := 0; i < 600; i++ {
+		if n, err := outbox.Pending(ctx, db); err == nil && n == 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second)
 }
 
 func createEndpoint(api, url string) (string, error) {

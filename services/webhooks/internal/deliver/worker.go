@@ -51,6 +51,7 @@ type Worker struct {
 	buckets  map[string]*bucket       // per-endpoint rate limits
 	latency  map[string]time.Duration // recent attempt latency per endpoint (moving average)
 	deferred map[string]deferral      // deferrals of busy endpoints in the current window
+	started  map[string]time.Time     // when the endpoint's attempts in flight began (busy 0 -> 1)
 }
 
 type bucket struct {
@@ -82,7 +83,7 @@ func NewWorker(c WorkerConfig) *Worker {
 		c.Poll = 100 * time.Millisecond
 	}
 	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight),
-		busy: map[string]int{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}}
+		busy: map[string]int{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}, started: map[string]time.Time{}}
 }
 
 // Wake makes the worker look for due deliveries now.
@@ -142,8 +143,9 @@ func (w *Worker) busyFor(endpointID string) (bool, time.Duration) {
 	}
 	// Spread a backlog over the time the endpoint needs to absorb it: the i-th deferral within
 	// one latency window waits about (1 + i/PerEndpoint) attempts' latency.
-	lat := max(50*time.Millisecond, w.latency[endpointID])
+	// Before any attempt has finished, the age of the attempts in flight is the best estimate.
 	now := time.Now()
+	lat := max(50*time.Millisecond, w.latency[endpointID], now.Sub(w.started[endpointID]))
 	d := w.deferred[endpointID]
 	if now.Sub(d.since) > lat {
 		d = deferral{since: now}
@@ -192,6 +194,9 @@ func (w *Worker) acquire(ep store.Endpoint, now time.Time) (bool, time.Duration)
 		}
 		b.tokens--
 	}
+	if w.busy[ep.ID] == 0 {
+		w.started[ep.ID] = now
+	}
 	w.busy[ep.ID]++
 	return true, 0
 }
@@ -200,6 +205,7 @@ func (w *Worker) release(id string) {
 	w.mu.Lock()
 	if w.busy[id]--; w.busy[id] <= 0 {
 		delete(w.busy, id)
+		delete(w.started, id)
 	}
 	w.mu.Unlock()
 }
@@ -280,7 +286,7 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 	res := w.c.Sender.Send(ctx, ep.URL, raw, headers)
 	w.observe(ep.ID, res.Latency)
 	o := w.decide(d, ep, res, now)
-	if _, err := w.c.Store.RecordAttempt(ctx, d, o); err != nil {
+	if err := w.c.Store.RecordAttempt(ctx, d, o, ep.FailingSince != 0); err != nil {
 		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
 		return
 	}

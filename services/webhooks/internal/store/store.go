@@ -290,7 +290,9 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 	if err != nil {
 		return Delivery{}, err
 	}
-	d.Attempts, err = s.attempts(ctx, id)
+	if d.AttemptCount > 0 { // a first attempt has no history to read
+		d.Attempts, err = s.attempts(ctx, id)
+	}
 	return d, err
 }
 
@@ -356,11 +358,11 @@ type Outcome struct {
 	Events  []events.Envelope
 }
 
-// RecordAttempt stores an attempt and its consequences in one transaction. It returns the
-// endpoint's failing_since after the attempt (0 when healthy).
-func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome) (int64, error) {
-	var failingSince int64
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+// RecordAttempt stores an attempt and its consequences in one transaction. wasFailing says
+// whether the endpoint was failing before (so a success by a healthy endpoint writes nothing
+// to it).
+func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome, wasFailing bool) error {
+	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		a := o.Attempt
 		if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
 			d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
@@ -378,8 +380,10 @@ func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome) (int64
 			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2`, a.AtNS, d.EndpointID); err != nil {
 				return err
 			}
-		} else if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1`, d.EndpointID); err != nil {
-			return err
+		} else if wasFailing {
+			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1`, d.EndpointID); err != nil {
+				return err
+			}
 		}
 		if o.Disable != "" {
 			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4`,
@@ -387,11 +391,6 @@ func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome) (int64
 				return err
 			}
 		}
-		var fs sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT failing_since FROM endpoints WHERE id = $1`, d.EndpointID).Scan(&fs); err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		failingSince = fs.Int64
 		for _, ev := range o.Events {
 			if err := outbox.Add(ctx, tx, events.TopicWebhooks, ev); err != nil {
 				return err
@@ -399,7 +398,6 @@ func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome) (int64
 		}
 		return nil
 	})
-	return failingSince, err
 }
 
 // Abandon marks a delivery failed without an attempt (its endpoint is gone or disabled).
