@@ -1,0 +1,354 @@
+// Package api serves the live stream and asset REST routes.
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/spacecast/spacecast/libs/auth"
+	"github.com/spacecast/spacecast/libs/httpapi"
+	"github.com/spacecast/spacecast/services/livestream/internal/store"
+)
+
+// Notifier is woken after a transaction that wrote events.
+type Notifier interface{ Notify() }
+
+// Ender ends a live stream's current recording at once (kicking its publisher).
+type Ender interface {
+	EndNow(ctx context.Context, liveStreamID string) error
+}
+
+// API holds the handlers' dependencies.
+type API struct {
+	Store    *store.Store
+	Relay    Notifier
+	Sessions Ender
+}
+
+// Bounds and defaults of live stream settings (API.md).
+const (
+	DefaultReconnectWindow = 60
+	MaxReconnectWindow     = 1800
+	DefaultMaxContinuous   = 43200
+	MinMaxContinuous       = 60
+	maxPassthrough         = 255
+)
+
+// Register mounts /video/v1/live-streams and /video/v1/assets behind authn.
+func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
+	r, w := auth.Require(auth.VideoRead), auth.Require(auth.VideoWrite)
+	g := e.Group("/video/v1/live-streams", authn.Middleware())
+	g.POST("", a.create, w)
+	g.GET("", a.list, r)
+	g.GET("/:id", a.get, r)
+	g.PATCH("/:id", a.update, w)
+	g.DELETE("/:id", a.delete, w)
+	g.POST("/:id/reset-stream-key", a.resetKey, w)
+	g.PUT("/:id/enable", a.enable, w)
+	g.PUT("/:id/disable", a.disable, w)
+	g.PUT("/:id/complete", a.complete, w)
+	g.POST("/:id/playback-ids", a.addPlaybackID, w)
+	g.GET("/:id/playback-ids/:pid", a.getPlaybackID, r)
+	g.DELETE("/:id/playback-ids/:pid", a.deletePlaybackID, w)
+	as := e.Group("/video/v1/assets", authn.Middleware())
+	as.GET("", a.listAssets, r)
+	as.GET("/:id", a.getAsset, r)
+	as.DELETE("/:id", a.deleteAsset, w)
+}
+
+// mapErr is the one place store errors become API errors.
+func mapErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return httpapi.NotFound("live stream not found")
+	case errors.Is(err, store.ErrAssetNotFound):
+		return httpapi.NotFound("asset not found")
+	case errors.Is(err, store.ErrPlaybackID):
+		return httpapi.NotFound("playback id not found")
+	}
+	return err
+}
+
+func env(c echo.Context) string { return auth.PrincipalFrom(c).EnvironmentID }
+
+func checkPolicy(field, p string) error {
+	if p != store.PolicyPublic && p != store.PolicySigned {
+		return httpapi.Invalid(`%s: want "public" or "signed", got %q`, field, p)
+	}
+	return nil
+}
+
+// policies reads playback_policy (a string or an array) and playback_policies (an array).
+func policies(one, many json.RawMessage) ([]string, error) {
+	var out []string
+	if len(one) > 0 && !bytes.Equal(one, []byte("null")) {
+		var s string
+		if err := json.Unmarshal(one, &s); err == nil {
+			out = append(out, s)
+		} else if err := json.Unmarshal(one, &out); err != nil {
+			return nil, httpapi.Invalid("playback_policy: want a string or an array of strings")
+		}
+	}
+	if len(many) > 0 && !bytes.Equal(many, []byte("null")) {
+		var more []string
+		if err := json.Unmarshal(many, &more); err != nil {
+			return nil, httpapi.Invalid("playback_policies: want an array of strings")
+		}
+		out = append(out, more...)
+	}
+	for _, p := range out {
+		if err := checkPolicy("playback_policy", p); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func checkSettings(rw, mcd *int, lm, pt *string, nas json.RawMessage) error {
+	if rw != nil && (*rw < 0 || *rw > MaxReconnectWindow) {
+		return httpapi.Invalid("reconnect_window must be between 0 and %d seconds", MaxReconnectWindow)
+	}
+	if mcd != nil && (*mcd < MinMaxContinuous || *mcd > DefaultMaxContinuous) {
+		return httpapi.Invalid("max_continuous_duration must be between %d and %d seconds", MinMaxContinuous, DefaultMaxContinuous)
+	}
+	if lm != nil && *lm != "standard" && *lm != "reduced" && *lm != "low" {
+		return httpapi.Invalid(`latency_mode: want "standard", "reduced" or "low", got %q`, *lm)
+	}
+	if pt != nil && utf8.RuneCountInString(*pt) > maxPassthrough {
+		return httpapi.Invalid("passthrough must be at most %d characters", maxPassthrough)
+	}
+	if len(nas) > 0 && !bytes.Equal(nas, []byte("null")) {
+		var obj map[string]any
+		if err := json.Unmarshal(nas, &obj); err != nil {
+			return httpapi.Invalid("new_asset_settings: want an object")
+		}
+	}
+	return nil
+}
+
+func compactObject(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return nil
+	}
+	return b.Bytes()
+}
+
+type settings struct {
+	ReconnectWindow       *int            `json:"reconnect_window"`
+	LatencyMode           *string         `json:"latency_mode"`
+	MaxContinuousDuration *int            `json:"max_continuous_duration"`
+	Passthrough           *string         `json:"passthrough"`
+	NewAssetSettings      json.RawMessage `json:"new_asset_settings"`
+}
+
+func (a *API) create(c echo.Context) error {
+	var req struct {
+		settings
+		PlaybackPolicy   json.RawMessage `json:"playback_policy"`
+		PlaybackPolicies json.RawMessage `json:"playback_policies"`
+		Test             *bool           `json:"test"`
+		ReducedLatency   *bool           `json:"reduced_latency"`
+	}
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	pols, err := policies(req.PlaybackPolicy, req.PlaybackPolicies)
+	if err != nil {
+		return err
+	}
+	if err := checkSettings(req.ReconnectWindow, req.MaxContinuousDuration, req.LatencyMode, req.Passthrough, req.NewAssetSettings); err != nil {
+		return err
+	}
+	n := store.NewLiveStream{Policies: pols, ReconnectWindow: DefaultReconnectWindow, LatencyMode: "standard",
+		MaxContinuousDuration: DefaultMaxContinuous, Passthrough: req.Passthrough, NewAssetSettings: compactObject(req.NewAssetSettings)}
+	if req.ReconnectWindow != nil {
+		n.ReconnectWindow = *req.ReconnectWindow
+	}
+	if req.LatencyMode != nil {
+		n.LatencyMode = *req.LatencyMode
+	} else if req.ReducedLatency != nil && *req.ReducedLatency {
+		n.LatencyMode = "reduced"
+	}
+	if req.MaxContinuousDuration != nil {
+		n.MaxContinuousDuration = *req.MaxContinuousDuration
+	}
+	if req.Test != nil {
+		n.Test = *req.Test
+	}
+	ls, err := a.Store.Create(c.Request().Context(), env(c), n)
+	if err != nil {
+		return err
+	}
+	a.Relay.Notify()
+	return httpapi.Data(c, http.StatusCreated, ls)
+}
+
+func (a *API) list(c echo.Context) error {
+	pg, err := httpapi.Paging(c)
+	if err != nil {
+		return err
+	}
+	status := c.QueryParam("status")
+	if status != "" && status != store.StatusIdle && status != store.StatusActive && status != store.StatusDisabled {
+		return httpapi.Invalid(`status: want "idle", "active" or "disabled", got %q`, status)
+	}
+	out, err := a.Store.List(c.Request().Context(), env(c), status, c.QueryParam("stream_key"), pg.Limit, pg.Offset)
+	if err != nil {
+		return err
+	}
+	return httpapi.Data(c, http.StatusOK, out)
+}
+
+func (a *API) get(c echo.Context) error {
+	ls, err := a.Store.Get(c.Request().Context(), env(c), c.Param("id"))
+	if err != nil {
+		return mapErr(err)
+	}
+	return httpapi.Data(c, http.StatusOK, ls)
+}
+
+func (a *API) update(c echo.Context) error {
+	var req settings
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	if err := checkSettings(req.ReconnectWindow, req.MaxContinuousDuration, req.LatencyMode, req.Passthrough, req.NewAssetSettings); err != nil {
+		return err
+	}
+	ls, err := a.Store.Update(c.Request().Context(), env(c), c.Param("id"), store.Patch{
+		ReconnectWindow: req.ReconnectWindow, LatencyMode: req.LatencyMode, MaxContinuousDuration: req.MaxContinuousDuration,
+		Passthrough: req.Passthrough, NewAssetSettings: compactObject(req.NewAssetSettings)})
+	if err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return httpapi.Data(c, http.StatusOK, ls)
+}
+
+func (a *API) delete(c echo.Context) error {
+	ctx := c.Request().Context()
+	if _, err := a.Store.Get(ctx, env(c), c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	if err := a.Sessions.EndNow(ctx, c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	if _, err := a.Store.Delete(c.Request().Context(), env(c), c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) resetKey(c echo.Context) error {
+	ls, err := a.Store.ResetStreamKey(c.Request().Context(), env(c), c.Param("id"))
+	if err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return httpapi.Data(c, http.StatusCreated, ls)
+}
+
+func (a *API) enable(c echo.Context) error  { return a.setEnabled(c, true) }
+func (a *API) disable(c echo.Context) error { return a.setEnabled(c, false) }
+
+func (a *API) setEnabled(c echo.Context, on bool) error {
+	ctx := c.Request().Context()
+	if _, err := a.Store.SetEnabled(ctx, env(c), c.Param("id"), on); err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	if !on {
+		if err := a.Sessions.EndNow(ctx, c.Param("id")); err != nil {
+			return mapErr(err)
+		}
+	}
+	return httpapi.Empty(c)
+}
+
+// complete ends the current recording without waiting for reconnect_window.
+func (a *API) complete(c echo.Context) error {
+	ctx := c.Request().Context()
+	if _, err := a.Store.Get(ctx, env(c), c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	if err := a.Sessions.EndNow(ctx, c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	return httpapi.Empty(c)
+}
+
+func (a *API) addPlaybackID(c echo.Context) error {
+	var req struct {
+		Policy *string `json:"policy"`
+	}
+	if err := httpapi.Bind(c, &req); err != nil {
+		return err
+	}
+	if req.Policy == nil {
+		return httpapi.Invalid("policy is required")
+	}
+	if err := checkPolicy("policy", *req.Policy); err != nil {
+		return err
+	}
+	p, err := a.Store.AddPlaybackID(c.Request().Context(), env(c), c.Param("id"), *req.Policy)
+	if err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return httpapi.Data(c, http.StatusCreated, p)
+}
+
+func (a *API) getPlaybackID(c echo.Context) error {
+	p, err := a.Store.GetPlaybackID(c.Request().Context(), env(c), c.Param("id"), c.Param("pid"))
+	if err != nil {
+		return mapErr(err)
+	}
+	return httpapi.Data(c, http.StatusOK, p)
+}
+
+func (a *API) deletePlaybackID(c echo.Context) error {
+	if err := a.Store.DeletePlaybackID(c.Request().Context(), env(c), c.Param("id"), c.Param("pid")); err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) listAssets(c echo.Context) error {
+	pg, err := httpapi.Paging(c)
+	if err != nil {
+		return err
+	}
+	out, err := a.Store.ListAssets(c.Request().Context(), env(c), c.QueryParam("live_stream_id"), pg.Limit, pg.Offset)
+	if err != nil {
+		return err
+	}
+	return httpapi.Data(c, http.StatusOK, out)
+}
+
+func (a *API) getAsset(c echo.Context) error {
+	as, err := a.Store.GetAsset(c.Request().Context(), env(c), c.Param("id"))
+	if err != nil {
+		return mapErr(err)
+	}
+	return httpapi.Data(c, http.StatusOK, as)
+}
+
+func (a *API) deleteAsset(c echo.Context) error {
+	if _, err := a.Store.DeleteAsset(c.Request().Context(), env(c), c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return c.NoContent(http.StatusNoContent)
+}

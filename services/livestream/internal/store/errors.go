@@ -1,0 +1,13 @@
+package store
+
+import "errors"
+
+// Sentinel errors of the live stream store; the API layer maps them to HTTP.
+var (
+	ErrNotFound      = errors.New("live stream not found")
+	ErrAssetNotFound = errors.New("asset not found")
+	ErrPlaybackID    = errors.New("playback id not found")
+)
+
+// ErrDisabled: the live stream is disabled and refuses publishers.
+var ErrDisabled = errors.New("live stream is disabled")

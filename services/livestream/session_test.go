@@ -1,0 +1,262 @@
+package livestream_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spacecast/spacecast/libs/testenv"
+	"github.com/spacecast/spacecast/services/livestream/internal/session"
+)
+
+func (e *env) stream(id string) map[string]any {
+	e.t.Helper()
+	st, res := e.call(readerA, "GET", "/video/v1/live-streams/"+id, "")
+	if st != 200 {
+		e.t.Fatalf("get %s = %d %v", id, st, res)
+	}
+	return data(res)
+}
+
+func (e *env) asset(id string) map[string]any {
+	e.t.Helper()
+	st, res := e.call(readerA, "GET", "/video/v1/assets/"+id, "")
+	if st != 200 {
+		e.t.Fatalf("get asset %s = %d %v", id, st, res)
+	}
+	return data(res)
+}
+
+// publish runs one encoder connection: media from 0 to dur, playable, then (unless keep) gone.
+func publish(t *testing.T, e *env, key string, dur time.Duration, keep bool) *session.Session {
+	t.Helper()
+	ctx := context.Background()
+	s, err := e.svc.Sessions().Begin(ctx, key, nil)
+	if err != nil {
+		t.Fatalf("begin: %v", err)
+	}
+	for _, ts := range []time.Duration{0, dur / 2, dur} {
+		if err := s.Media(ctx, ts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Playable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !keep {
+		if err := s.End(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func TestReconnectWindow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		ls := e.create(`{"playback_policy":"public","reconnect_window":2}`)
+		id, key := ls["id"].(string), ls["stream_key"].(string)
+
+		s1 := publish(t, e, key, 3*time.Second, false)
+		if s1.Resumed {
+			t.Fatal("first session claims to resume")
+		}
+		cur := e.stream(id)
+		if cur["status"] != "active" || cur["active_asset_id"] != s1.Asset.ID {
+			t.Fatalf("after disconnect %v", cur)
+		}
+		if a := e.asset(s1.Asset.ID); a["status"] != "preparing" || a["live_stream_id"] != id || len(a["playback_ids"].([]any)) != 1 {
+			t.Fatalf("asset while live %v", a)
+		}
+		// Reconnect inside the window: same asset, no idle.
+		time.Sleep(time.Second)
+		s2 := publish(t, e, key, 2*time.Second, false)
+		if !s2.Resumed || s2.Asset.ID != s1.Asset.ID {
+			t.Fatalf("reconnect inside window: resumed=%v asset %s, want %s", s2.Resumed, s2.Asset.ID, s1.Asset.ID)
+		}
+		time.Sleep(1500 * time.Millisecond) // past the first disconnect's window
+		if st := e.stream(id)["status"]; st != "active" {
+			t.Fatalf("status %v 1.5 s into the second window, want active", st)
+		}
+		// Past the window: idle, asset ready with the recorded duration.
+		testenv.Eventually(t, 10*time.Second, func() bool { return e.stream(id)["status"] == "idle" }, "stream never went idle")
+		a := e.asset(s1.Asset.ID)
+		if a["status"] != "ready" || a["duration"] != 5.0 {
+			t.Fatalf("asset after window %v, want ready with duration 5", a)
+		}
+		if cur := e.stream(id); cur["active_asset_id"] != nil || len(cur["recent_asset_ids"].([]any)) != 1 {
+			t.Fatalf("stream after window %v", cur)
+		}
+		// A new session is a new asset.
+		s3 := publish(t, e, key, time.Second, true)
+		if s3.Resumed || s3.Asset.ID == s1.Asset.ID {
+			t.Fatal("session after the window continues the old asset")
+		}
+		if st, res := e.call(writerA, "PUT", "/video/v1/live-streams/"+id+"/complete", ""); st != 200 || res["data"] == nil {
+			t.Fatalf("complete = %d %v", st, res)
+		}
+		if cur := e.stream(id); cur["status"] != "idle" || e.asset(s3.Asset.ID)["status"] != "ready" {
+			t.Fatalf("complete did not end the recording at once: %v", cur)
+		}
+
+		want := []string{"livestream.created",
+			"livestream.connected", "asset.created", "livestream.recording", "livestream.active", "livestream.disconnected",
+			"livestream.connected", "livestream.recording", "livestream.active", "livestream.disconnected",
+			"livestream.idle", "asset.ready", "asset.live_stream_completed",
+			"livestream.connected", "asset.created", "livestream.recording", "livestream.active", "livestream.disconnected",
+			"livestream.idle", "asset.ready", "asset.live_stream_completed"}
+		got, _ := readEvents(t, e.brokers, id, len(want))
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Fatalf("events\n got %v\nwant %v", got, want)
+		}
+	})
+}
+
+func TestRefusedPublishers(t *testing.T) {
+	e := setup(t, testenv.SQLBackends(t)[0])
+	ctx := context.Background()
+	m := e.svc.Sessions()
+	ls := e.create(`{"playback_policy":"public"}`)
+	id, key := ls["id"].(string), ls["stream_key"].(string)
+	if _, err := m.Begin(ctx, "not-a-key", nil); !errors.Is(err, session.ErrBadKey) {
+		t.Fatalf("bad key: %v", err)
+	}
+	_, res := e.call(writerA, "POST", "/video/v1/live-streams/"+id+"/reset-stream-key", "")
+	newKey := data(res)["stream_key"].(string)
+	if _, err := m.Begin(ctx, key, nil); !errors.Is(err, session.ErrBadKey) {
+		t.Fatalf("reset key: %v", err)
+	}
+	kicked := make(chan struct{}, 1)
+	s, err := m.Begin(ctx, newKey, func() { kicked <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Media(ctx, 0)
+	if st, _ := e.call(writerA, "PUT", "/video/v1/live-streams/"+id+"/disable", ""); st != 200 {
+		t.Fatal("disable failed")
+	}
+	select {
+	case <-kicked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("disable did not kick the publisher")
+	}
+	if cur := e.stream(id); cur["status"] != "disabled" || e.asset(s.Asset.ID)["status"] != "ready" {
+		t.Fatalf("after disable %v", cur)
+	}
+	if _, err := m.Begin(ctx, newKey, nil); !errors.Is(err, session.ErrDisabled) {
+		t.Fatalf("disabled: %v", err)
+	}
+	e.call(writerA, "PUT", "/video/v1/live-streams/"+id+"/enable", "")
+	s2, err := m.Begin(ctx, newKey, nil)
+	if err != nil || s2.Resumed {
+		t.Fatalf("after enable: %v resumed=%v", err, s2 != nil && s2.Resumed)
+	}
+	if st, _ := e.call(writerA, "DELETE", "/video/v1/live-streams/"+id, ""); st != 204 {
+		t.Fatal("delete failed")
+	}
+	if a := e.asset(s2.Asset.ID); a["status"] != "ready" {
+		t.Fatalf("delete left the recording %v", a)
+	}
+	if _, err := m.Begin(ctx, newKey, nil); !errors.Is(err, session.ErrBadKey) {
+		t.Fatalf("deleted stream: %v", err)
+	}
+	for _, c := range []struct{ in, want string }{
+		{"abc", "abc"}, {"live/abc", "abc"}, {"/app/abc?token=1", "abc"}, {"abc?x=y", "abc"}, {"app/abc/", "abc"},
+	} {
+		if got := session.StreamKey(c.in); got != c.want {
+			t.Errorf("StreamKey(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestOnePublisherAcrossInstances(t *testing.T) {
+	a := setup(t, testenv.SQLBackends(t)[0])
+	b := start(t, a.db, a.brokers, a.rdb, a.prefix)
+	ctx := context.Background()
+	ls := a.create(`{"playback_policy":"public","reconnect_window":30}`)
+	key := ls["stream_key"].(string)
+	kicked := make(chan struct{}, 1)
+	s1, err := a.svc.Sessions().Begin(ctx, key, func() { kicked <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// While s1 sends media, the other instance refuses a second publisher.
+	stopMedia := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stopMedia:
+				return
+			case <-time.After(100 * time.Millisecond):
+				_ = s1.Media(ctx, time.Duration(i)*100*time.Millisecond)
+			}
+		}
+	}()
+	for i := 0; i < 4; i++ { // across two lock lifetimes: the lock is renewed
+		if _, err := b.svc.Sessions().Begin(ctx, key, nil); !errors.Is(err, session.ErrBusy) {
+			t.Fatalf("second publisher: %v, want busy", err)
+		}
+		time.Sleep(time.Second)
+	}
+	// s1 stops sending (a dead TCP session): a reconnecting publisher takes over once the lock lapses.
+	close(stopMedia)
+	var s2 *session.Session
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		s2, err = b.svc.Sessions().Begin(ctx, key, nil)
+		return err == nil
+	}, "a new publisher never took over a silent session")
+	if !s2.Resumed || s2.Asset.ID != s1.Asset.ID {
+		t.Fatal("takeover did not continue the asset")
+	}
+	select {
+	case <-kicked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the silent session was not kicked")
+	}
+	if err := s2.Playable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_ = s1.End(ctx) // must not end the recording the new publisher continues
+	if err := a.svc.Sessions().EndNow(ctx, "no-such-stream"); err == nil {
+		t.Fatal("EndNow of an unknown stream succeeded")
+	}
+	time.Sleep(500 * time.Millisecond)
+	if cur := a.stream(ls["id"].(string)); cur["status"] != "active" || cur["active_asset_id"] != s1.Asset.ID {
+		t.Fatalf("after the old session ended %v, want active on the same asset", cur)
+	}
+	if n, _ := a.rdb.ZCard(ctx, a.prefix+"{livestream}:reconnect").Result(); n != 0 {
+		t.Fatalf("the old session scheduled %d reconnect timers", n)
+	}
+	if err := s2.End(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.svc.Sessions().Begin(ctx, key, nil); err != nil {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
+func TestTimerSurvivesRestart(t *testing.T) {
+	a := setup(t, testenv.SQLBackends(t)[0])
+	ls := a.create(`{"playback_policy":"public","reconnect_window":2}`)
+	id, key := ls["id"].(string), ls["stream_key"].(string)
+	s := publish(t, a, key, 4*time.Second, false)
+	a.stop() // the instance that scheduled the timer is gone
+	b := start(t, a.db, a.brokers, a.rdb, a.prefix)
+	c := start(t, a.db, a.brokers, a.rdb, a.prefix)
+	testenv.Eventually(t, 10*time.Second, func() bool { return b.stream(id)["status"] == "idle" }, "pending idle never fired after restart")
+	if as := b.asset(s.Asset.ID); as["status"] != "ready" || as["duration"] != 4.0 {
+		t.Fatalf("asset %v", as)
+	}
+	time.Sleep(time.Second)
+	got, _ := readEvents(t, c.brokers, id, 9)
+	n := 0
+	for _, typ := range got {
+		if typ == "asset.ready" {
+			n++
+		}
+	}
+	if n != 1 || got[len(got)-1] != "asset.live_stream_completed" {
+		t.Fatalf("events %v: want exactly one asset.ready", got)
+	}
+}
