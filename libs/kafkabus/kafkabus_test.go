@@ -23,7 +23,9 @@ func busSuite(t *testing.T, newBrokers func(t *testing.T) []string) {
 	t.Run("IndependentClientReads", func(t *testing.T) { testIndependentClient(t, newBrokers(t)) })
 }
 
-func TestEmbeddedKafka(t *testing.T) { busSuite(t, func(t *testing.T) []string { return testenv.Kafka(t) }) }
+func TestEmbeddedKafka(t *testing.T) {
+	busSuite(t, func(t *testing.T) []string { return testenv.Kafka(t) })
+}
 
 func producer(t *testing.T, brokers []string) *kafkabus.Producer {
 	p, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers})

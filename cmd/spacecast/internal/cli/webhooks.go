@@ -145,4 +145,3 @@ func fresh(ts string, tolerance time.Duration) bool {
 	d := time.Since(time.Unix(n, 0))
 	return d < tolerance && d > -tolerance
 }
-

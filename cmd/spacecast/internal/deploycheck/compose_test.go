@@ -29,7 +29,11 @@ var binaries = map[string]struct {
 		[]string{"SPACECAST_DATABASE_URL", "SPACECAST_KAFKA_BROKERS", "SPACECAST_INTERNAL_SECRET", "SPACECAST_BOOTSTRAP_TOKEN_ID", "SPACECAST_BOOTSTRAP_TOKEN_SECRET"}},
 	"spaces-api": {func(r *envconfig.Reader) { service.LoadBase(r, ""); spacesapi.LoadConfig(r) },
 		[]string{"SPACECAST_DATABASE_URL", "SPACECAST_KAFKA_BROKERS", "SPACECAST_INTERNAL_SECRET", "SPACECAST_KEYS_URL"}},
-	"sfu": {func(r *envconfig.Reader) { service.LoadBase(r, ""); sfu.LoadConfig(r); r.String("SPACECAST_SPACES_URL", "") },
+	"sfu": {func(r *envconfig.Reader) {
+		service.LoadBase(r, "")
+		sfu.LoadConfig(r)
+		r.String("SPACECAST_SPACES_URL", "")
+	},
 		[]string{"SPACECAST_DATABASE_URL", "SPACECAST_KAFKA_BROKERS", "SPACECAST_INTERNAL_SECRET", "SPACECAST_KEYS_URL", "SPACECAST_REDIS_URL", "SPACECAST_SPACES_URL", "SPACECAST_SFU_PUBLIC_URL"}},
 	"webhooks": {func(r *envconfig.Reader) { service.LoadBase(r, ""); webhooks.LoadConfig(r) },
 		[]string{"SPACECAST_DATABASE_URL", "SPACECAST_KAFKA_BROKERS", "SPACECAST_INTERNAL_SECRET", "SPACECAST_KEYS_URL", "SPACECAST_REDIS_URL"}},

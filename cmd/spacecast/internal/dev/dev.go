@@ -27,8 +27,8 @@ import (
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/keys"
 	"github.com/spacecast/spacecast/services/sfu"
-	"github.com/spacecast/spacecast/services/webhooks"
 	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
+	"github.com/spacecast/spacecast/services/webhooks"
 )
 
 // Options configure the dev mode.
@@ -39,9 +39,9 @@ type Options struct {
 	// SFUUDPPort and SFUTCPPort are the ICE ports of the SFU (0 = any free port, TCP -1 = off).
 	SFUUDPPort int
 	SFUTCPPort int
-	AccessLog bool
-	Logger    *slog.Logger
-	Out       io.Writer // where the start-up banner goes
+	AccessLog  bool
+	Logger     *slog.Logger
+	Out        io.Writer // where the start-up banner goes
 	// Env is read for SPACECAST_BOOTSTRAP_TOKEN_ID/SECRET.
 	Env *envconfig.Reader
 }
