@@ -62,7 +62,15 @@ func NewServer(o Options) *echo.Echo {
 		Help:    "HTTP request latency by route, method and status.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
 	}, []string{"route", "method", "status"})
-	_ = reg.Register(reqs)
+	if err := reg.Register(reqs); err != nil {
+		// Several servers on one registry (dev mode) share the histogram already registered.
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			log.Error("registering HTTP metrics failed", "err", err)
+		} else if prev, ok := are.ExistingCollector.(*prometheus.HistogramVec); ok {
+			reqs = prev
+		}
+	}
 
 	e.Use(middleware.RequestIDWithConfig(middleware.RequestIDConfig{}))
 	e.Use(func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -204,7 +212,8 @@ func Bind(c echo.Context, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	// More() would miss a stray '}' or ']' after the object; only a clean end of input will do.
+	if _, err := dec.Token(); err != io.EOF {
 		return Invalid("request body has data after the JSON object")
 	}
 	return nil

@@ -4,31 +4,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/testenv"
 )
 
-// busSuite is the shared suite every bus implementation runs; newBrokers gives a fresh broker.
-func busSuite(t *testing.T, newBrokers func(t *testing.T) []string) {
-	t.Run("PerKeyOrder", func(t *testing.T) { testPerKeyOrder(t, newBrokers(t)) })
-	t.Run("FailingHandlerIsRetriedNotSkipped", func(t *testing.T) { testRetryNotSkipped(t, newBrokers(t)) })
-	t.Run("CommitOnlyAfterSuccess", func(t *testing.T) { testCommitAfterSuccess(t, newBrokers(t)) })
-	t.Run("IndependentClientReads", func(t *testing.T) { testIndependentClient(t, newBrokers(t)) })
+// runBusSuite is the contract every bus deployment must meet. newBrokers returns the bootstrap
+// addresses of a fresh cluster; each subtest uses its own topics and groups, so a shared real
+// cluster works as well as one embedded cluster per test.
+func runBusSuite(t *testing.T, newBrokers func(t *testing.T) []string) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, brokers []string)
+	}{
+		{"PublishThenConsumeGetsEverything", testPublishConsumeAll},
+		{"PerKeyOrderAcrossPartitions", testPerKeyOrder},
+		{"FailingHandlerRetriedWithBackoffNotSkippedNotReordered", testRetryNotSkipped},
+		{"OffsetsCommittedOnlyAfterSuccess", testCommitAfterSuccess},
+		{"IndependentKgoClientReadsProducerRecords", testIndependentClient},
+		{"RunReturnsOnCancelWhileHandlerFails", testCancelWhileFailing},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newBrokers(t)) })
+	}
 }
 
-func TestEmbeddedKafka(t *testing.T) {
-	busSuite(t, func(t *testing.T) []string { return testenv.Kafka(t) })
+func TestBusEmbeddedKafka(t *testing.T) {
+	runBusSuite(t, func(t *testing.T) []string { return testenv.Kafka(t) })
 }
 
-func producer(t *testing.T, brokers []string) *kafkabus.Producer {
-	p, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers})
+// uniq returns a topic or group name unique to this test (a shared real cluster keeps state).
+func uniq(t *testing.T, what string) string {
+	return fmt.Sprintf("%s-%d", what, time.Now().UnixNano())
+}
+
+func newProducer(t *testing.T, brokers []string) *kafkabus.Producer {
+	t.Helper()
+	p, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers, Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,142 +56,368 @@ func producer(t *testing.T, brokers []string) *kafkabus.Producer {
 	return p
 }
 
-func publish(t *testing.T, p *kafkabus.Producer, topic string, n, keys int) {
+// publishSeq publishes n messages numbered 0..n-1 with key "k<i%keys>", in batches of batch.
+func publishSeq(t *testing.T, p *kafkabus.Producer, topic string, n, keys, batch int) {
 	t.Helper()
-	var msgs []kafkabus.Message
-	for i := 0; i < n; i++ {
-		msgs = append(msgs, kafkabus.Message{Topic: topic, Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte(strconv.Itoa(i))})
-	}
-	if err := p.Publish(context.Background(), msgs...); err != nil {
-		t.Fatal(err)
+	for start := 0; start < n; start += batch {
+		var msgs []kafkabus.Message
+		for i := start; i < min(n, start+batch); i++ {
+			msgs = append(msgs, kafkabus.Message{Topic: topic, Key: []byte("k" + strconv.Itoa(i%keys)), Value: []byte(strconv.Itoa(i))})
+		}
+		if err := p.Publish(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
-// consume runs a consumer until stop returns true or timeout.
-func consume(t *testing.T, brokers []string, group, topic string, h kafkabus.Handler, stop func() bool) {
+func val(t *testing.T, m kafkabus.Message) int {
+	v, err := strconv.Atoi(string(m.Value))
+	if err != nil {
+		t.Errorf("unexpected value %q", m.Value)
+	}
+	return v
+}
+
+type consumerOpts struct {
+	minBackoff, maxBackoff time.Duration
+}
+
+// consume runs a consumer in group on topic until done returns true (or 30 s pass), then
+// cancels it and waits for Run to return.
+func consume(t *testing.T, brokers []string, group, topic string, o consumerOpts, h kafkabus.Handler, done func() bool) {
 	t.Helper()
+	if o.minBackoff == 0 {
+		o.minBackoff, o.maxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	}
 	c, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: brokers, GroupID: group, Topics: []string{topic},
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, CommitInterval: 20 * time.Millisecond})
+		Logger: testenv.Logger(t), MinBackoff: o.minBackoff, MaxBackoff: o.maxBackoff, CommitInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = c.Run(ctx, h) }()
-	testenv.Eventually(t, 30*time.Second, stop, "consumer did not finish")
-	time.Sleep(100 * time.Millisecond) // let the last commit flush
-	cancel()
-	<-done
+	exited := make(chan error, 1)
+	go func() { exited <- c.Run(ctx, h) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("Run returned %v after cancel, want nil", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Run did not return after its context was canceled")
+		}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !done() {
+		select {
+		case err := <-exited:
+			t.Fatalf("Run returned early: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("consumer did not reach the expected state within 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func testPublishConsumeAll(t *testing.T, brokers []string) {
+	const n = 300
+	topic := uniq(t, "all")
+	p := newProducer(t, brokers)
+	before := time.Now().Add(-time.Minute)
+	publishSeq(t, p, topic, n, 40, 75)
+	var mu sync.Mutex
+	seen := map[int]int{}
+	partitions := map[int]bool{}
+	consume(t, brokers, uniq(t, "g"), topic, consumerOpts{}, func(_ context.Context, m kafkabus.Message) error {
+		v := val(t, m)
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Topic != topic || string(m.Key) != "k"+strconv.Itoa(v%40) || m.Offset < 0 || m.Time.Before(before) {
+			t.Errorf("message %d arrived with wrong metadata: %+v", v, m)
+		}
+		seen[v]++
+		partitions[m.Partition] = true
+		return nil
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == n })
+	for v := 0; v < n; v++ {
+		if seen[v] != 1 {
+			t.Errorf("message %d handled %d times", v, seen[v])
+		}
+	}
+	if len(partitions) < 2 {
+		t.Fatalf("40 keys all landed in partitions %v: the test needs a multi-partition topic", partitions)
+	}
 }
 
 func testPerKeyOrder(t *testing.T, brokers []string) {
-	p := producer(t, brokers)
-	publish(t, p, "order", 600, 7)
+	const n, keys = 2000, 50
+	topic := uniq(t, "order")
+	p := newProducer(t, brokers)
+	publishSeq(t, p, topic, n, keys, 100)
 	var mu sync.Mutex
-	last := map[string]int{}
-	n := 0
-	consume(t, brokers, "g-order", "order", func(_ context.Context, m kafkabus.Message) error {
-		v, _ := strconv.Atoi(string(m.Value))
+	got := map[string][]int{}
+	keyPart := map[string]map[int]bool{}
+	total := 0
+	consume(t, brokers, uniq(t, "g"), topic, consumerOpts{}, func(_ context.Context, m kafkabus.Message) error {
+		v := val(t, m)
 		mu.Lock()
 		defer mu.Unlock()
-		if prev, ok := last[string(m.Key)]; ok && v <= prev {
-			t.Errorf("key %s: %d after %d", m.Key, v, prev)
+		k := string(m.Key)
+		got[k] = append(got[k], v)
+		if keyPart[k] == nil {
+			keyPart[k] = map[int]bool{}
 		}
-		last[string(m.Key)] = v
-		n++
+		keyPart[k][m.Partition] = true
+		total++
 		return nil
-	}, func() bool { mu.Lock(); defer mu.Unlock(); return n >= 600 })
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return total >= n })
+	parts := map[int]bool{}
+	for k := 0; k < keys; k++ {
+		key := "k" + strconv.Itoa(k)
+		var want []int
+		for i := k; i < n; i += keys {
+			want = append(want, i)
+		}
+		if !slices.Equal(got[key], want) {
+			t.Fatalf("key %s handled in order %v, want %v", key, got[key], want)
+		}
+		if len(keyPart[key]) != 1 {
+			t.Fatalf("key %s spread over partitions %v", key, keyPart[key])
+		}
+		for p := range keyPart[key] {
+			parts[p] = true
+		}
+	}
+	if len(parts) < 2 {
+		t.Fatalf("all keys in partitions %v: order across partitions was not exercised", parts)
+	}
 }
 
 func testRetryNotSkipped(t *testing.T, brokers []string) {
-	p := producer(t, brokers)
-	// One key: one partition, so order is total.
-	publish(t, p, "retry", 20, 1)
+	const n, fails = 60, 4
+	const minB, maxB = 20 * time.Millisecond, 80 * time.Millisecond
+	topic := uniq(t, "retry")
+	p := newProducer(t, brokers)
+	publishSeq(t, p, topic, n, 3, n)
+	const poison = 31 // key k1, in the middle of its partition
 	var mu sync.Mutex
-	var seen []int
-	failures := 0
-	consume(t, brokers, "g-retry", "retry", func(_ context.Context, m kafkabus.Message) error {
-		v, _ := strconv.Atoi(string(m.Value))
+	var attempts []time.Time
+	handled := map[int][]int64{} // partition -> offsets handled successfully, in order
+	byValue := map[int]int{}
+	total := 0
+	consume(t, brokers, uniq(t, "g"), topic, consumerOpts{minBackoff: minB, maxBackoff: maxB}, func(_ context.Context, m kafkabus.Message) error {
+		v := val(t, m)
 		mu.Lock()
 		defer mu.Unlock()
-		if v == 5 && failures < 4 {
-			failures++
-			return errors.New("transient")
+		if v == poison {
+			attempts = append(attempts, time.Now())
+			if len(attempts) <= fails {
+				return errors.New("transient failure")
+			}
 		}
-		seen = append(seen, v)
+		handled[m.Partition] = append(handled[m.Partition], m.Offset)
+		byValue[v]++
+		total++
 		return nil
-	}, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) >= 20 })
-	if failures != 4 {
-		t.Fatalf("handler failed %d times, want 4 retries", failures)
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return total >= n })
+
+	if len(attempts) != fails+1 {
+		t.Fatalf("poison message attempted %d times, want %d failures then a success", len(attempts), fails+1)
 	}
-	for i, v := range seen {
-		if v != i {
-			t.Fatalf("handled %v: a message was skipped or reordered", seen)
+	backoff := minB
+	for i := 1; i < len(attempts); i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < backoff {
+			t.Errorf("retry %d came after %v, want a backoff of at least %v", i, gap, backoff)
+		}
+		backoff = min(2*backoff, maxB)
+	}
+	for v := 0; v < n; v++ {
+		if byValue[v] != 1 {
+			t.Errorf("message %d handled %d times", v, byValue[v])
+		}
+	}
+	// Within each partition, successes are exactly the offsets in order: nothing after the
+	// poison message was handled before it succeeded, and nothing was skipped.
+	for part, offs := range handled {
+		for i, o := range offs {
+			if o != offs[0]+int64(i) {
+				t.Fatalf("partition %d handled offsets %v: skipped or reordered", part, offs)
+			}
 		}
 	}
 }
 
 func testCommitAfterSuccess(t *testing.T, brokers []string) {
-	p := producer(t, brokers)
-	publish(t, p, "commit", 10, 1)
+	const n, failAt = 10, 5
+	topic, group := uniq(t, "commit"), uniq(t, "g")
+	p := newProducer(t, brokers)
+	publishSeq(t, p, topic, n, 1, n) // one key: one partition, a total order
 	var mu sync.Mutex
-	handled := map[int]int{}
-	// First consumer: handles 0..4, then message 5 fails forever; stop it.
-	consume(t, brokers, "g-commit", "commit", func(_ context.Context, m kafkabus.Message) error {
-		v, _ := strconv.Atoi(string(m.Value))
+	first := map[int]int{}
+	failed := 0
+	// First consumer: 0..4 succeed, 5 fails for good; stop it while 5 is still failing.
+	consume(t, brokers, group, topic, consumerOpts{}, func(_ context.Context, m kafkabus.Message) error {
+		v := val(t, m)
 		mu.Lock()
 		defer mu.Unlock()
-		if v >= 5 {
-			handled[-1]++ // failing attempts
-			return errors.New("down")
+		if v >= failAt {
+			if v > failAt {
+				t.Errorf("message %d handled while %d had not succeeded", v, failAt)
+			}
+			failed++
+			return errors.New("downstream is down")
 		}
-		handled[v]++
+		first[v]++
 		return nil
-	}, func() bool { mu.Lock(); defer mu.Unlock(); return handled[-1] >= 3 })
-	// Second consumer in the same group: message 5 comes again; 0..4 were committed.
-	var again []int
-	consume(t, brokers, "g-commit", "commit", func(_ context.Context, m kafkabus.Message) error {
-		v, _ := strconv.Atoi(string(m.Value))
-		mu.Lock()
-		defer mu.Unlock()
-		again = append(again, v)
-		return nil
-	}, func() bool { mu.Lock(); defer mu.Unlock(); return len(again) > 0 && again[len(again)-1] == 9 })
-	if again[0] != 5 {
-		t.Fatalf("after restart the group resumed at %v, want the failed message 5 first", again)
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return failed >= 3 })
+	for v := 0; v < failAt; v++ {
+		if first[v] != 1 {
+			t.Fatalf("first consumer handled message %d %d times", v, first[v])
+		}
 	}
-	for v := 0; v < 5; v++ {
-		if handled[v] != 1 {
-			t.Fatalf("message %d handled %d times by the first consumer", v, handled[v])
-		}
+	// A new consumer in the same group (the "restarted process") gets 5 again, then the rest;
+	// the successes before it were committed and do not come back.
+	var again []int
+	consume(t, brokers, group, topic, consumerOpts{}, func(_ context.Context, m kafkabus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		again = append(again, val(t, m))
+		return nil
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(again, n-1) })
+	if want := []int{5, 6, 7, 8, 9}; !slices.Equal(again, want) {
+		t.Fatalf("after restart the group handled %v, want %v (failed message redelivered, earlier ones not)", again, want)
 	}
 }
 
+// testIndependentClient reads the producer's records with franz-go, a different Kafka client,
+// and checks the partition of each key is the Java client's murmur2 choice.
 func testIndependentClient(t *testing.T, brokers []string) {
-	p := producer(t, brokers)
-	publish(t, p, "indep", 5, 1)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics("indep"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	const n, keys = 60, 12
+	topic := uniq(t, "indep")
+	p := newProducer(t, brokers)
+	publishSeq(t, p, topic, n, keys, 20)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	var got []string
-	deadline := time.Now().Add(10 * time.Second)
-	for len(got) < 5 && time.Now().Before(deadline) {
+	parts := partitionCount(t, cl, topic)
+	javaPartitioner := kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+	got := map[string][]int{}
+	count := 0
+	deadline := time.Now().Add(15 * time.Second)
+	for count < n && time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, string(r.Key)+"="+string(r.Value)) })
+		fs := cl.PollFetches(ctx)
 		cancel()
+		fs.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("fetch %s/%d: %v", topic, p, err)
+			}
+		})
+		fs.EachRecord(func(r *kgo.Record) {
+			v, _ := strconv.Atoi(string(r.Value))
+			got[string(r.Key)] = append(got[string(r.Key)], v)
+			count++
+			if want := javaPartitioner.Partition(&kgo.Record{Key: r.Key}, parts); int(r.Partition) != want {
+				t.Errorf("key %s in partition %d, the Java murmur2 partitioner picks %d", r.Key, r.Partition, want)
+			}
+		})
 	}
-	if fmt.Sprint(got) != "[k0=0 k0=1 k0=2 k0=3 k0=4]" {
-		t.Fatalf("franz-go read %v", got)
+	if count != n {
+		t.Fatalf("franz-go read %d of %d records", count, n)
+	}
+	for k := 0; k < keys; k++ {
+		var want []int
+		for i := k; i < n; i += keys {
+			want = append(want, i)
+		}
+		if key := "k" + strconv.Itoa(k); !slices.Equal(got[key], want) {
+			t.Fatalf("franz-go read key %s as %v, want %v", key, got[key], want)
+		}
+	}
+}
+
+func partitionCount(t *testing.T, cl *kgo.Client, topic string) int {
+	t.Helper()
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) == 0 {
+		t.Fatalf("metadata for %s: %v %+v", topic, err, resp)
+	}
+	return len(resp.Topics[0].Partitions)
+}
+
+func testCancelWhileFailing(t *testing.T, brokers []string) {
+	topic := uniq(t, "cancel")
+	publishSeq(t, newProducer(t, brokers), topic, 1, 1, 1)
+	var mu sync.Mutex
+	attempts := 0
+	// Long backoff: Run must still return promptly when canceled mid-sleep (consume fails the
+	// test if Run has not returned 15 s after cancel, and the backoff here is an hour).
+	consume(t, brokers, uniq(t, "g"), topic, consumerOpts{minBackoff: time.Hour, maxBackoff: time.Hour}, func(context.Context, kafkabus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts++
+		return errors.New("never works")
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return attempts >= 1 })
+	if attempts != 1 {
+		t.Fatalf("%d attempts within an hour-long backoff", attempts)
 	}
 }
 
 func TestConfigErrors(t *testing.T) {
-	if _, err := kafkabus.NewProducer(kafkabus.ProducerConfig{}); !errors.Is(err, kafkabus.ErrConfig) {
-		t.Fatalf("producer without brokers: %v", err)
+	tests := []struct {
+		name string
+		err  func() error
+	}{
+		{"producer without brokers", func() error { _, err := kafkabus.NewProducer(kafkabus.ProducerConfig{}); return err }},
+		{"consumer without brokers", func() error {
+			_, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{GroupID: "g", Topics: []string{"t"}})
+			return err
+		}},
+		{"consumer without group", func() error {
+			_, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: []string{"127.0.0.1:1"}, Topics: []string{"t"}})
+			return err
+		}},
+		{"consumer without topics", func() error {
+			_, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: []string{"127.0.0.1:1"}, GroupID: "g"})
+			return err
+		}},
+		{"message without topic", func() error {
+			p, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: []string{"127.0.0.1:1"}})
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			return p.Publish(context.Background(), kafkabus.Message{Value: []byte("x")})
+		}},
 	}
-	if _, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: []string{"x:1"}}); !errors.Is(err, kafkabus.ErrConfig) {
-		t.Fatalf("consumer without group: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.err(); !errors.Is(err, kafkabus.ErrConfig) {
+				t.Fatalf("err = %v, want ErrConfig", err)
+			}
+		})
+	}
+}
+
+func TestPublishNothingIsNoOp(t *testing.T) {
+	// No broker listens on port 1: publishing nothing must not need one.
+	p, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Publish(context.Background()); err != nil {
+		t.Fatalf("empty publish: %v", err)
 	}
 }

@@ -126,6 +126,9 @@ func (v *Verifier) reloadLocked(ctx context.Context, now time.Time) {
 	ks, err := v.src.PublicKeys(ctx)
 	if err != nil {
 		v.log.Warn("refreshing signing keys failed; keeping the cached set", "err", err)
+		// Retry after MinUnknownWait, not on every request: each attempt holds the lock, so
+		// an unreachable source would otherwise stall every verification behind it.
+		v.loaded = now.Add(-v.o.RefreshEvery).Add(v.o.MinUnknownWait)
 		return
 	}
 	m := make(map[string]PublicKey, len(ks))
@@ -176,7 +179,7 @@ func (v *Verifier) Verify(ctx context.Context, token, audience string) (Claims, 
 		return pk.Key, nil
 	})
 	if err != nil {
-		return Claims{}, mapErr(err, keyErr)
+		return Claims{}, mapErr(err, keyErr, c.ExpiresAt == nil)
 	}
 	if c.Subject == "" {
 		return Claims{}, ErrSubject
@@ -197,7 +200,7 @@ func (v *Verifier) Verify(ctx context.Context, token, audience string) (Claims, 
 	return out, nil
 }
 
-func mapErr(err, keyErr error) error {
+func mapErr(err, keyErr error, expMissing bool) error {
 	switch {
 	case keyErr != nil:
 		return keyErr
@@ -209,8 +212,10 @@ func mapErr(err, keyErr error) error {
 		return ErrAlgorithm
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return ErrSignature
-	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && expMissing:
 		return ErrMissingExpiry
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return ErrAudience // the only other required claim: a token without aud
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return ErrExpired
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):

@@ -4,70 +4,201 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/testenv"
 	"github.com/spacecast/spacecast/libs/timers"
 )
 
-func TestQueue(t *testing.T) {
+// base is a fixed instant with whole milliseconds: timers store unix ms.
+var base = time.UnixMilli(1_900_000_000_123)
+
+func newQueue(t *testing.T) (*timers.Queue, redis.UniversalClient, string) {
+	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	q, err := timers.New(rdb, "{"+prefix+"t}:due")
+	key := "{" + prefix + "timers}:due"
+	q, err := timers.New(rdb, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	now := time.Now()
-	_ = q.Schedule(ctx, "due", now.Add(-time.Second))
-	_ = q.Schedule(ctx, "later", now.Add(time.Hour))
-	_ = q.Schedule(ctx, "cancelled", now.Add(-time.Second))
-	if ok, _ := q.Cancel(ctx, "cancelled"); !ok {
-		t.Fatal("cancel")
-	}
-	got, err := q.Claim(ctx, now, 10*time.Second, 10)
-	if err != nil || fmt.Sprint(got) != "[due]" {
-		t.Fatalf("claim = %v, %v", got, err)
-	}
-	if got, _ := q.Claim(ctx, now.Add(5*time.Second), 10*time.Second, 10); len(got) != 0 {
-		t.Fatalf("leased timer claimed again: %v", got)
-	}
-	if got, _ := q.Claim(ctx, now.Add(11*time.Second), 10*time.Second, 10); fmt.Sprint(got) != "[due]" {
-		t.Fatalf("expired lease not reclaimed: %v", got)
-	}
-	_ = q.Done(ctx, "due")
-	if _, ok, _ := q.Due(ctx, "due"); ok {
-		t.Fatal("done timer still there")
-	}
-	_ = q.ScheduleIfAbsent(ctx, "later", now) // must not move it
-	if d, ok, _ := q.Due(ctx, "later"); !ok || d.Before(now.Add(59*time.Minute)) {
-		t.Fatalf("ScheduleIfAbsent moved a timer to %v", d)
-	}
-	if _, err := q.Claim(ctx, now, 0, 1); !errors.Is(err, timers.ErrBadArgs) {
-		t.Fatalf("zero lease: %v", err)
+	return q, rdb, key
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
-func TestClaimedExactlyOnceAcrossReplicas(t *testing.T) {
-	rdb, prefix := testenv.Redis(t)
-	key := "{" + prefix + "race}:due"
-	q, _ := timers.New(rdb, key)
+func claim(t *testing.T, q *timers.Queue, now time.Time, lease time.Duration, limit int) []string {
+	t.Helper()
+	got, err := q.Claim(context.Background(), now, lease, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestScheduleCancelDue(t *testing.T) {
+	q, _, _ := newQueue(t)
 	ctx := context.Background()
-	past := time.Now().Add(-time.Second)
-	for i := 0; i < 500; i++ {
-		_ = q.Schedule(ctx, fmt.Sprint(i), past)
+	must(t, q.Schedule(ctx, "a", base.Add(time.Minute)))
+	d, ok, err := q.Due(ctx, "a")
+	if err != nil || !ok || !d.Equal(base.Add(time.Minute)) {
+		t.Fatalf("Due(a) = %v, %v, %v; want %v", d, ok, err, base.Add(time.Minute))
+	}
+	// Schedule again moves it.
+	must(t, q.Schedule(ctx, "a", base.Add(-time.Minute)))
+	if d, _, _ := q.Due(ctx, "a"); !d.Equal(base.Add(-time.Minute)) {
+		t.Fatalf("rescheduled timer due at %v", d)
+	}
+	// ScheduleIfAbsent never moves an existing one, but adds a missing one.
+	must(t, q.ScheduleIfAbsent(ctx, "a", base.Add(time.Hour)))
+	if d, _, _ := q.Due(ctx, "a"); !d.Equal(base.Add(-time.Minute)) {
+		t.Fatalf("ScheduleIfAbsent moved a timer to %v", d)
+	}
+	must(t, q.ScheduleIfAbsent(ctx, "b", base.Add(time.Hour)))
+	if d, ok, _ := q.Due(ctx, "b"); !ok || !d.Equal(base.Add(time.Hour)) {
+		t.Fatalf("ScheduleIfAbsent did not add b: %v %v", d, ok)
+	}
+	if n, err := q.Len(ctx); err != nil || n != 2 {
+		t.Fatalf("Len = %d, %v; want 2", n, err)
+	}
+	for _, tt := range []struct {
+		member string
+		want   bool
+	}{{"a", true}, {"a", false}, {"never", false}} {
+		if ok, err := q.Cancel(ctx, tt.member); err != nil || ok != tt.want {
+			t.Fatalf("Cancel(%s) = %v, %v; want %v", tt.member, ok, err, tt.want)
+		}
+	}
+	if _, ok, err := q.Due(ctx, "a"); ok || err != nil {
+		t.Fatalf("cancelled timer still due (%v)", err)
+	}
+	if got := claim(t, q, base.Add(2*time.Hour), time.Second, 10); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("claim after cancel = %v, want [b]", got)
+	}
+}
+
+func TestClaimOnlyDueAndLeases(t *testing.T) {
+	q, _, _ := newQueue(t)
+	ctx := context.Background()
+	const lease = 10 * time.Second
+	must(t, q.Schedule(ctx, "late", base.Add(-time.Second)))
+	must(t, q.Schedule(ctx, "later", base.Add(-2*time.Second))) // older: first
+	must(t, q.Schedule(ctx, "exactly-now", base))
+	must(t, q.Schedule(ctx, "future", base.Add(time.Millisecond)))
+
+	if got := claim(t, q, base, lease, 2); !slices.Equal(got, []string{"later", "late"}) {
+		t.Fatalf("claim limit 2 = %v, want the two oldest due [later late]", got)
+	}
+	if got := claim(t, q, base, lease, 10); !slices.Equal(got, []string{"exactly-now"}) {
+		t.Fatalf("second claim = %v, want [exactly-now] (leased ones and future ones excluded)", got)
+	}
+	// A lease moves the timer to now+lease.
+	if d, _, _ := q.Due(ctx, "late"); !d.Equal(base.Add(lease)) {
+		t.Fatalf("leased timer due %v, want %v", d, base.Add(lease))
+	}
+	if got := claim(t, q, base.Add(lease-time.Millisecond), lease, 10); !slices.Equal(got, []string{"future"}) {
+		t.Fatalf("claim just before the lease ends = %v, want only [future]", got)
+	}
+	// Done removes a claimed timer; unacknowledged ones come back when their lease ends.
+	must(t, q.Done(ctx, "late"))
+	got := claim(t, q, base.Add(lease), lease, 10)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"exactly-now", "later"}) {
+		t.Fatalf("claim when the lease ended = %v, want [exactly-now later]", got)
+	}
+	if _, ok, _ := q.Due(ctx, "late"); ok {
+		t.Fatal("Done did not remove the timer")
+	}
+	if got := claim(t, q, base.Add(lease), lease, 10); len(got) != 0 {
+		t.Fatalf("claimed %v twice at the same instant", got)
+	}
+	if n, _ := q.Len(ctx); n != 3 {
+		t.Fatalf("Len = %d, want 3 (leased timers stay until Done)", n)
+	}
+}
+
+func TestClaimEmptyQueue(t *testing.T) {
+	q, _, _ := newQueue(t)
+	got, err := q.Claim(context.Background(), base, time.Second, 10)
+	if err != nil || len(got) != 0 {
+		t.Fatalf("claim on an empty queue = %v, %v", got, err)
+	}
+}
+
+func TestBadArgs(t *testing.T) {
+	q, _, _ := newQueue(t)
+	must(t, q.Schedule(context.Background(), "a", base))
+	for _, tt := range []struct {
+		lease time.Duration
+		limit int
+	}{{0, 1}, {-time.Second, 1}, {time.Second, 0}, {time.Second, -3}} {
+		t.Run(fmt.Sprintf("lease=%v,limit=%d", tt.lease, tt.limit), func(t *testing.T) {
+			if got, err := q.Claim(context.Background(), base, tt.lease, tt.limit); !errors.Is(err, timers.ErrBadArgs) || got != nil {
+				t.Fatalf("Claim = %v, %v; want ErrBadArgs", got, err)
+			}
+		})
+	}
+	// Bad input changes nothing.
+	if d, ok, _ := q.Due(context.Background(), "a"); !ok || !d.Equal(base) {
+		t.Fatalf("a rejected claim moved the timer: %v %v", d, ok)
+	}
+	if _, err := timers.New(nil, "k"); err == nil {
+		t.Error("New accepted a nil client")
+	}
+	rdb, _ := testenv.Redis(t)
+	if _, err := timers.New(rdb, ""); err == nil {
+		t.Error("New accepted an empty key")
+	}
+}
+
+// Eight replicas, each with its own connection, race to claim 600 due timers: each is handed
+// out exactly once.
+func TestConcurrentClaimersEachTimerOnce(t *testing.T) {
+	const timersN, replicas = 600, 8
+	url, prefix := testenv.RedisURL(t)
+	key := "{" + prefix + "race}:due"
+	ctx := context.Background()
+	clients := make([]redis.UniversalClient, replicas)
+	for i := range clients {
+		c, err := redisconn.Open(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Del(context.Background(), key); c.Close() })
+		clients[i] = c
+	}
+	q0, _ := timers.New(clients[0], key)
+	for i := 0; i < timersN; i++ {
+		must(t, q0.Schedule(ctx, fmt.Sprint(i), base.Add(-time.Duration(i)*time.Millisecond)))
 	}
 	var mu sync.Mutex
 	seen := map[string]int{}
+	perReplica := make([]int, replicas)
+	total := 0
 	var wg sync.WaitGroup
-	for r := 0; r < 8; r++ {
+	start := make(chan struct{})
+	for r := 0; r < replicas; r++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rq, _ := timers.New(rdb, key)
+			q, err := timers.New(clients[r], key)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			<-start
 			for {
-				got, err := rq.Claim(ctx, time.Now(), time.Minute, 7)
+				got, err := q.Claim(ctx, base, time.Hour, 5)
 				if err != nil {
 					t.Error(err)
 					return
@@ -79,17 +210,34 @@ func TestClaimedExactlyOnceAcrossReplicas(t *testing.T) {
 				for _, m := range got {
 					seen[m]++
 				}
+				perReplica[r] += len(got)
+				total += len(got)
+				runaway := total > 2*timersN // claims that do not lease would loop forever
 				mu.Unlock()
+				if runaway {
+					return
+				}
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
-	if len(seen) != 500 {
-		t.Fatalf("%d of 500 timers claimed", len(seen))
+	if len(seen) != timersN {
+		t.Fatalf("%d of %d timers claimed", len(seen), timersN)
 	}
 	for m, n := range seen {
 		if n != 1 {
 			t.Fatalf("timer %s claimed %d times", m, n)
 		}
+	}
+	busy := 0
+	for _, n := range perReplica {
+		if n > 0 {
+			busy++
+		}
+	}
+	t.Logf("claims per replica: %v", perReplica)
+	if busy < 2 {
+		t.Fatalf("only %d replica claimed anything: no concurrency was exercised", busy)
 	}
 }
