@@ -8,14 +8,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/envconfig"
@@ -65,6 +68,8 @@ type backing struct {
 	prefix  string
 	brokers []string
 	prod    *kafkabus.Producer
+
+	resolver *net.Resolver // optional DNS resolver for receivers' names
 }
 
 func newBacking(t *testing.T) *backing {
@@ -110,7 +115,7 @@ func (b *backing) start(t *testing.T, env map[string]string) *svc {
 	authn, _ := auth.NewVerifier(lookups{}, auth.VerifierOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	log := testenv.Logger(t)
-	s, err := webhooks.New(ctx, cfg, webhooks.Deps{Logger: log, DB: b.db, Publisher: b.prod, Brokers: b.brokers, Redis: b.rdb, Auth: authn, Environments: lookups{}})
+	s, err := webhooks.New(ctx, cfg, webhooks.Deps{Logger: log, DB: b.db, Publisher: b.prod, Brokers: b.brokers, Redis: b.rdb, Auth: authn, Environments: lookups{}, Resolver: b.resolver})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,4 +299,76 @@ func verifyStandard(h http.Header, secret string, body []byte) bool {
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, d, cond, "%s", what)
+}
+
+// dnsServer is a DNS server on 127.0.0.1 answering A queries from a table that tests change
+// while running (names resolving to refused addresses, DNS rebinding).
+type dnsServer struct {
+	conn net.PacketConn
+	mu   sync.Mutex
+	a    map[string]netip.Addr // fully qualified name -> IPv4 address
+}
+
+func newDNSServer(t *testing.T) *dnsServer {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dnsServer{conn: pc, a: map[string]netip.Addr{}}
+	t.Cleanup(func() { pc.Close() })
+	go d.serve()
+	return d
+}
+
+func (d *dnsServer) set(name, ip string) {
+	d.mu.Lock()
+	d.a[name+"."] = netip.MustParseAddr(ip)
+	d.mu.Unlock()
+}
+
+// resolver returns a Go resolver that asks only this server.
+func (d *dnsServer) resolver() *net.Resolver {
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var dl net.Dialer
+		return dl.DialContext(ctx, "udp", d.conn.LocalAddr().String())
+	}}
+}
+
+func (d *dnsServer) serve() {
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := d.conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var p dnsmessage.Parser
+		h, err := p.Start(buf[:n])
+		if err != nil {
+			continue
+		}
+		q, err := p.Question()
+		if err != nil {
+			continue
+		}
+		d.mu.Lock()
+		ip, ok := d.a[q.Name.String()]
+		d.mu.Unlock()
+		rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired}
+		if !ok {
+			rh.RCode = dnsmessage.RCodeNameError
+		}
+		b := dnsmessage.NewBuilder(nil, rh)
+		b.EnableCompression()
+		_ = b.StartQuestions()
+		_ = b.Question(q)
+		_ = b.StartAnswers()
+		if ok && q.Type == dnsmessage.TypeA {
+			_ = b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 0}, dnsmessage.AResource{A: ip.As4()})
+		}
+		out, err := b.Finish()
+		if err == nil {
+			_, _ = d.conn.WriteTo(out, from)
+		}
+	}
 }

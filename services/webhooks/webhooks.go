@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -16,11 +17,10 @@ import (
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/events"
-	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
-	"github.com/spacecast/spacecast/libs/timers"
 	"github.com/spacecast/spacecast/services/webhooks/internal/api"
+	"github.com/spacecast/spacecast/services/webhooks/internal/consume"
 	"github.com/spacecast/spacecast/services/webhooks/internal/deliver"
 	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
@@ -37,6 +37,8 @@ type Config struct {
 	MaxInFlight   int             // SPACECAST_WEBHOOKS_MAX_IN_FLIGHT (256)
 	DisableAfter  time.Duration   // SPACECAST_WEBHOOKS_DISABLE_AFTER (72h)
 	MaxRetryAfter time.Duration   // SPACECAST_WEBHOOKS_MAX_RETRY_AFTER (1h)
+	RateLimit     int             // SPACECAST_WEBHOOKS_DEFAULT_RATE_LIMIT: deliveries/s of a new endpoint that sets none (0 = unlimited)
+	Reconcile     time.Duration   // SPACECAST_WEBHOOKS_RECONCILE_INTERVAL (5m): how often lost Redis timers are rebuilt from SQL
 	RotateKeep    time.Duration   // how long a rotated-out secret keeps signing (24h)
 }
 
@@ -51,6 +53,8 @@ func LoadConfig(r *envconfig.Reader) Config {
 		MaxInFlight:   r.Int("SPACECAST_WEBHOOKS_MAX_IN_FLIGHT", 256),
 		DisableAfter:  r.Duration("SPACECAST_WEBHOOKS_DISABLE_AFTER", 72*time.Hour),
 		MaxRetryAfter: r.Duration("SPACECAST_WEBHOOKS_MAX_RETRY_AFTER", time.Hour),
+		RateLimit:     r.Int("SPACECAST_WEBHOOKS_DEFAULT_RATE_LIMIT", 0),
+		Reconcile:     r.Duration("SPACECAST_WEBHOOKS_RECONCILE_INTERVAL", 5*time.Minute),
 		RotateKeep:    24 * time.Hour,
 	}
 	for _, s := range r.List("SPACECAST_WEBHOOKS_RETRY_SCHEDULE", nil) {
@@ -64,8 +68,23 @@ func LoadConfig(r *envconfig.Reader) Config {
 	if c.Timeout <= 0 || c.Timeout > time.Minute {
 		r.Fail("SPACECAST_WEBHOOKS_TIMEOUT", "want a duration between 1ms and 1m")
 	}
-	if c.PerEndpoint < 1 || c.MaxInFlight < 1 {
-		r.Fail("SPACECAST_WEBHOOKS_PER_ENDPOINT_CONCURRENCY", "concurrency settings must be at least 1")
+	if c.PerEndpoint < 1 {
+		r.Fail("SPACECAST_WEBHOOKS_PER_ENDPOINT_CONCURRENCY", "want at least 1")
+	}
+	if c.MaxInFlight < 1 {
+		r.Fail("SPACECAST_WEBHOOKS_MAX_IN_FLIGHT", "want at least 1")
+	}
+	if c.DisableAfter <= 0 {
+		r.Fail("SPACECAST_WEBHOOKS_DISABLE_AFTER", "want a positive duration")
+	}
+	if c.MaxRetryAfter <= 0 {
+		r.Fail("SPACECAST_WEBHOOKS_MAX_RETRY_AFTER", "want a positive duration")
+	}
+	if c.RateLimit < 0 || c.RateLimit > api.MaxRateLimit {
+		r.Fail("SPACECAST_WEBHOOKS_DEFAULT_RATE_LIMIT", fmt.Sprintf("want 0 (unlimited) to %d deliveries per second", api.MaxRateLimit))
+	}
+	if c.Reconcile <= 0 {
+		r.Fail("SPACECAST_WEBHOOKS_RECONCILE_INTERVAL", "want a positive duration")
 	}
 	if _, err := ssrf.New(c.AllowNetworks); err != nil {
 		r.Fail("SPACECAST_WEBHOOKS_ALLOW_NETWORKS", err.Error())
@@ -82,6 +101,9 @@ type Deps struct {
 	Redis        redis.UniversalClient
 	Auth         *auth.Verifier
 	Environments auth.EnvironmentLookup
+	// Resolver resolves receivers' names (optional; the system's resolver when nil). Every
+	// address it returns still passes the SSRF guard at connect time.
+	Resolver *net.Resolver
 }
 
 // Service is a running webhooks service.
@@ -89,12 +111,13 @@ type Service struct {
 	log    *slog.Logger
 	store  *store.Store
 	relay  *outbox.Relay
-	cons   *kafkabus.Consumer
+	cons   *consume.Consumer
 	disp   *deliver.Dispatcher
 	worker *deliver.Worker
 	api    *api.API
 	authn  *auth.Verifier
-	queue  *timers.Queue
+	queue  *deliver.Timers
+	every  time.Duration
 }
 
 // New migrates the database and builds the service.
@@ -111,16 +134,23 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if cfg.RotateKeep <= 0 {
 		cfg.RotateKeep = 24 * time.Hour
 	}
+	if cfg.Reconcile <= 0 {
+		cfg.Reconcile = 5 * time.Minute
+	}
 	log := d.Logger.With("service", "webhooks")
 	st, err := store.Open(ctx, d.DB)
 	if err != nil {
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
-	guard, err := ssrf.New(cfg.AllowNetworks)
+	var opts []ssrf.Option
+	if d.Resolver != nil {
+		opts = append(opts, ssrf.WithResolver(d.Resolver))
+	}
+	guard, err := ssrf.New(cfg.AllowNetworks, opts...)
 	if err != nil {
 		return nil, err
 	}
-	queue, err := timers.New(d.Redis, "{"+cfg.RedisPrefix+"deliveries}:due")
+	queue, err := deliver.NewTimers(d.Redis, "{"+cfg.RedisPrefix+"deliveries}:due")
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +158,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cons, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup, Topics: events.AllTopics, Logger: log})
+	cons, err := consume.New(consume.Config{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup, Topics: events.AllTopics, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -136,9 +166,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	worker := deliver.NewWorker(deliver.WorkerConfig{Store: st, Queue: queue, Sender: deliver.NewSender(guard, cfg.Timeout), Relay: relay,
 		Log: log, Schedule: cfg.Schedule, PerEndpoint: cfg.PerEndpoint, MaxInFlight: cfg.MaxInFlight, DisableAfter: cfg.DisableAfter,
 		MaxRetryAfter: cfg.MaxRetryAfter, Lease: 6*cfg.Timeout + 5*time.Second})
-	s := &Service{log: log, store: st, relay: relay, cons: cons, worker: worker, authn: d.Auth, queue: queue,
+	s := &Service{log: log, store: st, relay: relay, cons: cons, worker: worker, authn: d.Auth, queue: queue, every: cfg.Reconcile,
 		disp: &deliver.Dispatcher{Store: st, Queue: queue, Envs: d.Environments, Log: log, Wake: worker.Wake}}
-	s.api = &api.API{Store: st, Guard: guard, Queue: queue, Wake: worker.Wake, RotateKeep: cfg.RotateKeep}
+	s.api = &api.API{Store: st, Guard: guard, Queue: queue, Wake: worker.Wake, RotateKeep: cfg.RotateKeep, DefaultRateLimit: cfg.RateLimit}
 	return s, nil
 }
 
@@ -153,15 +183,33 @@ func (s *Service) Run(ctx context.Context) error {
 	if err := s.rebuildTimers(ctx); err != nil {
 		return err
 	}
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- s.relay.Run(ctx) }()
-	go func() { errc <- s.cons.Run(ctx, s.disp.Handle) }()
+	go func() { errc <- s.cons.Run(ctx, s.disp.HandleBatch) }()
 	go func() { errc <- s.worker.Run(ctx) }()
+	go func() { errc <- s.reconcile(ctx) }()
 	var err error
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		err = errors.Join(err, <-errc)
 	}
 	return err
+}
+
+// reconcile rebuilds lost timers periodically: a Redis that restarts without its data while
+// the service runs loses no delivery either.
+func (s *Service) reconcile(ctx context.Context) error {
+	t := time.NewTicker(s.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if err := s.rebuildTimers(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("rebuilding timers failed; trying again later", "err", err)
+		}
+	}
 }
 
 // rebuildTimers puts every pending delivery back in Redis (if absent): SQL is the durable
@@ -173,11 +221,13 @@ func (s *Service) rebuildTimers(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("webhooks: rebuilding timers: %w", err)
 		}
-		for _, d := range ds {
-			if err := s.queue.ScheduleIfAbsent(ctx, deliver.Member(d.EndpointID, d.ID), time.Unix(0, d.NextAttemptNS)); err != nil {
-				return fmt.Errorf("webhooks: rebuilding timers: %w", err)
-			}
+		due := make([]deliver.Due, len(ds))
+		for i, d := range ds {
+			due[i] = deliver.Due{Member: deliver.Member(d.EndpointID, d.ID), At: time.Unix(0, d.NextAttemptNS)}
 			after = d.ID
+		}
+		if err := s.queue.AddIfAbsent(ctx, due...); err != nil {
+			return fmt.Errorf("webhooks: rebuilding timers: %w", err)
 		}
 		n += len(ds)
 		if len(ds) < 500 {
@@ -185,7 +235,7 @@ func (s *Service) rebuildTimers(ctx context.Context) error {
 		}
 	}
 	if n > 0 {
-		s.log.Info("pending deliveries rescheduled", "count", n)
+		s.log.Debug("pending deliveries checked against their timers", "count", n)
 	}
 	return nil
 }

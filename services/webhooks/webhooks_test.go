@@ -150,7 +150,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 		})
 		cancel()
 	}
-	if !seen["webhook_endpoint.disabled"] || !seen["webhook.delivery.attempted"] {
+	if !seen["webhook_endpoint.disabled"] || !seen["webhook.delivery.failed"] {
 		t.Fatalf("events on %s: %v", events.TopicWebhooks, seen)
 	}
 }

@@ -33,7 +33,12 @@ type API struct {
 	Queue      Scheduler
 	Wake       func()
 	RotateKeep time.Duration // how long the old secret keeps signing (24 h)
+
+	DefaultRateLimit int // rate limit of a new endpoint that sets none (0 = unlimited)
 }
+
+// MaxRateLimit is the highest per-endpoint rate limit, in deliveries per second.
+const MaxRateLimit = 10000
 
 // Register mounts the routes.
 func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
@@ -100,8 +105,8 @@ func (a *API) apply(c echo.Context, r request, ep *store.Endpoint) error {
 		ep.Enabled = *r.Enabled
 	}
 	if r.RateLimit != nil {
-		if *r.RateLimit < 0 || *r.RateLimit > 10000 {
-			return httpapi.Invalid("rate_limit must be between 0 (no limit) and 10000 deliveries per second")
+		if *r.RateLimit < 0 || *r.RateLimit > MaxRateLimit {
+			return httpapi.Invalid("rate_limit must be between 0 (no limit) and %d deliveries per second", MaxRateLimit)
 		}
 		ep.RateLimit = *r.RateLimit
 	}
@@ -121,7 +126,7 @@ func (a *API) create(c echo.Context) error {
 	if r.URL == nil {
 		return httpapi.Invalid("url is required")
 	}
-	ep := store.Endpoint{ID: idgen.New(), EnvironmentID: auth.PrincipalFrom(c).EnvironmentID, Events: []string{}, Enabled: true, Secret: signing.NewSecret()}
+	ep := store.Endpoint{ID: idgen.New(), EnvironmentID: auth.PrincipalFrom(c).EnvironmentID, Events: []string{}, Enabled: true, Secret: signing.NewSecret(), RateLimit: a.DefaultRateLimit}
 	if err := a.apply(c, r, &ep); err != nil {
 		return err
 	}

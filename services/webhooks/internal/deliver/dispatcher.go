@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/kafkabus"
-	"github.com/spacecast/spacecast/libs/timers"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
 )
 
@@ -22,10 +22,58 @@ import (
 // consumer commits the offset only after nothing can be lost.
 type Dispatcher struct {
 	Store *store.Store
-	Queue *timers.Queue
+	Queue *Timers
 	Envs  auth.EnvironmentLookup
 	Log   *slog.Logger
 	Wake  func()
+
+	mu   sync.Mutex
+	envs map[string]cachedEnv // environment names, kept a minute (they are informational)
+}
+
+type cachedEnv struct {
+	env     auth.Environment
+	fetched time.Time
+}
+
+const envTTL = time.Minute
+
+// environment returns the environment's id and name, cached.
+func (d *Dispatcher) environment(ctx context.Context, id string) (auth.Environment, error) {
+	d.mu.Lock()
+	c, ok := d.envs[id]
+	d.mu.Unlock()
+	if ok && time.Since(c.fetched) < envTTL {
+		return c.env, nil
+	}
+	env, err := d.Envs.LookupEnvironment(ctx, id)
+	if errors.Is(err, auth.ErrEnvironmentNotFound) {
+		env, err = auth.Environment{ID: id}, nil
+	}
+	if err != nil {
+		if ok { // the keys service is away: a stale name beats holding up every delivery
+			return c.env, nil
+		}
+		return auth.Environment{}, err
+	}
+	d.mu.Lock()
+	if d.envs == nil || len(d.envs) > 10_000 {
+		d.envs = map[string]cachedEnv{}
+	}
+	d.envs[id] = cachedEnv{env: env, fetched: time.Now()}
+	d.mu.Unlock()
+	return env, nil
+}
+
+// deliverable says whether an event becomes a webhook, and as which public type. The
+// service's own analytics events on spacecast.webhooks never do (they would loop: every
+// delivery would make another), whatever the type table says; only webhook_endpoint.disabled
+// is announced to the environment's other endpoints.
+func deliverable(topic, typ string) (string, bool) {
+	if topic == events.TopicWebhooks && typ != "webhook_endpoint.disabled" {
+		return "", false
+	}
+	return events.WebhookType(typ)
 }
 
 // Member is a delivery's timer member: "<endpoint id>/<delivery id>", so the worker can tell
@@ -56,55 +104,68 @@ type Object struct {
 	ID   string `json:"id"`
 }
 
-// Handle implements kafkabus.Handler.
+// Handle records the deliveries of one event.
 func (d *Dispatcher) Handle(ctx context.Context, m kafkabus.Message) error {
-	ev, err := events.Parse(m.Value)
-	if err != nil {
-		d.Log.Error("skipping malformed event", "err", err, "topic", m.Topic, "offset", m.Offset)
-		return nil
-	}
-	pub, ok := events.WebhookType(ev.Type)
-	if !ok || ev.Environment == "" {
-		return nil
-	}
-	eps, err := d.Store.EnabledEndpoints(ctx, ev.Environment)
-	if err != nil {
-		return fmt.Errorf("endpoints of %s: %w", ev.Environment, err)
-	}
+	return d.HandleBatch(ctx, []kafkabus.Message{m})
+}
+
+// HandleBatch records the deliveries of a batch of events in one transaction and schedules
+// them; it returns nil only once all of them are durable in SQL and scheduled in Redis, so the
+// consumer may then commit the batch's offsets.
+func (d *Dispatcher) HandleBatch(ctx context.Context, ms []kafkabus.Message) error {
 	var ds []store.Delivery
-	var payload []byte
-	for _, ep := range eps {
-		if !ep.Wants(pub) {
+	endpoints := map[string][]store.Endpoint{} // per environment, read once per batch
+	for _, m := range ms {
+		ev, err := events.Parse(m.Value)
+		if err != nil {
+			d.Log.Error("skipping malformed event", "err", err, "topic", m.Topic, "offset", m.Offset)
 			continue
 		}
-		if payload == nil {
-			env, err := d.Envs.LookupEnvironment(ctx, ev.Environment)
-			if errors.Is(err, auth.ErrEnvironmentNotFound) {
-				env = auth.Environment{ID: ev.Environment}
-			} else if err != nil {
-				return fmt.Errorf("environment %s: %w", ev.Environment, err)
-			}
-			payload, err = json.Marshal(Body{Type: pub, ID: ev.ID, CreatedAt: ev.Time.UTC().Format(time.RFC3339Nano),
-				Object: Object{Type: events.ObjectType(ev.Type), ID: ev.Subject}, Environment: env, Data: ev.Data})
-			if err != nil {
-				return err
-			}
+		pub, ok := deliverable(m.Topic, ev.Type)
+		if !ok || ev.Environment == "" {
+			continue
 		}
-		ds = append(ds, store.Delivery{ID: idgen.New(), EndpointID: ep.ID, EnvironmentID: ev.Environment, EventID: ev.ID, EventType: pub, Payload: payload})
+		eps, ok := endpoints[ev.Environment]
+		if !ok {
+			if eps, err = d.Store.EnabledEndpoints(ctx, ev.Environment); err != nil {
+				return fmt.Errorf("endpoints of %s: %w", ev.Environment, err)
+			}
+			endpoints[ev.Environment] = eps
+		}
+		var payload []byte
+		for _, ep := range eps {
+			if !ep.Wants(pub) {
+				continue
+			}
+			if payload == nil {
+				env, err := d.environment(ctx, ev.Environment)
+				if err != nil {
+					return fmt.Errorf("environment %s: %w", ev.Environment, err)
+				}
+				payload, err = json.Marshal(Body{Type: pub, ID: ev.ID, CreatedAt: ev.Time.UTC().Format(time.RFC3339Nano),
+					Object: Object{Type: events.ObjectType(ev.Type), ID: ev.Subject}, Environment: env, Data: ev.Data})
+				if err != nil {
+					return err
+				}
+			}
+			ds = append(ds, store.Delivery{ID: idgen.New(), EndpointID: ep.ID, EnvironmentID: ev.Environment, EventID: ev.ID, EventType: pub, Payload: payload})
+		}
 	}
 	if len(ds) == 0 {
 		return nil
 	}
 	pending, err := d.Store.CreateDeliveries(ctx, ds)
 	if err != nil {
-		return fmt.Errorf("record deliveries of %s: %w", ev.ID, err)
+		return fmt.Errorf("record %d deliveries: %w", len(ds), err)
 	}
 	now := time.Now()
-	for _, p := range pending {
-		// If-absent: a redelivered event must not pull a delivery's retry timer forward.
-		if err := d.Queue.ScheduleIfAbsent(ctx, Member(p.EndpointID, p.ID), now); err != nil {
-			return fmt.Errorf("schedule delivery %s: %w", p.ID, err)
-		}
+	due := make([]Due, len(pending))
+	for i, p := range pending {
+		due[i] = Due{Member: Member(p.EndpointID, p.ID), At: now}
+	}
+	// If-absent: an event read again must not pull a delivery's retry timer forward.
+	if err := d.Queue.AddIfAbsent(ctx, due...); err != nil {
+		return fmt.Errorf("schedule %d deliveries: %w", len(due), err)
 	}
 	if d.Wake != nil {
 		d.Wake()

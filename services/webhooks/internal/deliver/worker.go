@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
-	"github.com/spacecast/spacecast/libs/timers"
 	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
 )
@@ -27,7 +26,7 @@ type Notifier interface{ Notify() }
 // WorkerConfig tunes a Worker.
 type WorkerConfig struct {
 	Store         *store.Store
-	Queue         *timers.Queue
+	Queue         *Timers
 	Sender        *Sender
 	Relay         Notifier
 	Log           *slog.Logger
@@ -45,6 +44,8 @@ type Worker struct {
 	c    WorkerConfig
 	wake chan struct{}
 	slot chan struct{}
+
+	recs chan recordReq // attempts waiting for the group commit
 
 	mu       sync.Mutex
 	busy     map[string]int           // attempts in flight per endpoint
@@ -82,7 +83,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	if c.Poll <= 0 {
 		c.Poll = 100 * time.Millisecond
 	}
-	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight),
+	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, c.MaxInFlight),
 		busy: map[string]int{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}, started: map[string]time.Time{}}
 }
 
@@ -96,8 +97,14 @@ func (w *Worker) Wake() {
 
 // Run claims and attempts deliveries until ctx ends; attempts in flight finish first.
 func (w *Worker) Run(ctx context.Context) error {
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); w.record() }()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		wg.Wait()
+		close(w.recs)
+		<-recorded
+	}()
 	for {
 		free := cap(w.slot) - len(w.slot)
 		var ids []string
@@ -286,7 +293,7 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 	res := w.c.Sender.Send(ctx, ep.URL, raw, headers)
 	w.observe(ep.ID, res.Latency)
 	o := w.decide(d, ep, res, now)
-	if err := w.c.Store.RecordAttempt(ctx, d, o, ep.FailingSince != 0); err != nil {
+	if err := w.store(store.Recorded{Delivery: d, Outcome: o, WasFailing: ep.FailingSince != 0}); err != nil {
 		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
 		return
 	}
@@ -329,24 +336,74 @@ func (w *Worker) decide(d store.Delivery, ep store.Endpoint, res Response, now t
 	if o.Failing && o.Disable == "" && ep.FailingSince != 0 && now.Sub(time.Unix(0, ep.FailingSince)) >= w.c.DisableAfter {
 		o.Disable = fmt.Sprintf("the endpoint failed every delivery for %s", w.c.DisableAfter)
 	}
-	outcome := "retrying"
-	if o.Status != store.StatusPending {
-		outcome = o.Status
-	}
-	if ev, err := events.New(store.Source, "webhook.delivery.attempted", ep.ID, ep.EnvironmentID, map[string]any{
+	typ, data := "webhook.delivery.succeeded", map[string]any{
 		"delivery_id": d.ID, "webhook_endpoint_id": ep.ID, "event_id": d.EventID, "event_type": d.EventType, "attempt": n,
-		"response_status_code": res.Status, "latency_ms": a.LatencyMS, "outcome": outcome, "error": a.Error,
-	}); err == nil {
+		"response_status_code": res.Status, "latency_ms": a.LatencyMS,
+	}
+	if o.Status != store.StatusSucceeded {
+		typ = "webhook.delivery.failed"
+		data["error"], data["will_retry"] = a.Error, o.Status == store.StatusPending
+		if o.Status == store.StatusPending {
+			data["next_attempt_at"] = o.Next.UTC().Format(time.RFC3339)
+		}
+	}
+	if ev, err := events.New(store.Source, typ, ep.ID, ep.EnvironmentID, data); err == nil {
 		o.Events = append(o.Events, ev)
 	}
 	if o.Disable != "" {
 		ep.Enabled, ep.DisabledReason = false, &o.Disable
 		if ev, err := events.New(store.Source, "webhook_endpoint.disabled", ep.ID, ep.EnvironmentID, ep); err == nil {
-			o.Events = append(o.Events, ev)
+			o.DisabledEvent = &ev
 		}
 	}
-	if o.Status == store.StatusPending {
-		o.Attempt.StatusCode = res.Status
-	}
 	return o
+}
+
+type recordReq struct {
+	r    store.Recorded
+	done chan error
+}
+
+// store hands an attempt to the group commit and waits until it is durable.
+func (w *Worker) store(r store.Recorded) error {
+	done := make(chan error, 1)
+	w.recs <- recordReq{r: r, done: done}
+	return <-done
+}
+
+// record is the group commit: it writes every attempt waiting at that moment in one
+// transaction, so the database sees a few transactions per second instead of one per attempt.
+// It runs until the attempts are over (Run closes recs).
+func (w *Worker) record() {
+	const maxBatch = 256
+	batch := make([]recordReq, 0, maxBatch)
+	rs := make([]store.Recorded, 0, maxBatch)
+	for first := range w.recs {
+		batch, rs = append(batch[:0], first), append(rs[:0], first.r)
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r, ok := <-w.recs:
+				if !ok {
+					break more
+				}
+				batch, rs = append(batch, r), append(rs, r.r)
+			default:
+				break more
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := w.c.Store.RecordAttempts(ctx, rs)
+		if err != nil && len(batch) > 1 {
+			// One bad row must not fail the others: record them one by one.
+			for _, r := range batch {
+				r.done <- w.c.Store.RecordAttempts(ctx, []store.Recorded{r.r})
+			}
+		} else {
+			for _, r := range batch {
+				r.done <- err
+			}
+		}
+		cancel()
+	}
 }

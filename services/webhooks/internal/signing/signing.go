@@ -23,7 +23,7 @@ import (
 const Prefix = "whsec_"
 
 // ErrBadSecret is returned for a secret that is not "whsec_" + base64.
-var ErrBadSecret = errors.New("webhook secret must be whsec_ followed by base64")
+var ErrBadSecret = errors.New("webhook secret must be whsec_ followed by the base64 of at least 16 bytes")
 
 // NewSecret returns a fresh secret.
 func NewSecret() string {
@@ -34,7 +34,7 @@ func NewSecret() string {
 
 func key(secret string) ([]byte, error) {
 	k, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, Prefix))
-	if err != nil || !strings.HasPrefix(secret, Prefix) {
+	if err != nil || !strings.HasPrefix(secret, Prefix) || len(k) < 16 {
 		return nil, ErrBadSecret
 	}
 	return k, nil

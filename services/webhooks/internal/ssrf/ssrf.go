@@ -36,13 +36,24 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 
 // Guard decides which addresses may be dialled.
 type Guard struct {
-	allow []netip.Prefix
+	allow    []netip.Prefix
+	resolver *net.Resolver
 }
+
+// Option configures a Guard.
+type Option func(*Guard)
+
+// WithResolver makes the guard (and its dialers) resolve names with r instead of the
+// system's resolver.
+func WithResolver(r *net.Resolver) Option { return func(g *Guard) { g.resolver = r } }
 
 // New returns a guard; allow lists CIDRs (or single addresses) the operator permits, e.g.
 // "127.0.0.0/8" and "::1/128" for local receivers in development.
-func New(allow []string) (*Guard, error) {
-	g := &Guard{}
+func New(allow []string, opts ...Option) (*Guard, error) {
+	g := &Guard{resolver: net.DefaultResolver}
+	for _, o := range opts {
+		o(g)
+	}
 	for _, a := range allow {
 		a = strings.TrimSpace(a)
 		if a == "" {
@@ -85,7 +96,7 @@ func (g *Guard) CheckHost(ctx context.Context, host string) error {
 	if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
 		return g.Check(ip)
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	addrs, err := g.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
 		return fmt.Errorf("cannot resolve %s: %w", host, err)
 	}
@@ -100,7 +111,8 @@ func (g *Guard) CheckHost(ctx context.Context, host string) error {
 // Dialer returns a dialer whose every connection attempt is checked after resolution.
 func (g *Guard) Dialer(timeout time.Duration) *net.Dialer {
 	return &net.Dialer{
-		Timeout: timeout,
+		Timeout:  timeout,
+		Resolver: g.resolver,
 		Control: func(network, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
 			if err != nil {

@@ -8,8 +8,11 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
@@ -104,7 +107,60 @@ type Attempt struct {
 
 // Store is the webhooks SQL store.
 type Store struct {
-	db *sqldb.DB
+	db    *sqldb.DB
+	stmts sync.Map // query -> *sql.Stmt: hot queries are parsed once per connection
+}
+
+// prepared returns q prepared on the database (database/sql prepares it again on each
+// connection it runs on, once).
+func (s *Store) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.stmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return s.db.QueryRowContext(ctx, q, args...) // reports the same error on Scan
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// txStmts prepares each statement once per transaction, for transactions that run the same
+// statements for many rows.
+type txStmts struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
+}
+
+func (t *txStmts) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, ok := t.m[q]
+	if !ok {
+		var err error
+		if st, err = t.tx.PrepareContext(ctx, q); err != nil {
+			return nil, err
+		}
+		t.m[q] = st
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // Open migrates db and returns the store.
@@ -160,7 +216,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 
 // GetEndpoint returns an endpoint of env ("" = any environment).
 func (s *Store) GetEndpoint(ctx context.Context, env, id string) (Endpoint, error) {
-	e, err := scanEndpoint(s.db.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = $1 AND ($2 = '' OR environment_id = $2)`, id, env))
+	e, err := scanEndpoint(s.queryRow(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE id = $1 AND ($2 = '' OR environment_id = $2)`, id, env))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Endpoint{}, ErrNotFound
 	}
@@ -168,7 +224,7 @@ func (s *Store) GetEndpoint(ctx context.Context, env, id string) (Endpoint, erro
 }
 
 func (s *Store) queryEndpoints(ctx context.Context, q string, args ...any) ([]Endpoint, error) {
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -235,18 +291,58 @@ func (s *Store) DeleteEndpoint(ctx context.Context, env, id string) error {
 	return nil
 }
 
-// CreateDeliveries records deliveries durably (existing ones for the same endpoint and event
-// are kept as they are) and returns those still pending (ID and EndpointID set).
+// CreateDeliveries records deliveries durably in one transaction (existing ones for the same
+// endpoint and event are kept as they are) and returns those still pending (ID and EndpointID
+// set).
 func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
 	var pending []Delivery
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		pending = pending[:0]
+		inserted := make(map[string]bool, len(ds))
+		const rowsPerInsert = 500
 		now := time.Now().UnixNano()
-		for _, d := range ds {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (id, endpoint_id, environment_id, event_id, event_type, payload, status, next_attempt_ns, created_ns, updated_ns)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8) ON CONFLICT (endpoint_id, event_id) DO NOTHING`,
-				d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType, string(d.Payload), StatusPending, now); err != nil {
+		for rest := ds; len(rest) > 0; {
+			part := rest[:min(rowsPerInsert, len(rest))]
+			rest = rest[len(part):]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO deliveries (id, endpoint_id, environment_id, event_id, event_type, payload, status, next_attempt_ns, created_ns, updated_ns) VALUES `)
+			args := make([]any, 0, 6*len(part)+2)
+			args = append(args, now, StatusPending)
+			for i, d := range part {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				n := len(args)
+				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $2, $1, $1, $1)", n+1, n+2, n+3, n+4, n+5, n+6)
+				args = append(args, d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType, string(d.Payload))
+			}
+			q.WriteString(` ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id`)
+			rows, err := tx.QueryContext(ctx, q.String(), args...)
+			if err != nil {
 				return err
 			}
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return err
+				}
+				inserted[id] = true
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		for _, d := range ds {
+			if inserted[d.ID] {
+				pending = append(pending, Delivery{ID: d.ID, EndpointID: d.EndpointID})
+				continue
+			}
+			// Recorded before (the event was read again): keep that delivery as it is.
 			var id, status string
 			if err := tx.QueryRowContext(ctx, `SELECT id, status FROM deliveries WHERE endpoint_id = $1 AND event_id = $2`, d.EndpointID, d.EventID).Scan(&id, &status); err != nil {
 				return err
@@ -283,7 +379,7 @@ func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 
 // GetDelivery returns a delivery with its attempts.
 func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
-	d, err := scanDelivery(s.db.QueryRowContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, id))
+	d, err := scanDelivery(s.queryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, ErrNotFound
 	}
@@ -297,7 +393,7 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 }
 
 func (s *Store) attempts(ctx context.Context, id string) ([]Attempt, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT at_ns, status_code, latency_ms, error, response_body FROM attempts WHERE delivery_id = $1 ORDER BY seq`, id)
+	rows, err := s.query(ctx, `SELECT at_ns, status_code, latency_ms, error, response_body FROM attempts WHERE delivery_id = $1 ORDER BY seq`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -351,49 +447,75 @@ func (s *Store) ListDeliveries(ctx context.Context, endpointID string, limit, of
 // Outcome is what one attempt decided.
 type Outcome struct {
 	Attempt Attempt
-	Status  string    // new delivery status
-	Next    time.Time // next attempt when Status is pending
-	Failing bool      // the endpoint failed this attempt
-	Disable string    // non-empty: disable the endpoint with this reason
-	Events  []events.Envelope
+	Status  string            // new delivery status
+	Next    time.Time         // next attempt when Status is pending
+	Failing bool              // the endpoint failed this attempt
+	Disable string            // non-empty: disable the endpoint with this reason
+	Events  []events.Envelope // analytics events of this attempt
+
+	// DisabledEvent is announced if this attempt is the one that disables the endpoint.
+	DisabledEvent *events.Envelope
 }
 
-// RecordAttempt stores an attempt and its consequences in one transaction. wasFailing says
-// whether the endpoint was failing before (so a success by a healthy endpoint writes nothing
-// to it).
+// Recorded is one attempt to store with its consequences.
+type Recorded struct {
+	Delivery   Delivery
+	Outcome    Outcome
+	WasFailing bool // the endpoint was failing before (a success by a healthy endpoint writes nothing to it)
+}
+
+// RecordAttempt stores one attempt and its consequences in one transaction.
 func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome, wasFailing bool) error {
+	return s.RecordAttempts(ctx, []Recorded{{Delivery: d, Outcome: o, WasFailing: wasFailing}})
+}
+
+// RecordAttempts stores attempts and their consequences (delivery state, endpoint failure
+// state, events for the outbox) in one transaction, in order: a group commit.
+func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		a := o.Attempt
-		if _, err := tx.ExecContext(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
-			d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
-			return err
-		}
-		var next any
-		if o.Status == StatusPending {
-			next = o.Next.UnixNano()
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_ns = $2, updated_ns = $3 WHERE id = $4`,
-			o.Status, next, time.Now().UnixNano(), d.ID); err != nil {
-			return err
-		}
-		if o.Failing {
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2`, a.AtNS, d.EndpointID); err != nil {
+		now := time.Now().UnixNano()
+		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
+		for _, r := range rs {
+			d, o, a := r.Delivery, r.Outcome, r.Outcome.Attempt
+			if _, err := st.exec(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
+				d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
 				return err
 			}
-		} else if wasFailing {
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1`, d.EndpointID); err != nil {
+			var next any
+			if o.Status == StatusPending {
+				next = o.Next.UnixNano()
+			}
+			if _, err := st.exec(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_ns = $2, updated_ns = $3 WHERE id = $4`,
+				o.Status, next, now, d.ID); err != nil {
 				return err
 			}
-		}
-		if o.Disable != "" {
-			if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4`,
-				false, o.Disable, time.Now().UnixNano(), d.EndpointID); err != nil {
-				return err
+			if o.Failing {
+				if _, err := st.exec(ctx, `UPDATE endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2`, a.AtNS, d.EndpointID); err != nil {
+					return err
+				}
+			} else if r.WasFailing {
+				if _, err := st.exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1`, d.EndpointID); err != nil {
+					return err
+				}
 			}
-		}
-		for _, ev := range o.Events {
-			if err := outbox.Add(ctx, tx, events.TopicWebhooks, ev); err != nil {
-				return err
+			if o.Disable != "" {
+				res, err := st.exec(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4 AND enabled = $5`,
+					false, o.Disable, now, d.EndpointID, true)
+				if err != nil {
+					return err
+				}
+				// Only the attempt that actually disabled it announces it (two attempts in flight
+				// can both see a 410).
+				if n, _ := res.RowsAffected(); n > 0 && o.DisabledEvent != nil {
+					if err := outbox.Add(ctx, tx, events.TopicWebhooks, *o.DisabledEvent); err != nil {
+						return err
+					}
+				}
+			}
+			for _, ev := range o.Events {
+				if err := outbox.Add(ctx, tx, events.TopicWebhooks, ev); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -436,15 +558,4 @@ func (s *Store) Pending(ctx context.Context, after string, limit int) ([]Deliver
 		out = append(out, d)
 	}
 	return out, rows.Err()
-}
-
-// DisableEndpoint turns an endpoint off with a reason and records ev, in one transaction.
-func (s *Store) DisableEndpoint(ctx context.Context, id, reason string, ev events.Envelope) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4`,
-			false, reason, time.Now().UnixNano(), id); err != nil {
-			return err
-		}
-		return outbox.Add(ctx, tx, events.TopicWebhooks, ev)
-	})
 }
