@@ -8,16 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/outbox"
+	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/livestream/internal/api"
+	"github.com/spacecast/spacecast/services/livestream/internal/ingest"
+	"github.com/spacecast/spacecast/services/livestream/internal/playback"
+	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
 )
@@ -27,6 +33,12 @@ type Config struct {
 	RedisKeyPrefix string        // SPACECAST_LIVESTREAM_REDIS_PREFIX: prepended to every Redis key ("")
 	LockTTL        time.Duration // SPACECAST_LIVESTREAM_LOCK_TTL: publisher lock lifetime, renewed while media flows (10s)
 	TimerTick      time.Duration // SPACECAST_LIVESTREAM_TIMER_TICK: reconnect timer poll period (250ms)
+
+	RTMPAddr        string        // SPACECAST_RTMP_ADDR: RTMP ingest listen address (":1935")
+	RecordingsDir   string        // SPACECAST_RECORDINGS_DIR: segments and playlists, <dir>/<asset id>/ ("recordings")
+	SegmentDuration time.Duration // SPACECAST_HLS_SEGMENT_DURATION: HLS target segment duration (2s)
+	LiveWindow      int           // SPACECAST_HLS_LIVE_WINDOW: segments in a live playlist (6)
+	MaxPublishers   int           // SPACECAST_RTMP_MAX_CONNECTIONS: RTMP connections per instance, 0 = no limit (1000)
 }
 
 // LoadConfig reads the settings.
@@ -35,6 +47,24 @@ func LoadConfig(r *envconfig.Reader) Config {
 		RedisKeyPrefix: r.String("SPACECAST_LIVESTREAM_REDIS_PREFIX", ""),
 		LockTTL:        r.Duration("SPACECAST_LIVESTREAM_LOCK_TTL", 10*time.Second),
 		TimerTick:      r.Duration("SPACECAST_LIVESTREAM_TIMER_TICK", 250*time.Millisecond),
+
+		RTMPAddr:        r.String("SPACECAST_RTMP_ADDR", ":1935"),
+		RecordingsDir:   r.String("SPACECAST_RECORDINGS_DIR", "recordings"),
+		SegmentDuration: r.Duration("SPACECAST_HLS_SEGMENT_DURATION", 2*time.Second),
+		LiveWindow:      r.Int("SPACECAST_HLS_LIVE_WINDOW", 6),
+		MaxPublishers:   r.Int("SPACECAST_RTMP_MAX_CONNECTIONS", 1000),
+	}
+	if c.SegmentDuration < 500*time.Millisecond || c.SegmentDuration > 30*time.Second {
+		r.Fail("SPACECAST_HLS_SEGMENT_DURATION", "want between 500ms and 30s")
+	}
+	if c.LiveWindow < 3 || c.LiveWindow > 100 {
+		r.Fail("SPACECAST_HLS_LIVE_WINDOW", "want between 3 and 100 segments")
+	}
+	if c.MaxPublishers < 0 {
+		r.Fail("SPACECAST_RTMP_MAX_CONNECTIONS", "want 0 (no limit) or more")
+	}
+	if c.RecordingsDir == "" {
+		r.Fail("SPACECAST_RECORDINGS_DIR", "want a directory")
 	}
 	if c.LockTTL < time.Second {
 		r.Fail("SPACECAST_LIVESTREAM_LOCK_TTL", "want at least 1s")
@@ -52,6 +82,11 @@ type Deps struct {
 	Publisher outbox.Publisher // a *kafkabus.Producer
 	Auth      *auth.Verifier
 	Redis     redis.UniversalClient
+	JWT       *spacejwt.Verifier // playback JWTs of signed playback ids
+	// RTMPListener, if set, is used instead of listening on Config.RTMPAddr (tests pass
+	// 127.0.0.1:0).
+	RTMPListener net.Listener
+	Registerer   prometheus.Registerer // optional: ingest metrics
 }
 
 // Service is a running live stream service.
@@ -63,12 +98,17 @@ type Service struct {
 	api   *api.API
 	authn *auth.Verifier
 	sess  *session.Manager
+
+	ingest   *ingest.Ingest
+	rtmp     *rtmp.Server
+	rtmpLn   net.Listener
+	playback *playback.Server
 }
 
 // New migrates the database and builds the service.
 func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
-	if d.Logger == nil || d.DB == nil || d.Publisher == nil || d.Auth == nil || d.Redis == nil {
-		return nil, errors.New("livestream: Logger, DB, Publisher, Auth and Redis are required")
+	if d.Logger == nil || d.DB == nil || d.Publisher == nil || d.Auth == nil || d.Redis == nil || d.JWT == nil {
+		return nil, errors.New("livestream: Logger, DB, Publisher, Auth, Redis and JWT are required")
 	}
 	log := d.Logger.With("service", "livestream")
 	st, err := store.Open(ctx, d.DB)
@@ -79,29 +119,64 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	var in *ingest.Ingest
 	sess, err := session.New(session.Options{Store: st, Redis: d.Redis, KeyPrefix: cfg.RedisKeyPrefix, Relay: relay,
-		Logger: log, LockTTL: cfg.LockTTL, Tick: cfg.TimerTick})
+		Logger: log, LockTTL: cfg.LockTTL, Tick: cfg.TimerTick,
+		OnFinish: func(_ context.Context, streamID, assetID string) {
+			if err := in.Finish(assetID); err != nil {
+				log.Error("closing the recording's playlists", "live_stream_id", streamID, "asset_id", assetID, "err", err)
+			}
+		}})
 	if err != nil {
 		return nil, err
 	}
+	in, err = ingest.New(ingest.Options{Sessions: sess, Dir: cfg.RecordingsDir, SegmentDuration: cfg.SegmentDuration,
+		LiveWindow: cfg.LiveWindow, Logger: log, Registerer: d.Registerer})
+	if err != nil {
+		return nil, fmt.Errorf("livestream: %w", err)
+	}
+	srv, err := rtmp.NewServer(rtmp.Config{Logger: log.With("component", "rtmp"), Handler: in, MaxConnections: cfg.MaxPublishers})
+	if err != nil {
+		return nil, err
+	}
+	ln := d.RTMPListener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.RTMPAddr); err != nil {
+			return nil, fmt.Errorf("livestream: RTMP listen %s: %w", cfg.RTMPAddr, err)
+		}
+	}
 	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess,
-		api: &api.API{Store: st, Relay: relay, Sessions: sess}}, nil
+		ingest: in, rtmp: srv, rtmpLn: ln,
+		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir, Log: log},
+		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in}}, nil
 }
 
+// RTMPAddr is the address the RTMP ingest listens on.
+func (s *Service) RTMPAddr() net.Addr { return s.rtmpLn.Addr() }
+
 // Register mounts the REST routes under /video/v1.
-func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.authn) }
+func (s *Service) Register(e *echo.Echo) {
+	s.api.Register(e, s.authn)
+	s.playback.Register(e)
+}
 
 // Ping checks the database (readiness).
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
-// Run publishes the outbox and fires reconnect_window timers until ctx ends.
+// Run serves RTMP ingest, publishes the outbox and fires reconnect_window timers until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	errc := make(chan error, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
 	go func() { errc <- s.relay.Run(ctx) }()
 	go func() { errc <- s.sess.Run(ctx) }()
-	err := <-errc
-	if err2 := <-errc; err == nil {
-		err = err2
+	go func() { errc <- s.rtmp.Serve(ctx, s.rtmpLn) }()
+	var err error
+	for range 3 {
+		if e := <-errc; e != nil && err == nil {
+			err = e
+			cancel() // one part failing stops the others
+		}
 	}
 	return err
 }

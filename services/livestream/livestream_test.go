@@ -2,8 +2,13 @@ package livestream_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -18,6 +23,7 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/libs/testenv"
 	"github.com/spacecast/spacecast/services/livestream"
@@ -31,6 +37,33 @@ func (m tokens) LookupToken(_ context.Context, id string) (auth.TokenRecord, err
 		return r, nil
 	}
 	return auth.TokenRecord{}, auth.ErrTokenNotFound
+}
+
+// signingKeys is an in-memory spacejwt.KeySource with one key of envA, made once per test binary.
+type signingKeys struct{ pk spacejwt.PublicKey }
+
+func (k signingKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
+	return []spacejwt.PublicKey{k.pk}, nil
+}
+
+var (
+	playbackKeyOnce sync.Once
+	playbackKeyPEM  []byte
+	playbackKey     *rsa.PrivateKey
+)
+
+const playbackKID = "kid-a"
+
+func testSigningKey(t *testing.T) (signingKeys, []byte) {
+	playbackKeyOnce.Do(func() {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		playbackKey = k
+		playbackKeyPEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
+	})
+	return signingKeys{spacejwt.PublicKey{ID: playbackKID, EnvironmentID: "envA", Key: &playbackKey.PublicKey}}, playbackKeyPEM
 }
 
 type creds struct{ id, secret string }
@@ -49,17 +82,19 @@ type env struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	svc     *livestream.Service
+	dir     string // recordings
+	keyPEM  []byte // signs playback JWTs of envA
 	stop    func()
 }
 
 func setup(t *testing.T, b testenv.SQLBackend) *env {
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
-	return start(t, testenv.OpenSQL(t, b), testenv.Kafka(t), rdb, prefix)
+	return start(t, testenv.OpenSQL(t, b), testenv.Kafka(t), rdb, prefix, t.TempDir())
 }
 
 // start runs a service instance on the given database, brokers and Redis.
-func start(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.UniversalClient, prefix string) *env {
+func start(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.UniversalClient, prefix, dir string) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers})
@@ -78,9 +113,21 @@ func start(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.UniversalClie
 		t.Fatal(err)
 	}
 	log := testenv.Logger(t)
-	cfg := livestream.Config{RedisKeyPrefix: prefix, LockTTL: 2 * time.Second, TimerTick: 50 * time.Millisecond}
-	svc, err := livestream.New(ctx, cfg, livestream.Deps{Logger: log, DB: db, Publisher: prod, Auth: authn, Redis: rdb})
+	keys, keyPEM := testSigningKey(t)
+	jwtv, err := spacejwt.NewVerifier(keys, spacejwt.Options{Logger: log})
 	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := livestream.Config{RedisKeyPrefix: prefix, LockTTL: 2 * time.Second, TimerTick: 50 * time.Millisecond,
+		RecordingsDir: dir, SegmentDuration: time.Second, LiveWindow: 6}
+	svc, err := livestream.New(ctx, cfg, livestream.Deps{Logger: log, DB: db, Publisher: prod, Auth: authn, Redis: rdb,
+		JWT: jwtv, RTMPListener: ln})
+	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -92,7 +139,7 @@ func start(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.UniversalClie
 	var once sync.Once
 	stop := func() { once.Do(func() { srv.Close(); cancel(); wg.Wait(); prod.Close() }) }
 	t.Cleanup(stop)
-	return &env{t: t, url: srv.URL, db: db, brokers: brokers, rdb: rdb, prefix: prefix, svc: svc, stop: stop}
+	return &env{t: t, url: srv.URL, db: db, brokers: brokers, rdb: rdb, prefix: prefix, svc: svc, dir: dir, keyPEM: keyPEM, stop: stop}
 }
 
 func (e *env) call(c creds, method, path, body string) (int, map[string]any) {
@@ -267,6 +314,7 @@ func readEvents(t *testing.T, brokers []string, id string, n int) ([]string, []m
 	defer cl.Close()
 	var got []string
 	var datas []map[string]any
+	seen := map[string]bool{} // the outbox delivers at least once: two relays may both publish a row
 	deadline := time.Now().Add(10 * time.Second)
 	for len(got) < n && time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -287,6 +335,10 @@ func readEvents(t *testing.T, brokers []string, id string, n int) ([]string, []m
 				(isAsset && res["live_stream_id"] != id) {
 				t.Errorf("%s data %s is not the resource", ev.Type, ev.Data)
 			}
+			if seen[ev.ID] {
+				return
+			}
+			seen[ev.ID] = true
 			if ev.Environment != "envA" || ev.Subject != id {
 				t.Errorf("envelope %+v", ev)
 			}

@@ -172,7 +172,7 @@ func TestRefusedPublishers(t *testing.T) {
 
 func TestOnePublisherAcrossInstances(t *testing.T) {
 	a := setup(t, testenv.SQLBackends(t)[0])
-	b := start(t, a.db, a.brokers, a.rdb, a.prefix)
+	b := start(t, a.db, a.brokers, a.rdb, a.prefix, a.dir)
 	ctx := context.Background()
 	ls := a.create(`{"playback_policy":"public","reconnect_window":30}`)
 	key := ls["stream_key"].(string)
@@ -242,8 +242,8 @@ func TestTimerSurvivesRestart(t *testing.T) {
 	id, key := ls["id"].(string), ls["stream_key"].(string)
 	s := publish(t, a, key, 4*time.Second, false)
 	a.stop() // the instance that scheduled the timer is gone
-	b := start(t, a.db, a.brokers, a.rdb, a.prefix)
-	c := start(t, a.db, a.brokers, a.rdb, a.prefix)
+	b := start(t, a.db, a.brokers, a.rdb, a.prefix, a.dir)
+	c := start(t, a.db, a.brokers, a.rdb, a.prefix, a.dir)
 	testenv.Eventually(t, 10*time.Second, func() bool { return b.stream(id)["status"] == "idle" }, "pending idle never fired after restart")
 	if as := b.asset(s.Asset.ID); as["status"] != "ready" || as["duration"] != 4.0 {
 		t.Fatalf("asset %v", as)

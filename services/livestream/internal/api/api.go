@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"unicode/utf8"
 
@@ -24,11 +25,17 @@ type Ender interface {
 	EndNow(ctx context.Context, liveStreamID string) error
 }
 
+// Recordings removes an asset's files.
+type Recordings interface {
+	Remove(assetID string) error
+}
+
 // API holds the handlers' dependencies.
 type API struct {
-	Store    *store.Store
-	Relay    Notifier
-	Sessions Ender
+	Store      *store.Store
+	Relay      Notifier
+	Sessions   Ender
+	Recordings Recordings
 }
 
 // Bounds and defaults of live stream settings (API.md).
@@ -346,9 +353,22 @@ func (a *API) getAsset(c echo.Context) error {
 }
 
 func (a *API) deleteAsset(c echo.Context) error {
-	if _, err := a.Store.DeleteAsset(c.Request().Context(), env(c), c.Param("id")); err != nil {
+	ctx := c.Request().Context()
+	as, err := a.Store.GetAsset(ctx, env(c), c.Param("id"))
+	if err != nil {
+		return mapErr(err)
+	}
+	if as.Status == store.AssetPreparing {
+		return httpapi.Conflict("the asset is still being recorded; complete or disable its live stream first")
+	}
+	if _, err := a.Store.DeleteAsset(ctx, env(c), as.ID); err != nil {
 		return mapErr(err)
 	}
 	a.Relay.Notify()
+	if a.Recordings != nil {
+		if err := a.Recordings.Remove(as.ID); err != nil {
+			return fmt.Errorf("removing the recording of %s: %w", as.ID, err)
+		}
+	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -31,6 +31,10 @@ type Options struct {
 	Logger    *slog.Logger
 	LockTTL   time.Duration // publisher lock lifetime, renewed every LockTTL/3 while media flows (default 10 s)
 	Tick      time.Duration // timer poll period (default 250 ms)
+	// OnFinish is called when a recording ends, on the instance that ends it, just before the
+	// asset becomes ready (so that whoever sees asset.ready finds the files closed): it closes
+	// the recording on disk. Optional.
+	OnFinish func(ctx context.Context, liveStreamID, assetID string)
 }
 
 // Manager runs sessions; one per service instance, sharing Redis and SQL with the others.
@@ -251,11 +255,18 @@ func (m *Manager) finish(ctx context.Context, id, assetID string) error {
 	if _, err := m.timers.Cancel(ctx, timerMember(id, assetID)); err != nil {
 		return err
 	}
+	m.finished(ctx, id, assetID)
 	if _, err := m.o.Store.Finish(ctx, id, assetID); err != nil {
 		return err
 	}
 	m.o.Relay.Notify()
 	return nil
+}
+
+func (m *Manager) finished(ctx context.Context, id, assetID string) {
+	if m.o.OnFinish != nil {
+		m.o.OnFinish(ctx, id, assetID)
+	}
 }
 
 // EndNow ends stream id's recording at once (complete, disable, delete): the publisher of this
@@ -312,6 +323,19 @@ func (m *Manager) fire(ctx context.Context) error {
 			_ = m.timers.Done(ctx, member)
 			continue
 		}
+		n, err := m.o.Redis.Exists(ctx, m.lockKey(streamID)).Result()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			// An encoder reconnected (it holds the lock and is cancelling this timer): the
+			// window did not lapse.
+			if err := m.timers.Done(ctx, member); err != nil {
+				return err
+			}
+			continue
+		}
+		m.finished(ctx, streamID, assetID)
 		if _, err := m.o.Store.Finish(ctx, streamID, assetID); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("ending recording %s: %w", assetID, err) // the lease brings it back
 		}
@@ -369,4 +393,17 @@ func (m *Manager) renew(ctx context.Context) {
 			s.kick()
 		}
 	}
+}
+
+// RecordingEnded reports whether an asset's recording is over (the asset is no longer
+// preparing, or is gone), whichever instance ended it.
+func (m *Manager) RecordingEnded(ctx context.Context, assetID string) (bool, error) {
+	a, err := m.o.Store.GetAsset(ctx, "", assetID)
+	if errors.Is(err, store.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return a.Status != store.AssetPreparing, nil
 }

@@ -1,0 +1,201 @@
+// Package playback serves HLS: GET {base}/{playback_id}.m3u8 and the segments it lists
+// ({base}/{playback_id}/seg-N.ts), for live streams (the live playlist of the active recording)
+// and for assets (the recording's VOD playlist), with playback JWTs for signed ids and CORS for
+// browser players.
+package playback
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/spacecast/spacecast/libs/httpapi"
+	"github.com/spacecast/spacecast/libs/spacejwt"
+	"github.com/spacecast/spacecast/services/livestream/internal/hls"
+	"github.com/spacecast/spacecast/services/livestream/internal/store"
+)
+
+// Resolver finds what a playback id plays (a *store.Store).
+type Resolver interface {
+	ResolvePlayback(ctx context.Context, pid string) (store.PlaybackTarget, error)
+}
+
+// TokenVerifier checks playback JWTs (a *spacejwt.Verifier).
+type TokenVerifier interface {
+	Verify(ctx context.Context, token, audience string) (spacejwt.Claims, error)
+}
+
+var (
+	_ Resolver      = (*store.Store)(nil)
+	_ TokenVerifier = (*spacejwt.Verifier)(nil)
+)
+
+// Server serves playlists and segments from the recordings directory.
+type Server struct {
+	Resolve Resolver
+	JWT     TokenVerifier
+	Dir     string // recordings: <Dir>/<asset id>/...
+	Log     *slog.Logger
+}
+
+// Prefix is where the routes are mounted; the playback base is <public URL>/stream.
+const Prefix = "/stream"
+
+var (
+	playlistName = regexp.MustCompile(`^([A-Za-z0-9_-]{1,64})\.m3u8$`)
+	idPattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	segmentName  = regexp.MustCompile(`^seg-[0-9]{1,9}\.ts$`)
+)
+
+// Register mounts the routes.
+func (s *Server) Register(e *echo.Echo) {
+	g := e.Group(Prefix, cors)
+	g.GET("/:file", s.playlist)
+	g.HEAD("/:file", s.playlist)
+	g.GET("/:pid/:seg", s.segment)
+	g.HEAD("/:pid/:seg", s.segment)
+	g.OPTIONS("/:file", preflight)
+	g.OPTIONS("/:pid/:seg", preflight)
+}
+
+// cors lets browser players on any origin fetch playlists and segments.
+func cors(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Expose-Headers", "Content-Length, Content-Range")
+		return next(c)
+	}
+}
+
+func preflight(c echo.Context) error {
+	h := c.Response().Header()
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Range")
+	h.Set("Access-Control-Max-Age", "86400")
+	return c.NoContent(http.StatusNoContent)
+}
+
+// target resolves and authorizes a playback id.
+func (s *Server) target(c echo.Context, pid string) (store.PlaybackTarget, error) {
+	ctx := c.Request().Context()
+	t, err := s.Resolve.ResolvePlayback(ctx, pid)
+	if errors.Is(err, store.ErrPlaybackID) {
+		return t, httpapi.NotFound("playback id not found")
+	}
+	if err != nil {
+		return t, err
+	}
+	if t.Policy == store.PolicySigned {
+		tok := c.QueryParam("token")
+		if tok == "" {
+			return t, httpapi.Forbidden("this playback id is signed: add ?token= with a playback JWT (aud \"v\", sub the playback id)")
+		}
+		cl, err := s.JWT.Verify(ctx, tok, spacejwt.AudiencePlayback)
+		if err != nil {
+			return t, httpapi.Forbidden("playback token refused: " + err.Error())
+		}
+		if cl.Subject != pid || cl.EnvironmentID != t.EnvironmentID {
+			return t, httpapi.Forbidden("playback token is for another playback id")
+		}
+	}
+	if t.Live && !t.Active {
+		return t, httpapi.New(httpapi.ErrPrecondition, "the live stream is not active")
+	}
+	return t, nil
+}
+
+func (s *Server) playlist(c echo.Context) error {
+	m := playlistName.FindStringSubmatch(c.Param("file"))
+	if m == nil {
+		return httpapi.NotFound("no such playlist: want {playback_id}.m3u8")
+	}
+	pid := m[1]
+	t, err := s.target(c, pid)
+	if err != nil {
+		return err
+	}
+	name := hls.VODPlaylist
+	if t.Live {
+		name = hls.LivePlaylist
+	}
+	body, err := os.ReadFile(filepath.Join(s.Dir, t.AssetID, name))
+	if errors.Is(err, os.ErrNotExist) {
+		if t.Live {
+			return httpapi.New(httpapi.ErrPrecondition, "the live stream has no segment yet")
+		}
+		return httpapi.NotFound("this asset has no recording")
+	}
+	if err != nil {
+		return err
+	}
+	suffix := ""
+	if tok := c.QueryParam("token"); tok != "" && t.Policy == store.PolicySigned {
+		suffix = "?token=" + url.QueryEscape(tok)
+	}
+	h := c.Response().Header()
+	if t.Live || t.AssetStatus == store.AssetPreparing {
+		h.Set("Cache-Control", "no-cache")
+	} else {
+		h.Set("Cache-Control", "public, max-age=3600")
+	}
+	return c.Blob(http.StatusOK, "application/vnd.apple.mpegurl", rewrite(body, pid+"/", suffix))
+}
+
+// rewrite points a playlist's segment URIs (relative, "seg-N.ts") at {pid}/seg-N.ts, since the
+// playlist is served at {base}/{pid}.m3u8, and carries a signed id's token along.
+func rewrite(body []byte, prefix, suffix string) []byte {
+	var out bytes.Buffer
+	out.Grow(len(body) + 64*bytes.Count(body, []byte("\n")))
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		l := sc.Text()
+		if l != "" && !strings.HasPrefix(l, "#") {
+			out.WriteString(prefix)
+			out.WriteString(l)
+			out.WriteString(suffix)
+		} else {
+			out.WriteString(l)
+		}
+		out.WriteByte('\n')
+	}
+	return out.Bytes()
+}
+
+func (s *Server) segment(c echo.Context) error {
+	pid, seg := c.Param("pid"), c.Param("seg")
+	if !idPattern.MatchString(pid) || !segmentName.MatchString(seg) {
+		return httpapi.NotFound("no such segment")
+	}
+	t, err := s.target(c, pid)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(filepath.Join(s.Dir, t.AssetID, seg))
+	if errors.Is(err, os.ErrNotExist) {
+		return httpapi.NotFound("no such segment")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Type", "video/mp2t")
+	h.Set("Cache-Control", "public, max-age=86400") // a segment never changes once listed
+	http.ServeContent(c.Response(), c.Request(), seg, st.ModTime(), f)
+	return nil
+}

@@ -1,0 +1,327 @@
+package rtmp
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+)
+
+// RTMP message type ids.
+const (
+	MsgSetChunkSize             uint8 = 1
+	MsgAbort                    uint8 = 2
+	MsgAck                      uint8 = 3
+	MsgUserControl              uint8 = 4
+	MsgWindowAckSize            uint8 = 5
+	MsgSetPeerBandwidth         uint8 = 6
+	MsgAudio                    uint8 = 8
+	MsgVideo                    uint8 = 9
+	MsgDataAMF3                 uint8 = 15
+	MsgSharedObjectAMF3         uint8 = 16
+	MsgCommandAMF3              uint8 = 17
+	MsgDataAMF0                 uint8 = 18
+	MsgSharedObjectAMF0         uint8 = 19
+	MsgCommandAMF0              uint8 = 20
+	MsgAggregate                uint8 = 22
+	defaultChunkSize                  = 128
+	maxChunkStreams                   = 256
+	extendedTimestampMark             = 0xffffff
+	readStep                          = 64 << 10
+	protocolControlChunkStream        = 2
+	protocolControlMaxChunkSize       = 0x7fffffff
+)
+
+// ErrProtocol is wrapped by chunk-stream and message-level protocol violations.
+var ErrProtocol = errors.New("rtmp: protocol error")
+
+// Message is one RTMP message, reassembled from its chunks.
+type Message struct {
+	CSID      uint32 // chunk stream id it came on / goes out on
+	Type      uint8
+	StreamID  uint32 // message stream id
+	Timestamp uint32 // 32-bit RTMP timestamp in ms (wraps)
+	Payload   []byte
+}
+
+type chunkStream struct {
+	ts       uint32 // timestamp of the last message header
+	delta    uint32 // last timestamp delta (type 0: the timestamp itself)
+	length   uint32
+	typ      uint8
+	sid      uint32
+	extended bool // the last type 0/1/2 header used an extended timestamp
+
+	active bool // a message is partly received
+	msgTs  uint32
+	buf    []byte
+}
+
+// ChunkReader reassembles RTMP messages from a chunk stream (RTMP spec section 5.3). It keeps
+// state per chunk stream id, so chunks of different streams may interleave. Set Chunk Size and
+// Abort messages are applied by the reader itself (and still returned).
+type ChunkReader struct {
+	r         *bufio.Reader
+	chunkSize uint32
+	streams   map[uint32]*chunkStream
+	hdr       [16]byte
+}
+
+// NewChunkReader reads chunks from r (wrapped in a bufio.Reader unless it is one) with the
+// initial chunk size of 128 bytes.
+func NewChunkReader(r io.Reader) *ChunkReader {
+	br, ok := r.(*bufio.Reader)
+	if !ok {
+		br = bufio.NewReaderSize(r, 64<<10)
+	}
+	return &ChunkReader{r: br, chunkSize: defaultChunkSize, streams: make(map[uint32]*chunkStream)}
+}
+
+// ChunkSize is the peer's current chunk size.
+func (c *ChunkReader) ChunkSize() uint32 { return c.chunkSize }
+
+func (c *ChunkReader) readFull(n int) ([]byte, error) {
+	b := c.hdr[:n]
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: connection ended inside a chunk header", ErrProtocol)
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// ReadMessage reads chunks until a message is complete and returns it. The payload is a fresh
+// slice owned by the caller. io.EOF means the peer closed between chunks.
+func (c *ChunkReader) ReadMessage() (Message, error) {
+	for {
+		m, done, err := c.readChunk()
+		if err != nil {
+			return Message{}, err
+		}
+		if done {
+			return m, nil
+		}
+	}
+}
+
+func (c *ChunkReader) readChunk() (Message, bool, error) {
+	b0, err := c.r.ReadByte()
+	if err != nil {
+		return Message{}, false, err
+	}
+	format := b0 >> 6
+	csid := uint32(b0 & 0x3f)
+	switch csid {
+	case 0:
+		b, err := c.readFull(1)
+		if err != nil {
+			return Message{}, false, err
+		}
+		csid = 64 + uint32(b[0])
+	case 1:
+		b, err := c.readFull(2)
+		if err != nil {
+			return Message{}, false, err
+		}
+		csid = 64 + uint32(b[0]) + uint32(b[1])<<8
+	}
+	cs := c.streams[csid]
+	if cs == nil {
+		if len(c.streams) >= maxChunkStreams {
+			return Message{}, false, fmt.Errorf("%w: more than %d chunk streams", ErrProtocol, maxChunkStreams)
+		}
+		// A chunk stream must start with a type 0 header; be lenient and start from zeros
+		// (librtmp computes relative headers against zero).
+		cs = &chunkStream{}
+		c.streams[csid] = cs
+	}
+	if format != 3 && cs.active {
+		// A new message header while a message is unfinished: the peer gave up on it.
+		cs.active, cs.buf = false, nil
+	}
+	switch format {
+	case 0:
+		h, err := c.readFull(11)
+		if err != nil {
+			return Message{}, false, err
+		}
+		ts := uint24(h[0:3])
+		cs.length = uint24(h[3:6])
+		cs.typ = h[6]
+		cs.sid = binary.LittleEndian.Uint32(h[7:11])
+		cs.extended = ts == extendedTimestampMark
+		if cs.extended {
+			e, err := c.readFull(4)
+			if err != nil {
+				return Message{}, false, err
+			}
+			ts = binary.BigEndian.Uint32(e)
+		}
+		cs.ts, cs.delta = ts, ts
+	case 1, 2:
+		n := 7
+		if format == 2 {
+			n = 3
+		}
+		h, err := c.readFull(n)
+		if err != nil {
+			return Message{}, false, err
+		}
+		d := uint24(h[0:3])
+		if format == 1 {
+			cs.length = uint24(h[3:6])
+			cs.typ = h[6]
+		}
+		cs.extended = d == extendedTimestampMark
+		if cs.extended {
+			e, err := c.readFull(4)
+			if err != nil {
+				return Message{}, false, err
+			}
+			d = binary.BigEndian.Uint32(e)
+		}
+		cs.delta = d
+		cs.ts += d
+	case 3:
+		// The extended timestamp field is repeated on type 3 chunks when the last header of
+		// this chunk stream used one.
+		if cs.extended {
+			if _, err := c.readFull(4); err != nil {
+				return Message{}, false, err
+			}
+		}
+		if !cs.active {
+			cs.ts += cs.delta // a new message with the same delta as the previous one
+		}
+	}
+	if !cs.active {
+		cs.active = true
+		cs.msgTs = cs.ts
+		cs.buf = make([]byte, 0, min(cs.length, readStep))
+	}
+	// Read this chunk's payload, growing the buffer only as bytes arrive so that a header
+	// claiming a large message costs nothing until the data is really sent.
+	n := int(min(c.chunkSize, cs.length-uint32(len(cs.buf))))
+	for n > 0 {
+		k := min(n, readStep)
+		cs.buf = slices.Grow(cs.buf, k)
+		start := len(cs.buf)
+		cs.buf = cs.buf[:start+k]
+		if _, err := io.ReadFull(c.r, cs.buf[start:]); err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return Message{}, false, fmt.Errorf("%w: connection ended inside a message", ErrProtocol)
+			}
+			return Message{}, false, err
+		}
+		n -= k
+	}
+	if uint32(len(cs.buf)) < cs.length {
+		return Message{}, false, nil
+	}
+	m := Message{CSID: csid, Type: cs.typ, StreamID: cs.sid, Timestamp: cs.msgTs, Payload: cs.buf}
+	cs.active, cs.buf = false, nil
+	if err := c.control(m); err != nil {
+		return Message{}, false, err
+	}
+	return m, true, nil
+}
+
+// control applies Set Chunk Size and Abort.
+func (c *ChunkReader) control(m Message) error {
+	switch m.Type {
+	case MsgSetChunkSize:
+		if len(m.Payload) < 4 {
+			return fmt.Errorf("%w: short Set Chunk Size", ErrProtocol)
+		}
+		n := binary.BigEndian.Uint32(m.Payload) & protocolControlMaxChunkSize
+		if n == 0 {
+			return fmt.Errorf("%w: chunk size 0", ErrProtocol)
+		}
+		c.chunkSize = n
+	case MsgAbort:
+		if len(m.Payload) < 4 {
+			return fmt.Errorf("%w: short Abort", ErrProtocol)
+		}
+		if cs := c.streams[binary.BigEndian.Uint32(m.Payload)]; cs != nil {
+			cs.active, cs.buf = false, nil
+		}
+	}
+	return nil
+}
+
+// ChunkWriter splits messages into chunks: a type 0 header for each message and type 3 headers
+// for its continuation chunks, with the extended timestamp repeated on them when used.
+type ChunkWriter struct {
+	w         io.Writer
+	chunkSize uint32
+	hdr       []byte
+}
+
+// NewChunkWriter writes to w with the initial chunk size of 128 bytes. Wrap w in a bufio.Writer.
+func NewChunkWriter(w io.Writer) *ChunkWriter {
+	return &ChunkWriter{w: w, chunkSize: defaultChunkSize, hdr: make([]byte, 0, 18)}
+}
+
+// SetChunkSize changes the outgoing chunk size; send a Set Chunk Size message first.
+func (c *ChunkWriter) SetChunkSize(n uint32) { c.chunkSize = max(1, n&protocolControlMaxChunkSize) }
+
+// ChunkSize is the current outgoing chunk size.
+func (c *ChunkWriter) ChunkSize() uint32 { return c.chunkSize }
+
+func appendBasicHeader(b []byte, format uint8, csid uint32) []byte {
+	switch {
+	case csid < 64:
+		return append(b, format<<6|byte(csid))
+	case csid < 320:
+		return append(b, format<<6, byte(csid-64))
+	default:
+		v := csid - 64
+		return append(b, format<<6|1, byte(v), byte(v>>8))
+	}
+}
+
+// WriteMessage writes m as chunks on chunk stream m.CSID (2..65599).
+func (c *ChunkWriter) WriteMessage(m Message) error {
+	if m.CSID < 2 || m.CSID > 65599 {
+		return fmt.Errorf("%w: chunk stream id %d", ErrProtocol, m.CSID)
+	}
+	if len(m.Payload) > 0xffffff {
+		return fmt.Errorf("%w: message of %d bytes", ErrProtocol, len(m.Payload))
+	}
+	ext := m.Timestamp >= extendedTimestampMark
+	h := appendBasicHeader(c.hdr[:0], 0, m.CSID)
+	ts := m.Timestamp
+	if ext {
+		ts = extendedTimestampMark
+	}
+	h = append(h, byte(ts>>16), byte(ts>>8), byte(ts))
+	n := len(m.Payload)
+	h = append(h, byte(n>>16), byte(n>>8), byte(n), m.Type)
+	h = binary.LittleEndian.AppendUint32(h, m.StreamID)
+	if ext {
+		h = binary.BigEndian.AppendUint32(h, m.Timestamp)
+	}
+	p := m.Payload
+	for first := true; first || len(p) > 0; first = false {
+		if !first {
+			h = appendBasicHeader(c.hdr[:0], 3, m.CSID)
+			if ext {
+				h = binary.BigEndian.AppendUint32(h, m.Timestamp)
+			}
+		}
+		if _, err := c.w.Write(h); err != nil {
+			return err
+		}
+		k := min(len(p), int(c.chunkSize))
+		if _, err := c.w.Write(p[:k]); err != nil {
+			return err
+		}
+		p = p[k:]
+	}
+	return nil
+}
+
+func uint24(b []byte) uint32 { return uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) }
