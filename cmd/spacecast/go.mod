@@ -6,6 +6,7 @@ require (
 	github.com/labstack/echo/v4 v4.16.0
 	github.com/spacecast/spacecast/libs v0.0.0
 	github.com/spacecast/spacecast/services/keys v0.0.0
+	github.com/spacecast/spacecast/services/livestream v0.0.0
 	github.com/spacecast/spacecast/services/sfu v0.0.0
 	github.com/spacecast/spacecast/services/spaces-api v0.0.0
 	github.com/spacecast/spacecast/services/webhooks v0.0.0
@@ -16,6 +17,8 @@ require (
 
 require (
 	github.com/alicebob/miniredis/v2 v2.40.0 // indirect
+	github.com/asticode/go-astikit v0.30.0 // indirect
+	github.com/asticode/go-astits v1.13.0 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/coder/websocket v1.8.15 // indirect

@@ -41,6 +41,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(
 		newDevCmd(),
 		newSpacesCmd(g),
+		newLiveStreamsCmd(g),
 		newSigningKeysCmd(g),
 		newTokenCmd(),
 		newEventsCmd(g),

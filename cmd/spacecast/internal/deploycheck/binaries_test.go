@@ -12,6 +12,7 @@ import (
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/service"
 	"github.com/spacecast/spacecast/services/keys"
+	"github.com/spacecast/spacecast/services/livestream"
 	"github.com/spacecast/spacecast/services/sfu"
 	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
 	"github.com/spacecast/spacecast/services/webhooks"
@@ -27,23 +28,18 @@ type binary struct {
 }
 
 // binaries mirrors services/<name>/cmd/<name>/main.go, one line per binary. Keep it in step
-// when a main changes. livestream: add
-//
-//	"livestream": {service.Needs{Redis: true, Keys: true}, func(r *envconfig.Reader) { livestream.LoadConfig(r) }, nil},
-//
-// once cmd/spacecast/go.mod requires the livestream module and the service is deployed.
+// when a main changes.
 var binaries = map[string]binary{
 	"keys":       {service.Needs{}, func(r *envconfig.Reader) { keys.LoadConfig(r) }, []string{"SPACECAST_INTERNAL_SECRET", "SPACECAST_BOOTSTRAP_TOKEN_ID", "SPACECAST_BOOTSTRAP_TOKEN_SECRET"}},
 	"spaces-api": {service.Needs{Keys: true}, func(r *envconfig.Reader) { spacesapi.LoadConfig(r) }, nil},
 	"sfu":        {service.Needs{Redis: true, Keys: true}, func(r *envconfig.Reader) { sfu.LoadConfig(r); r.String("SPACECAST_SPACES_URL", "") }, []string{"SPACECAST_SPACES_URL", "SPACECAST_SFU_PUBLIC_URL", "SPACECAST_SFU_PUBLIC_IP"}},
 	"webhooks":   {service.Needs{Redis: true, Keys: true}, func(r *envconfig.Reader) { webhooks.LoadConfig(r) }, nil},
+	"livestream": {service.Needs{Redis: true, Keys: true}, func(r *envconfig.Reader) { livestream.LoadConfig(r) }, []string{"SPACECAST_RECORDINGS_DIR"}},
 }
 
 // notDeployed lists service binaries that exist but are deliberately absent from the
 // deployment files, with the reason.
-var notDeployed = map[string]string{
-	"livestream": "RTMP ingest and HLS are not built yet",
-}
+var notDeployed = map[string]string{}
 
 // read runs the binary's settings loading over env as service.Load does, and returns the names
 // it read and every bad value.

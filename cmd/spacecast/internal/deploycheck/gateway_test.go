@@ -25,6 +25,7 @@ import (
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/testenv"
 	"github.com/spacecast/spacecast/services/keys"
+	"github.com/spacecast/spacecast/services/livestream"
 	"github.com/spacecast/spacecast/services/sfu"
 	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
 	"github.com/spacecast/spacecast/services/webhooks"
@@ -53,9 +54,7 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // notDeployedPaths are public paths (API.md) of services that have no deployment yet: the
 // gateways must not send them to some other service.
-var notDeployedPaths = map[string][]string{
-	"livestream": {"/video/v1/live-streams", "/video/v1/live-streams/x", "/video/v1/assets", "/video/v1/assets/x", "/stream/x.m3u8"},
-}
+var notDeployedPaths = map[string][]string{}
 
 var proxyLineRE = regexp.MustCompile(`^\s*reverse_proxy\s+(\S+)\s+(\S+)\s*$`)
 
@@ -158,7 +157,21 @@ func buildApps(t *testing.T) map[string]app {
 		t.Fatal(err)
 	}
 
-	regs := map[string]interface{ Register(*echo.Echo) }{"keys": keysSvc, "spaces-api": spacesSvc, "sfu": sfuSvc, "webhooks": whSvc}
+	lsCfg := livestream.LoadConfig(envconfig.FromMap(env["livestream"]))
+	lsCfg.RedisKeyPrefix = prefix + lsCfg.RedisKeyPrefix
+	lsCfg.RecordingsDir = t.TempDir()
+	rtmpLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rtmpLn.Close() })
+	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: testenv.SQLite(t), Publisher: prod, Auth: authn, Redis: rdb,
+		JWT: jwtv, RTMPListener: rtmpLn})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	regs := map[string]interface{ Register(*echo.Echo) }{"keys": keysSvc, "spaces-api": spacesSvc, "sfu": sfuSvc, "webhooks": whSvc, "livestream": lsSvc}
 	apps := map[string]app{}
 	for name := range binaries {
 		reg, ok := regs[name]

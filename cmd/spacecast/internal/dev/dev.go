@@ -26,6 +26,7 @@ import (
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/keys"
+	"github.com/spacecast/spacecast/services/livestream"
 	"github.com/spacecast/spacecast/services/sfu"
 	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
 	"github.com/spacecast/spacecast/services/webhooks"
@@ -39,9 +40,11 @@ type Options struct {
 	// SFUUDPPort and SFUTCPPort are the ICE ports of the SFU (0 = any free port, TCP -1 = off).
 	SFUUDPPort int
 	SFUTCPPort int
-	AccessLog  bool
-	Logger     *slog.Logger
-	Out        io.Writer // where the start-up banner goes
+	// RTMPAddr is the RTMP ingest address (default :1935).
+	RTMPAddr  string
+	AccessLog bool
+	Logger    *slog.Logger
+	Out       io.Writer // where the start-up banner goes
 	// Env is read for SPACECAST_BOOTSTRAP_TOKEN_ID/SECRET.
 	Env *envconfig.Reader
 }
@@ -175,12 +178,27 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	comps := []component{keysSvc, spacesSvc, sfuSvc, whSvc}
+	lsDB, err := openDB("livestream")
+	if err != nil {
+		return err
+	}
+	dbs = append(dbs, lsDB)
+	lsCfg := livestream.LoadConfig(envconfig.FromMap(nil))
+	lsCfg.RecordingsDir = filepath.Join(o.DataDir, "recordings")
+	if o.RTMPAddr != "" {
+		lsCfg.RTMPAddr = o.RTMPAddr
+	}
+	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv})
+	if err != nil {
+		return err
+	}
+	comps := []component{keysSvc, spacesSvc, sfuSvc, whSvc, lsSvc}
 	checks := []httpapi.Check{
 		{Name: "keys-db", Fn: keysSvc.Ping},
 		{Name: "spaces-db", Fn: spacesSvc.Ping},
 		{Name: "sfu", Fn: sfuSvc.Ping},
 		{Name: "webhooks-db", Fn: whSvc.Ping},
+		{Name: "livestream-db", Fn: lsSvc.Ping},
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
 	e := httpapi.NewServer(httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks})
@@ -189,7 +207,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	banner(o.Out, ln.Addr().String(), brokers, o.DataDir, boot)
-	fmt.Fprintf(o.Out, "  Spaces demo: http://%s/demo/spaces (SFU ICE on udp/%d, tcp/%d)\n\n", publicHost(ln.Addr().String()), sfuSvc.UDPPort(), sfuSvc.TCPPort())
+	fmt.Fprintf(o.Out, "  Spaces demo: http://%s/demo/spaces (SFU ICE on udp/%d, tcp/%d)\n", publicHost(ln.Addr().String()), sfuSvc.UDPPort(), sfuSvc.TCPPort())
+	fmt.Fprintf(o.Out, "  RTMP ingest: rtmp://%s/app/{stream_key}\n  HLS:         http://%s/stream/{playback_id}.m3u8\n\n",
+		publicHost(lsSvc.RTMPAddr().String()), publicHost(ln.Addr().String()))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

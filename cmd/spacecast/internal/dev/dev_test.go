@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -43,7 +44,7 @@ func startDev(t *testing.T, dir, httpAddr, kafkaAddr string) *devProc {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &devProc{cancel: cancel, done: make(chan error, 1), out: &bytes.Buffer{}}
 	o := Options{
-		DataDir: dir, HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, Logger: testenv.Logger(t), Out: p.out,
+		DataDir: dir, HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, RTMPAddr: "127.0.0.1:0", Logger: testenv.Logger(t), Out: p.out,
 		Env: envconfig.FromMap(map[string]string{"SPACECAST_BOOTSTRAP_TOKEN_ID": "e2e-admin", "SPACECAST_BOOTSTRAP_TOKEN_SECRET": "e2e-admin-secret-123"}),
 	}
 	go func() { p.done <- Run(ctx, o) }()
@@ -178,7 +179,7 @@ func TestFirstStartPrintsAdminTokenOnce(t *testing.T) {
 		out := &bytes.Buffer{}
 		done := make(chan error, 1)
 		go func() {
-			done <- Run(ctx, Options{DataDir: dir, HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, Logger: testenv.Logger(t), Out: out, Env: envconfig.FromMap(nil)})
+			done <- Run(ctx, Options{DataDir: dir, HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, RTMPAddr: "127.0.0.1:0", Logger: testenv.Logger(t), Out: out, Env: envconfig.FromMap(nil)})
 		}()
 		waitReady(t, httpAddr)
 		return out, cancel, done
@@ -292,4 +293,55 @@ func TestSpaceGoesActiveThenIdle(t *testing.T) {
 	if st, _ := api(t, "DELETE", base+"/video/v1/spaces/"+id, ""); st != 204 {
 		t.Fatalf("delete when idle = %d", st)
 	}
+}
+
+// TestDevLiveStream: in dev mode ffmpeg publishes over RTMP with the stream key of a live
+// stream created over the API, and the HLS playlist is served on the one HTTP port.
+func TestDevLiveStream(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ffmpeg is not installed; CI must install it")
+		}
+		t.Skip("ffmpeg is not installed")
+	}
+	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
+	p := startDev(t, t.TempDir(), httpAddr, kafkaAddr)
+	defer p.stop(t)
+	m := regexp.MustCompile(`RTMP ingest: rtmp://(\S+)/app/`).FindStringSubmatch(p.out.String())
+	if m == nil {
+		t.Fatalf("banner has no RTMP address:\n%s", p.out)
+	}
+	base := "http://" + httpAddr
+	st, res := api(t, "POST", base+"/video/v1/live-streams", `{"playback_policy":"public","reconnect_window":1}`)
+	if st != 201 {
+		t.Fatalf("create live stream = %d %v", st, res)
+	}
+	ls := res["data"].(map[string]any)
+	id, key := ls["id"].(string), ls["stream_key"].(string)
+	pid := ls["playback_ids"].([]any)[0].(map[string]any)["id"].(string)
+	cmd := exec.Command("ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440",
+		"-t", "5", "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p", "-c:a", "aac",
+		"-f", "flv", "rtmp://"+m[1]+"/app/"+key)
+	out := &strings.Builder{}
+	cmd.Stderr = out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill() //nolint:errcheck
+	testenv.Eventually(t, 20*time.Second, func() bool {
+		res, err := http.Get(base + "/stream/" + pid + ".m3u8")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}, "the HLS playlist never became available")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	testenv.Eventually(t, 15*time.Second, func() bool {
+		_, res := api(t, "GET", base+"/video/v1/live-streams/"+id, "")
+		return res["data"].(map[string]any)["status"] == "idle"
+	}, "the live stream never went idle after the encoder stopped")
 }

@@ -1,4 +1,5 @@
-// Command livestream runs the live-stream service alone, configured by SPACECAST_* variables.
+// Command livestream runs the live-stream service alone (REST API, RTMP ingest, HLS playback),
+// configured by SPACECAST_* variables.
 package main
 
 import (
@@ -7,6 +8,7 @@ import (
 
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/service"
+	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/services/livestream"
 )
 
@@ -15,6 +17,15 @@ func main() {
 	os.Exit(service.Main("livestream", "sqlite:livestream.db", service.Needs{Redis: true, Keys: true},
 		func(r *envconfig.Reader) { cfg = livestream.LoadConfig(r) },
 		func(ctx context.Context, c *service.Clients) (service.Runner, error) {
-			return livestream.New(ctx, cfg, livestream.Deps{Logger: c.Log, DB: c.DB, Publisher: c.Producer, Auth: c.Auth, Redis: c.Redis})
+			keys, err := spacejwt.NewHTTPKeySource(c.Base.KeysURL, c.Base.InternalSecret)
+			if err != nil {
+				return nil, err
+			}
+			jwtv, err := spacejwt.NewVerifier(keys, spacejwt.Options{Logger: c.Log})
+			if err != nil {
+				return nil, err
+			}
+			return livestream.New(ctx, cfg, livestream.Deps{Logger: c.Log, DB: c.DB, Publisher: c.Producer, Auth: c.Auth,
+				Redis: c.Redis, JWT: jwtv})
 		}))
 }
