@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spacecast/spacecast/libs/auth"
@@ -35,7 +37,10 @@ type Clients struct {
 	Redis    redis.UniversalClient // when Needs.Redis
 	Keys     *auth.HTTPLookup      // when Needs.Keys
 	Auth     *auth.Verifier        // when Needs.Keys
-	closers  []func()
+	// Metrics is the registry /metrics serves (Go and process collectors included); services
+	// register their own collectors on it.
+	Metrics *prometheus.Registry
+	closers []func()
 }
 
 // Load reads the shared settings, lets loadOwn read the service's own, and fails with every
@@ -55,7 +60,8 @@ func Load(defaultDB string, n Needs, loadOwn func(r *envconfig.Reader)) (Base, e
 
 // Open connects the clients n asks for.
 func Open(ctx context.Context, base Base, n Needs) (*Clients, error) {
-	c := &Clients{Base: base, Log: NewLogger(base.LogFormat, base.LogLevel)}
+	c := &Clients{Base: base, Log: NewLogger(base.LogFormat, base.LogLevel), Metrics: prometheus.NewRegistry()}
+	c.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	var err error
 	if c.DB, err = sqldb.Open(ctx, base.DatabaseURL); err != nil {
 		return nil, err
@@ -130,7 +136,7 @@ func mainErr(name, defaultDB string, n Needs, loadOwn func(r *envconfig.Reader),
 	if c.Redis != nil {
 		checks = append(checks, httpapi.Check{Name: "redis", Fn: func(ctx context.Context) error { return c.Redis.Ping(ctx).Err() }})
 	}
-	e := httpapi.NewServer(httpapi.Options{Logger: c.Log, AccessLog: base.AccessLog, Checks: checks})
+	e := httpapi.NewServer(httpapi.Options{Logger: c.Log, AccessLog: base.AccessLog, Checks: checks, Registry: c.Metrics})
 	svc.Register(e)
 	runErr := make(chan error, 1)
 	go func() {

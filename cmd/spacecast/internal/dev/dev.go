@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/embedded"
@@ -188,7 +190,10 @@ func Run(ctx context.Context, o Options) error {
 	if o.RTMPAddr != "" {
 		lsCfg.RTMPAddr = o.RTMPAddr
 	}
-	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv})
+	metrics := prometheus.NewRegistry()
+	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv,
+		Registerer: metrics})
 	if err != nil {
 		return err
 	}
@@ -201,7 +206,7 @@ func Run(ctx context.Context, o Options) error {
 		{Name: "livestream-db", Fn: lsSvc.Ping},
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
-	e := httpapi.NewServer(httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks})
+	e := httpapi.NewServer(httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks, Registry: metrics})
 	for _, c := range comps {
 		c.Register(e)
 	}
