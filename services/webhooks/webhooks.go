@@ -17,10 +17,10 @@ import (
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/webhooks/internal/api"
-	"github.com/spacecast/spacecast/services/webhooks/internal/consume"
 	"github.com/spacecast/spacecast/services/webhooks/internal/deliver"
 	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
@@ -111,7 +111,7 @@ type Service struct {
 	log    *slog.Logger
 	store  *store.Store
 	relay  *outbox.Relay
-	cons   *consume.Consumer
+	cons   *kafkabus.Consumer
 	disp   *deliver.Dispatcher
 	worker *deliver.Worker
 	api    *api.API
@@ -158,7 +158,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	cons, err := consume.New(consume.Config{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup, Topics: events.AllTopics, Logger: log})
+	cons, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup, Topics: events.AllTopics, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +185,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 4)
 	go func() { errc <- s.relay.Run(ctx) }()
-	go func() { errc <- s.cons.Run(ctx, s.disp.HandleBatch) }()
+	go func() { errc <- s.cons.Run(ctx, s.disp.Handle) }()
 	go func() { errc <- s.worker.Run(ctx) }()
 	go func() { errc <- s.reconcile(ctx) }()
 	var err error
