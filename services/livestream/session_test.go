@@ -260,3 +260,41 @@ func TestTimerSurvivesRestart(t *testing.T) {
 		t.Fatalf("events %v: want exactly one asset.ready", got)
 	}
 }
+
+// TestMaxContinuousDuration: a session longer than max_continuous_duration is cut off and its
+// recording ends at once (no reconnect wait). The API's minimum is 60 s, so the test lowers the
+// stored value to 1 s directly in SQL.
+func TestMaxContinuousDuration(t *testing.T) {
+	e := setup(t, testenv.SQLBackends(t)[0])
+	ls := e.create(`{"playback_policy":"public","reconnect_window":600}`)
+	id, key := ls["id"].(string), ls["stream_key"].(string)
+	if _, err := e.db.ExecContext(context.Background(), `UPDATE live_streams SET max_continuous_duration = 1 WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	kicked := make(chan struct{}, 1)
+	ctx := context.Background()
+	s, err := e.svc.Sessions().Begin(ctx, key, func() {
+		select {
+		case kicked <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Media(ctx, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Playable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-kicked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the publisher was not cut off after max_continuous_duration")
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return e.stream(id)["status"] == "idle" }, "stream not idle after max_continuous_duration")
+	if a := e.asset(s.Asset.ID); a["status"] != "ready" {
+		t.Fatalf("asset %v", a)
+	}
+}
