@@ -150,9 +150,15 @@ func (w *Worker) busyFor(endpointID string) (bool, time.Duration) {
 	}
 	// Spread a backlog over the time the endpoint needs to absorb it: the i-th deferral within
 	// one latency window waits about (1 + i/PerEndpoint) attempts' latency.
-	// Before any attempt has finished, the age of the attempts in flight is the best estimate.
+	// Before any attempt has finished, the age of the attempts in flight is the best estimate;
+	// after that, the observed latency (the age would grow without bound while the endpoint
+	// stays busy under a steady load, and push its deliveries ever further out).
 	now := time.Now()
-	lat := max(50*time.Millisecond, w.latency[endpointID], now.Sub(w.started[endpointID]))
+	lat, known := w.latency[endpointID]
+	if !known {
+		lat = now.Sub(w.started[endpointID])
+	}
+	lat = max(50*time.Millisecond, lat)
 	d := w.deferred[endpointID]
 	if now.Sub(d.since) > lat {
 		d = deferral{since: now}
@@ -256,8 +262,13 @@ func (w *Worker) process(ctx context.Context, member string) {
 		_ = w.c.Queue.Schedule(ctx, member, now.Add(wait))
 		return
 	}
-	defer w.release(ep.ID)
-	w.attempt(ctx, log, member, d, ep)
+	// The endpoint's slot is given back as soon as its HTTP request is over: recording the
+	// attempt does not touch the endpoint, and holding the slot through a database round trip
+	// would cap a busy endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second.
+	var once sync.Once
+	release := func() { once.Do(func() { w.release(ep.ID) }) }
+	defer release()
+	w.attempt(ctx, log, member, d, ep, release)
 }
 
 type attemptSummary struct {
@@ -268,7 +279,7 @@ type attemptSummary struct {
 
 func (w *Worker) attempt(ctx context.Context, log interface {
 	Warn(string, ...any)
-}, member string, d store.Delivery, ep store.Endpoint) {
+}, member string, d store.Delivery, ep store.Endpoint, released func()) {
 	var body map[string]json.RawMessage
 	if err := json.Unmarshal(d.Payload, &body); err != nil {
 		log.Warn("delivery payload is not JSON; abandoning", "err", err)
@@ -291,6 +302,7 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 		return
 	}
 	res := w.c.Sender.Send(ctx, ep.URL, raw, headers)
+	released()
 	w.observe(ep.ID, res.Latency)
 	o := w.decide(d, ep, res, now)
 	if err := w.store(store.Recorded{Delivery: d, Outcome: o, WasFailing: ep.FailingSince != 0}); err != nil {
