@@ -79,7 +79,7 @@ func WriteTag(w io.Writer, t Tag) error {
 type Reader struct {
 	r      io.Reader
 	header Header
-	ts     unwrapper
+	ts     Unwrapper
 	hdr    [15]byte
 }
 
@@ -129,7 +129,7 @@ func (r *Reader) ReadTag() (Tag, error) {
 		return Tag{}, fmt.Errorf("%w: PreviousTagSize %d does not match tag size %d", ErrMalformed, prev, size+11)
 	}
 	t.Data = data[:size:size]
-	t.Timestamp = r.ts.next(uint32(t.Timestamp))
+	t.Timestamp = r.ts.Next(uint32(t.Timestamp))
 	return t, nil
 }
 
@@ -265,15 +265,17 @@ func putUint24(b []byte, v uint32) {
 	b[2] = byte(v)
 }
 
-// unwrapper turns 32-bit millisecond timestamps into 64-bit ones: each value is taken as the
-// nearest (signed 32-bit difference) to the previous one.
-type unwrapper struct {
+// Unwrapper turns 32-bit millisecond timestamps (FLV tags, RTMP messages) into a 64-bit clock:
+// each value is taken as the nearest (signed 32-bit difference) to the previous one, so streams
+// go on past 2^24 ms and 2^32 ms. The zero value is ready to use.
+type Unwrapper struct {
 	init bool
 	last uint32
 	ext  int64
 }
 
-func (u *unwrapper) next(ts uint32) int64 {
+// Next returns ts on the 64-bit clock.
+func (u *Unwrapper) Next(ts uint32) int64 {
 	if !u.init {
 		u.init, u.last, u.ext = true, ts, int64(ts)
 		return u.ext

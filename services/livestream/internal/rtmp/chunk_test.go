@@ -7,6 +7,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/spacecast/spacecast/services/livestream/internal/flv"
 )
 
 // Raw chunk builders, straight from the RTMP spec's figures (5.3.1).
@@ -267,11 +269,11 @@ func TestChunkWriterReaderRoundTrip(t *testing.T) {
 }
 
 func TestUnwrapper(t *testing.T) {
-	var u unwrapper
+	var u flv.Unwrapper
 	in := []uint32{0xfffffff0, 0xfffffffa, 0x00000005, 0x00000002, 0x00000100}
 	want := []int64{0xfffffff0, 0xfffffffa, 0x100000005, 0x100000002, 0x100000100}
 	for i, v := range in {
-		if got := u.next(v); got != want[i] {
+		if got := u.Next(v); got != want[i] {
 			t.Errorf("next(%#x) = %#x, want %#x", v, got, want[i])
 		}
 	}

@@ -204,7 +204,7 @@ type conn struct {
 	// publishing
 	stream     Stream
 	streamID   uint32
-	ts         unwrapper
+	ts         flv.Unwrapper
 	tagCount   uint64
 	publishKey string
 }
@@ -392,7 +392,7 @@ func (c *conn) media(typ uint8, ts uint32, payload []byte) error {
 		return nil // media outside a publish is dropped
 	}
 	c.tagCount++
-	if err := c.stream.WriteTag(flv.Tag{Type: typ, Timestamp: c.ts.next(ts), Data: payload}); err != nil {
+	if err := c.stream.WriteTag(flv.Tag{Type: typ, Timestamp: c.ts.Next(ts), Data: payload}); err != nil {
 		// A refusal the handler worded (e.g. an unsupported codec) reaches the encoder as an
 		// error status before the connection closes.
 		var se *StatusError
@@ -457,22 +457,4 @@ func (c *conn) aggregate(m Message) error {
 		p = p[11+size+4:]
 	}
 	return nil
-}
-
-// unwrapper turns 32-bit RTMP timestamps into 64-bit ones: each value is taken as the nearest
-// (signed 32-bit difference) to the previous one.
-type unwrapper struct {
-	init bool
-	last uint32
-	ext  int64
-}
-
-func (u *unwrapper) next(ts uint32) int64 {
-	if !u.init {
-		u.init, u.last, u.ext = true, ts, int64(ts)
-		return u.ext
-	}
-	u.ext += int64(int32(ts - u.last))
-	u.last = ts
-	return u.ext
 }
