@@ -72,6 +72,10 @@ func newLiveStreamsCmd(g *globalFlags) *cobra.Command {
 				if err := g.client().do(cmd.Context(), method, "/video/v1/live-streams/"+url.PathEscape(args[0])+suffix, nil, &out); err != nil {
 					return err
 				}
+				if len(out) == 0 { // complete, enable, disable answer {"data":{}}
+					cmd.Println(use, "done:", args[0])
+					return nil
+				}
 				return printJSON(cmd, out)
 			},
 		}
