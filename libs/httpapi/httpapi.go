@@ -38,6 +38,14 @@ type Options struct {
 	BodyLimit string // default "1M"
 }
 
+// NewRegistry returns a Prometheus registry with the Go runtime and process collectors, for
+// /metrics; services register their own collectors on it.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
 // NewServer returns an echo instance with Spacecast's conventions installed.
 func NewServer(o Options) *echo.Echo {
 	log := o.Logger
@@ -46,8 +54,7 @@ func NewServer(o Options) *echo.Echo {
 	}
 	reg := o.Registry
 	if reg == nil {
-		reg = prometheus.NewRegistry()
-		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		reg = NewRegistry()
 	}
 	if o.BodyLimit == "" {
 		o.BodyLimit = "1M"

@@ -11,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spacecast/spacecast/libs/auth"
@@ -60,8 +59,7 @@ func Load(defaultDB string, n Needs, loadOwn func(r *envconfig.Reader)) (Base, e
 
 // Open connects the clients n asks for.
 func Open(ctx context.Context, base Base, n Needs) (*Clients, error) {
-	c := &Clients{Base: base, Log: NewLogger(base.LogFormat, base.LogLevel), Metrics: prometheus.NewRegistry()}
-	c.Metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	c := &Clients{Base: base, Log: NewLogger(base.LogFormat, base.LogLevel), Metrics: httpapi.NewRegistry()}
 	var err error
 	if c.DB, err = sqldb.Open(ctx, base.DatabaseURL); err != nil {
 		return nil, err

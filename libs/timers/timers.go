@@ -43,7 +43,30 @@ func (q *Queue) Schedule(ctx context.Context, member string, due time.Time) erro
 // ScheduleIfAbsent adds member due at due unless it is already scheduled (or leased), for
 // rebuilding timers from a durable record without disturbing claims in flight.
 func (q *Queue) ScheduleIfAbsent(ctx context.Context, member string, due time.Time) error {
-	return q.rdb.ZAddNX(ctx, q.key, redis.Z{Score: float64(due.UnixMilli()), Member: member}).Err()
+	return q.ScheduleAllIfAbsent(ctx, Timer{Member: member, Due: due})
+}
+
+// Timer is a member and when it is due.
+type Timer struct {
+	Member string
+	Due    time.Time
+}
+
+// ScheduleAllIfAbsent is ScheduleIfAbsent for many timers, in one round trip per 1,000.
+func (q *Queue) ScheduleAllIfAbsent(ctx context.Context, ts ...Timer) error {
+	const chunk = 1000
+	for len(ts) > 0 {
+		n := min(chunk, len(ts))
+		zs := make([]redis.Z, n)
+		for i, t := range ts[:n] {
+			zs[i] = redis.Z{Score: float64(t.Due.UnixMilli()), Member: t.Member}
+		}
+		if err := q.rdb.ZAddNX(ctx, q.key, zs...).Err(); err != nil {
+			return err
+		}
+		ts = ts[n:]
+	}
+	return nil
 }
 
 // Cancel removes member; it reports whether it was there.

@@ -241,3 +241,28 @@ func TestConcurrentClaimersEachTimerOnce(t *testing.T) {
 		t.Fatalf("only %d replica claimed anything: no concurrency was exercised", busy)
 	}
 }
+
+// TestScheduleAllIfAbsent: many timers in one call; existing ones (scheduled or leased) keep
+// their due time, missing ones are added.
+func TestScheduleAllIfAbsent(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	q, err := timers.New(rdb, prefix+"bulk")
+	must(t, err)
+	base := time.UnixMilli(time.Now().UnixMilli())
+	must(t, q.Schedule(ctx, "m-0", base))
+	var ts []timers.Timer
+	for i := range 2500 { // more than one chunk
+		ts = append(ts, timers.Timer{Member: fmt.Sprintf("m-%d", i), Due: base.Add(time.Hour)})
+	}
+	must(t, q.ScheduleAllIfAbsent(ctx, ts...))
+	if n, err := q.Len(ctx); err != nil || n != 2500 {
+		t.Fatalf("Len = %d, %v; want 2500", n, err)
+	}
+	if d, ok, err := q.Due(ctx, "m-0"); err != nil || !ok || !d.Equal(base) {
+		t.Fatalf("existing timer moved to %v (%v, %v)", d, ok, err)
+	}
+	if d, ok, err := q.Due(ctx, "m-2499"); err != nil || !ok || !d.Equal(base.Add(time.Hour)) {
+		t.Fatalf("new timer due %v (%v, %v)", d, ok, err)
+	}
+}

@@ -99,7 +99,6 @@ type Service struct {
 	authn *auth.Verifier
 	sess  *session.Manager
 
-	ingest   *ingest.Ingest
 	rtmp     *rtmp.Server
 	rtmpLn   net.Listener
 	playback *playback.Server
@@ -146,8 +145,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		}
 	}
 	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess,
-		ingest: in, rtmp: srv, rtmpLn: ln,
-		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir, Log: log},
+		rtmp: srv, rtmpLn: ln,
+		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir},
 		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in}}, nil
 }
 

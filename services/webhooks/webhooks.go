@@ -20,6 +20,7 @@ import (
 	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/libs/timers"
 	"github.com/spacecast/spacecast/services/webhooks/internal/api"
 	"github.com/spacecast/spacecast/services/webhooks/internal/deliver"
 	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
@@ -116,7 +117,7 @@ type Service struct {
 	worker *deliver.Worker
 	api    *api.API
 	authn  *auth.Verifier
-	queue  *deliver.Timers
+	queue  *timers.Queue
 	every  time.Duration
 }
 
@@ -150,7 +151,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	queue, err := deliver.NewTimers(d.Redis, "{"+cfg.RedisPrefix+"deliveries}:due")
+	queue, err := timers.New(d.Redis, "{"+cfg.RedisPrefix+"deliveries}:due")
 	if err != nil {
 		return nil, err
 	}
@@ -221,12 +222,12 @@ func (s *Service) rebuildTimers(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("webhooks: rebuilding timers: %w", err)
 		}
-		due := make([]deliver.Due, len(ds))
+		due := make([]timers.Timer, len(ds))
 		for i, d := range ds {
-			due[i] = deliver.Due{Member: deliver.Member(d.EndpointID, d.ID), At: time.Unix(0, d.NextAttemptNS)}
+			due[i] = timers.Timer{Member: deliver.Member(d.EndpointID, d.ID), Due: time.Unix(0, d.NextAttemptNS)}
 			after = d.ID
 		}
-		if err := s.queue.AddIfAbsent(ctx, due...); err != nil {
+		if err := s.queue.ScheduleAllIfAbsent(ctx, due...); err != nil {
 			return fmt.Errorf("webhooks: rebuilding timers: %w", err)
 		}
 		n += len(ds)

@@ -15,8 +15,6 @@ import (
 	"sync"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/embedded"
@@ -190,8 +188,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.RTMPAddr != "" {
 		lsCfg.RTMPAddr = o.RTMPAddr
 	}
-	metrics := prometheus.NewRegistry()
-	metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := httpapi.NewRegistry()
 	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv,
 		Registerer: metrics})
 	if err != nil {

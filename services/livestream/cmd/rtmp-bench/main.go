@@ -446,7 +446,7 @@ func publish(ctx context.Context, url string, tags []flv.Tag, length time.Durati
 }
 
 func isKeyframe(t flv.Tag) bool {
-	return t.Type == flv.TagVideo && len(t.Data) > 1 && t.Data[0]>>4 == 1 && t.Data[1] == flv.AVCNALU
+	return t.Type == flv.TagVideo && len(t.Data) > 1 && t.Data[0]>>4 == flv.FrameKey && t.Data[0]&0x0f == flv.CodecAVC && t.Data[1] == flv.AVCNALU
 }
 
 func pct(sorted []float64, p float64) float64 {

@@ -90,6 +90,10 @@ func New(o Options) (*Ingest, error) {
 // AssetDir is the recording directory of an asset.
 func (in *Ingest) AssetDir(assetID string) string { return filepath.Join(in.o.Dir, assetID) }
 
+func (in *Ingest) segmenterConfig(assetID string, log *slog.Logger) hls.SegmenterConfig {
+	return hls.SegmenterConfig{Dir: in.AssetDir(assetID), TargetDuration: in.o.SegmentDuration, LiveWindow: in.o.LiveWindow, Logger: log}
+}
+
 // statusFor maps a session error to the onStatus the encoder gets.
 func statusFor(err error) (*rtmp.StatusError, string) {
 	switch {
@@ -105,11 +109,7 @@ func statusFor(err error) (*rtmp.StatusError, string) {
 
 // Publish implements rtmp.Handler.
 func (in *Ingest) Publish(ctx context.Context, req rtmp.PublishRequest) (rtmp.Stream, error) {
-	key := session.StreamKey(req.StreamKey)
-	if key == "" {
-		key = session.StreamKey(req.App)
-	}
-	sess, err := in.o.Sessions.Begin(ctx, key, req.Close)
+	sess, err := in.o.Sessions.Begin(ctx, req.StreamKey, req.Close)
 	if err != nil {
 		st, reason := statusFor(err)
 		in.refused.WithLabelValues(reason).Inc()
@@ -122,8 +122,8 @@ func (in *Ingest) Publish(ctx context.Context, req rtmp.PublishRequest) (rtmp.St
 	}
 	s := &stream{in: in, sess: sess, demux: flv.NewDemuxer(), assetID: sess.Asset.ID,
 		log: in.log.With("live_stream_id", sess.Stream.ID, "asset_id", sess.Asset.ID), arrivals: map[time.Duration]time.Time{}}
-	cfg := hls.SegmenterConfig{Dir: in.AssetDir(sess.Asset.ID), TargetDuration: in.o.SegmentDuration,
-		LiveWindow: in.o.LiveWindow, Logger: s.log, OnSegment: s.onSegment}
+	cfg := in.segmenterConfig(sess.Asset.ID, s.log)
+	cfg.OnSegment = s.onSegment
 	var seg *hls.Segmenter
 	in.mu.Lock()
 	if old := in.open[s.assetID]; old != nil {
@@ -169,7 +169,7 @@ func (in *Ingest) Finish(assetID string) error {
 			return nil // nothing was ever recorded
 		}
 		var err error
-		seg, err = hls.OpenSegmenter(hls.SegmenterConfig{Dir: dir, TargetDuration: in.o.SegmentDuration, LiveWindow: in.o.LiveWindow, Logger: in.log})
+		seg, err = hls.OpenSegmenter(in.segmenterConfig(assetID, in.log))
 		if err != nil {
 			return err
 		}

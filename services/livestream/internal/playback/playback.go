@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -45,7 +44,6 @@ type Server struct {
 	Resolve Resolver
 	JWT     TokenVerifier
 	Dir     string // recordings: <Dir>/<asset id>/...
-	Log     *slog.Logger
 }
 
 // Prefix is where the routes are mounted; the playback base is <public URL>/stream.

@@ -303,3 +303,19 @@ func FuzzChunkReader(f *testing.F) {
 		}
 	})
 }
+
+func TestStreamKey(t *testing.T) {
+	for _, c := range []struct{ app, name, want string }{
+		{"app", "abc", "abc"},
+		{"live", "live/abc", "abc"},
+		{"app", "abc?x=y", "abc"},
+		{"app", "/app/abc?token=1", "abc"},
+		{"app/abc/", "", "abc"},
+		{"app/abc?token=1", "", "abc"},
+		{"app", "", "app"},
+	} {
+		if got := streamKey(c.app, c.name); got != c.want {
+			t.Errorf("streamKey(%q, %q) = %q, want %q", c.app, c.name, got, c.want)
+		}
+	}
+}

@@ -146,20 +146,18 @@ func (c *conn) onConnect(txn float64, cmdObj any) error {
 		})
 }
 
-// streamKey derives the stream key: the publish name without its query, else the last path
-// segment of the app.
+// streamKey derives the stream key: the last path segment of the publish name without its
+// query ("KEY", "live/KEY?token=1"), else the last path segment of the app ("app/KEY").
 func streamKey(app, pubName string) string {
-	if i := strings.IndexByte(pubName, '?'); i >= 0 {
-		pubName = pubName[:i]
+	if k := lastSegment(stripQuery(pubName)); k != "" {
+		return k
 	}
-	if pubName != "" {
-		return pubName
-	}
-	app = strings.TrimRight(app, "/")
-	if i := strings.LastIndexByte(app, '/'); i >= 0 {
-		return app[i+1:]
-	}
-	return app
+	return lastSegment(stripQuery(app))
+}
+
+func lastSegment(s string) string {
+	s = strings.TrimRight(s, "/")
+	return s[strings.LastIndexByte(s, '/')+1:]
 }
 
 func stripQuery(s string) string {

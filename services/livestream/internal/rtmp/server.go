@@ -46,7 +46,7 @@ type Handler interface {
 // PublishRequest describes a publish.
 type PublishRequest struct {
 	App         string // connect's app, "?query" stripped
-	StreamKey   string // publish name without "?query" (or the last segment of App when empty)
+	StreamKey   string // last path segment of the publish name without "?query" (or of App when empty)
 	TCURL       string // connect's tcUrl as sent
 	RemoteAddr  string // peer "ip:port"
 	PublishName string // the publish name as sent

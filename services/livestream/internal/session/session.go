@@ -92,19 +92,6 @@ var (
 	releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
 )
 
-// StreamKey extracts the stream key from an RTMP app path or publish name: the last path
-// segment, without any ?query.
-func StreamKey(s string) string {
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		s = s[:i]
-	}
-	s = strings.TrimRight(s, "/")
-	if i := strings.LastIndexByte(s, '/'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
-}
-
 // Begin starts a session for key. kick is called (once, from any goroutine) when the session
 // must end from outside: complete, disable, delete, max_continuous_duration, or a lost lock.
 func (m *Manager) Begin(ctx context.Context, key string, kick func()) (*Session, error) {

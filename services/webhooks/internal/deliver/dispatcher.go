@@ -14,6 +14,7 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/timers"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
 )
 
@@ -22,7 +23,7 @@ import (
 // consumer commits the offset only after nothing can be lost.
 type Dispatcher struct {
 	Store *store.Store
-	Queue *Timers
+	Queue *timers.Queue
 	Envs  auth.EnvironmentLookup
 	Log   *slog.Logger
 	Wake  func()
@@ -159,12 +160,12 @@ func (d *Dispatcher) HandleBatch(ctx context.Context, ms []kafkabus.Message) err
 		return fmt.Errorf("record %d deliveries: %w", len(ds), err)
 	}
 	now := time.Now()
-	due := make([]Due, len(pending))
+	due := make([]timers.Timer, len(pending))
 	for i, p := range pending {
-		due[i] = Due{Member: Member(p.EndpointID, p.ID), At: now}
+		due[i] = timers.Timer{Member: Member(p.EndpointID, p.ID), Due: now}
 	}
 	// If-absent: an event read again must not pull a delivery's retry timer forward.
-	if err := d.Queue.AddIfAbsent(ctx, due...); err != nil {
+	if err := d.Queue.ScheduleAllIfAbsent(ctx, due...); err != nil {
 		return fmt.Errorf("schedule %d deliveries: %w", len(due), err)
 	}
 	if d.Wake != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/timers"
 	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
 )
@@ -26,7 +27,7 @@ type Notifier interface{ Notify() }
 // WorkerConfig tunes a Worker.
 type WorkerConfig struct {
 	Store         *store.Store
-	Queue         *Timers
+	Queue         *timers.Queue
 	Sender        *Sender
 	Relay         Notifier
 	Log           *slog.Logger
