@@ -125,10 +125,30 @@ func NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	return &Consumer{cfg: cfg, log: log.With("group", cfg.GroupID)}, nil
 }
 
+// BatchHandler processes messages in partition order, several at a time. A nil return means
+// the effect of every message in ms is durable; an error means none of them is taken as done:
+// the same batch comes again after a backoff, so the handler must be idempotent, as every
+// handler must be under at-least-once delivery.
+type BatchHandler func(ctx context.Context, ms []Message) error
+
 // Run consumes until ctx is done. Messages are handled one at a time in partition order;
 // a failing handler is retried with exponential backoff until it succeeds or ctx ends, so no
 // message is ever skipped. Run returns nil on cancellation.
 func (c *Consumer) Run(ctx context.Context, h Handler) error {
+	return c.run(ctx, 1, func(ctx context.Context, ms []Message) error { return h(ctx, ms[0]) })
+}
+
+// RunBatch is Run for handlers that do better with many messages at once (one transaction
+// for a batch, say). It never waits to fill a batch: each batch is the messages already
+// fetched when the previous one was done, at least one and at most maxBatch, so a quiet topic
+// costs no latency and a busy one gets large batches. Offsets are committed after the
+// handler succeeded for the whole batch; a failing batch is retried with backoff, never
+// skipped.
+func (c *Consumer) RunBatch(ctx context.Context, maxBatch int, h BatchHandler) error {
+	return c.run(ctx, max(1, maxBatch), h)
+}
+
+func (c *Consumer) run(ctx context.Context, maxBatch int, h BatchHandler) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:          c.cfg.Brokers,
 		GroupID:          c.cfg.GroupID,
@@ -146,41 +166,79 @@ func (c *Consumer) Run(ctx context.Context, h Handler) error {
 		}),
 	})
 	defer r.Close()
-	for {
-		km, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+	// The fetcher reads ahead while the handler works, so a batch is ready when it is done.
+	fetchCtx, cancel := context.WithCancel(ctx)
+	fetched := make(chan kafka.Message, maxBatch)
+	fetcherDone := make(chan struct{})
+	go func() {
+		defer close(fetcherDone)
+		for {
+			km, err := r.FetchMessage(fetchCtx)
+			if err != nil {
+				if fetchCtx.Err() != nil {
+					return
+				}
+				c.log.Warn("kafka fetch failed", "err", err)
+				if !sleep(fetchCtx, c.cfg.MinBackoff) {
+					return
+				}
+				continue
 			}
-			c.log.Warn("kafka fetch failed", "err", err)
-			if !sleep(ctx, c.cfg.MinBackoff) {
-				return nil
+			select {
+			case fetched <- km:
+			case <-fetchCtx.Done():
+				return
 			}
-			continue
 		}
-		m := Message{Topic: km.Topic, Key: km.Key, Value: km.Value, Partition: km.Partition, Offset: km.Offset, Time: km.Time}
-		if !c.handle(ctx, h, m) {
+	}()
+	defer func() { cancel(); <-fetcherDone }()
+
+	kms := make([]kafka.Message, 0, maxBatch)
+	ms := make([]Message, 0, maxBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case km := <-fetched:
+			kms = append(kms[:0], km)
+		}
+	fill:
+		for len(kms) < maxBatch {
+			select {
+			case km := <-fetched:
+				kms = append(kms, km)
+			default:
+				break fill
+			}
+		}
+		ms = ms[:0]
+		for _, km := range kms {
+			ms = append(ms, Message{Topic: km.Topic, Key: km.Key, Value: km.Value, Partition: km.Partition, Offset: km.Offset, Time: km.Time})
+		}
+		if !c.handle(ctx, h, ms) {
 			return nil
 		}
-		if err := r.CommitMessages(ctx, km); err != nil && ctx.Err() == nil {
-			c.log.Warn("kafka commit failed", "err", err, "topic", m.Topic, "partition", m.Partition, "offset", m.Offset)
+		if err := r.CommitMessages(ctx, kms...); err != nil && ctx.Err() == nil {
+			last := ms[len(ms)-1]
+			c.log.Warn("kafka commit failed", "err", err, "messages", len(ms), "topic", last.Topic, "partition", last.Partition, "offset", last.Offset)
 		}
 	}
 }
 
 // handle retries h until it succeeds; false means ctx ended first.
-func (c *Consumer) handle(ctx context.Context, h Handler, m Message) bool {
+func (c *Consumer) handle(ctx context.Context, h BatchHandler, ms []Message) bool {
 	backoff := c.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
-		err := h(ctx, m)
+		err := h(ctx, ms)
 		if err == nil {
 			return true
 		}
 		if ctx.Err() != nil {
 			return false
 		}
-		c.log.Warn("event handler failed; retrying", "err", err, "attempt", attempt,
-			"topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "retry_in", backoff)
+		first := ms[0]
+		c.log.Warn("event handler failed; retrying", "err", err, "attempt", attempt, "messages", len(ms),
+			"topic", first.Topic, "partition", first.Partition, "offset", first.Offset, "retry_in", backoff)
 		if !sleep(ctx, backoff) {
 			return false
 		}

@@ -31,6 +31,9 @@ func runBusSuite(t *testing.T, newBrokers func(t *testing.T) []string) {
 		{"OffsetsCommittedOnlyAfterSuccess", testCommitAfterSuccess},
 		{"IndependentKgoClientReadsProducerRecords", testIndependentClient},
 		{"RunReturnsOnCancelWhileHandlerFails", testCancelWhileFailing},
+		{"BatchesKeepPerKeyOrderAndGetEverythingOnce", testBatchOrder},
+		{"FailingBatchRetriedWholeNotSkipped", testBatchRetryNotSkipped},
+		{"BatchOffsetsCommittedOnlyAfterSuccess", testBatchCommitAfterSuccess},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newBrokers(t)) })
@@ -86,6 +89,17 @@ type consumerOpts struct {
 // cancels it and waits for Run to return.
 func consume(t *testing.T, brokers []string, group, topic string, o consumerOpts, h kafkabus.Handler, done func() bool) {
 	t.Helper()
+	consumeWith(t, brokers, group, topic, o, func(ctx context.Context, c *kafkabus.Consumer) error { return c.Run(ctx, h) }, done)
+}
+
+// consumeBatches is consume with RunBatch.
+func consumeBatches(t *testing.T, brokers []string, group, topic string, o consumerOpts, maxBatch int, h kafkabus.BatchHandler, done func() bool) {
+	t.Helper()
+	consumeWith(t, brokers, group, topic, o, func(ctx context.Context, c *kafkabus.Consumer) error { return c.RunBatch(ctx, maxBatch, h) }, done)
+}
+
+func consumeWith(t *testing.T, brokers []string, group, topic string, o consumerOpts, run func(context.Context, *kafkabus.Consumer) error, done func() bool) {
+	t.Helper()
 	if o.minBackoff == 0 {
 		o.minBackoff, o.maxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	}
@@ -96,7 +110,7 @@ func consume(t *testing.T, brokers []string, group, topic string, o consumerOpts
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan error, 1)
-	go func() { exited <- c.Run(ctx, h) }()
+	go func() { exited <- run(ctx, c) }()
 	defer func() {
 		cancel()
 		select {
@@ -371,6 +385,151 @@ func testCancelWhileFailing(t *testing.T, brokers []string) {
 	}, func() bool { mu.Lock(); defer mu.Unlock(); return attempts >= 1 })
 	if attempts != 1 {
 		t.Fatalf("%d attempts within an hour-long backoff", attempts)
+	}
+}
+
+func testBatchOrder(t *testing.T, brokers []string) {
+	const n, keys, maxBatch = 2000, 50, 64
+	topic := uniq(t, "border")
+	publishSeq(t, newProducer(t, brokers), topic, n, keys, 100)
+	var mu sync.Mutex
+	got := map[string][]int{}
+	total, largest := 0, 0
+	consumeBatches(t, brokers, uniq(t, "g"), topic, consumerOpts{}, maxBatch, func(_ context.Context, ms []kafkabus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ms) == 0 || len(ms) > maxBatch {
+			t.Errorf("batch of %d messages, want 1..%d", len(ms), maxBatch)
+		}
+		largest = max(largest, len(ms))
+		for _, m := range ms {
+			got[string(m.Key)] = append(got[string(m.Key)], val(t, m))
+			total++
+		}
+		return nil
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return total >= n })
+	for k := 0; k < keys; k++ {
+		var want []int
+		for i := k; i < n; i += keys {
+			want = append(want, i)
+		}
+		if key := "k" + strconv.Itoa(k); !slices.Equal(got[key], want) {
+			t.Fatalf("key %s handled as %v, want %v", key, got[key], want)
+		}
+	}
+	// Everything was on the topic before the consumer started: batches must have formed.
+	if largest < 2 {
+		t.Fatalf("largest batch had %d message(s): the consumer does not batch", largest)
+	}
+}
+
+func testBatchRetryNotSkipped(t *testing.T, brokers []string) {
+	const n, fails, poison = 60, 3, 31
+	const minB, maxB = 20 * time.Millisecond, 80 * time.Millisecond
+	topic := uniq(t, "bretry")
+	publishSeq(t, newProducer(t, brokers), topic, n, 3, n)
+	var mu sync.Mutex
+	var attempts []time.Time
+	var failedBatch []int64
+	handled := map[int][]int64{}
+	byValue := map[int]int{}
+	total := 0
+	consumeBatches(t, brokers, uniq(t, "g"), topic, consumerOpts{minBackoff: minB, maxBackoff: maxB}, 8, func(_ context.Context, ms []kafkabus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range ms {
+			if val(t, m) == poison {
+				attempts = append(attempts, time.Now())
+				if len(attempts) <= fails {
+					if failedBatch != nil && !slices.Equal(failedBatch, batchOffsets(ms)) {
+						t.Errorf("failed batch came back as offsets %v, want the same batch %v", batchOffsets(ms), failedBatch)
+					}
+					failedBatch = batchOffsets(ms)
+					return errors.New("transient failure") // all or nothing: record none of ms
+				}
+			}
+		}
+		for _, m := range ms {
+			handled[m.Partition] = append(handled[m.Partition], m.Offset)
+			byValue[val(t, m)]++
+			total++
+		}
+		return nil
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return total >= n })
+	if len(attempts) != fails+1 {
+		t.Fatalf("batch with the poison message attempted %d times, want %d failures then a success", len(attempts), fails+1)
+	}
+	backoff := minB
+	for i := 1; i < len(attempts); i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < backoff {
+			t.Errorf("retry %d came after %v, want a backoff of at least %v", i, gap, backoff)
+		}
+		backoff = min(2*backoff, maxB)
+	}
+	for v := 0; v < n; v++ {
+		if byValue[v] != 1 {
+			t.Errorf("message %d handled %d times", v, byValue[v])
+		}
+	}
+	for part, offs := range handled {
+		for i, o := range offs {
+			if o != offs[0]+int64(i) {
+				t.Fatalf("partition %d handled offsets %v: skipped or reordered", part, offs)
+			}
+		}
+	}
+}
+
+func batchOffsets(ms []kafkabus.Message) []int64 {
+	out := make([]int64, len(ms))
+	for i, m := range ms {
+		out[i] = m.Offset
+	}
+	return out
+}
+
+func testBatchCommitAfterSuccess(t *testing.T, brokers []string) {
+	const n, failFrom = 10, 5
+	topic, group := uniq(t, "bcommit"), uniq(t, "g")
+	publishSeq(t, newProducer(t, brokers), topic, n, 1, n) // one partition: a total order
+	var mu sync.Mutex
+	succeeded := -1 // highest value in a batch that succeeded
+	failed := 0
+	// Batches of at most 3: every batch holding a value >= 5 fails for good.
+	consumeBatches(t, brokers, group, topic, consumerOpts{}, 3, func(_ context.Context, ms []kafkabus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		last := val(t, ms[len(ms)-1])
+		if last >= failFrom {
+			failed++
+			return errors.New("downstream is down")
+		}
+		if first := val(t, ms[0]); first != succeeded+1 {
+			t.Errorf("batch starts at %d after %d succeeded", first, succeeded)
+		}
+		succeeded = last
+		return nil
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return failed >= 3 })
+	if succeeded < 0 || succeeded >= failFrom {
+		t.Fatalf("first consumer's successes end at %d", succeeded)
+	}
+	// The restarted group starts right after the last successful batch: it was committed,
+	// and the failing batch was not.
+	var again []int
+	consumeBatches(t, brokers, group, topic, consumerOpts{}, 3, func(_ context.Context, ms []kafkabus.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range ms {
+			again = append(again, val(t, m))
+		}
+		return nil
+	}, func() bool { mu.Lock(); defer mu.Unlock(); return slices.Contains(again, n-1) })
+	var want []int
+	for v := succeeded + 1; v < n; v++ {
+		want = append(want, v)
+	}
+	if !slices.Equal(again, want) {
+		t.Fatalf("after restart the group handled %v, want %v", again, want)
 	}
 }
 

@@ -179,6 +179,10 @@ func (s *Service) Register(e *echo.Echo) { s.api.Register(e, s.authn) }
 // Ping checks the database (readiness).
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
+// dispatchBatch bounds how many events the dispatcher records in one transaction. Batches are
+// what was fetched while the previous one was written, so they only grow under load.
+const dispatchBatch = 256
+
 // Run consumes events, sends deliveries and publishes the outbox until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	if err := s.rebuildTimers(ctx); err != nil {
@@ -186,7 +190,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	errc := make(chan error, 4)
 	go func() { errc <- s.relay.Run(ctx) }()
-	go func() { errc <- s.cons.Run(ctx, s.disp.Handle) }()
+	go func() { errc <- s.cons.RunBatch(ctx, dispatchBatch, s.disp.HandleBatch) }()
 	go func() { errc <- s.worker.Run(ctx) }()
 	go func() { errc <- s.reconcile(ctx) }()
 	var err error

@@ -1,10 +1,13 @@
 package deliver
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/testenv"
+	"github.com/spacecast/spacecast/libs/timers"
 )
 
 // TestOwnEventsDoNotLoop: the service's delivery outcomes on spacecast.webhooks must never
@@ -32,36 +35,91 @@ func TestOwnEventsDoNotLoop(t *testing.T) {
 	}
 }
 
-// TestBusyEndpointDeferral: deliveries of an endpoint without a free slot wait about one
-// observed attempt latency, however long the endpoint has been busy (under a steady load it
-// never goes idle, and waiting by that age pushed its deliveries ever further out); before any
-// attempt has finished, the age of the attempts in flight is used.
+// TestBusyEndpointDeferral: deliveries that find an endpoint's slots and queue full wait in
+// Redis about one observed attempt latency per PerEndpoint deliveries ahead of them, however
+// long the endpoint has been busy (under a steady load it never goes idle, and waiting by that
+// age pushed its deliveries ever further out); before any attempt has finished, the age of
+// the attempts in flight is used.
 func TestBusyEndpointDeferral(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		busySince time.Duration
 		latency   time.Duration // 0: none observed yet
+		waiting   int
 		min, max  time.Duration
 	}{
-		{"steady load, fast endpoint", 10 * time.Minute, 20 * time.Millisecond, 50 * time.Millisecond, 200 * time.Millisecond},
-		{"steady load, slow endpoint", 10 * time.Minute, 3 * time.Second, 3 * time.Second, 7 * time.Second},
-		{"first attempts still in flight", 2 * time.Second, 0, 2 * time.Second, 5 * time.Second},
+		{"steady load, fast endpoint", 10 * time.Minute, 20 * time.Millisecond, 0, 50 * time.Millisecond, 200 * time.Millisecond},
+		{"steady load, slow endpoint", 10 * time.Minute, 3 * time.Second, 0, 3 * time.Second, 7 * time.Second},
+		{"first attempts still in flight", 2 * time.Second, 0, 0, 2 * time.Second, 5 * time.Second},
+		{"behind a full queue", 10 * time.Minute, 20 * time.Millisecond, 40, time.Second, 1100 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := NewWorker(WorkerConfig{PerEndpoint: 2})
-			w.busy["ep"] = 2
-			w.started["ep"] = time.Now().Add(-tc.busySince)
+			now := time.Now()
+			q := &endpointQueue{busy: 2, started: now.Add(-tc.busySince), waiting: make([]held, tc.waiting)}
 			if tc.latency > 0 {
 				w.latency["ep"] = tc.latency
 			}
-			busy, wait := w.busyFor("ep")
-			if !busy || wait < tc.min || wait > tc.max {
-				t.Fatalf("busyFor = %v, %v; want busy and a wait in [%v, %v]", busy, wait, tc.min, tc.max)
-			}
-			w.busy["ep"] = 1
-			if busy, _ := w.busyFor("ep"); busy {
-				t.Fatal("an endpoint with a free slot is reported busy")
+			if wait := w.deferFor("ep", q, now); wait < tc.min || wait > tc.max {
+				t.Fatalf("deferFor = %v; want a wait in [%v, %v]", wait, tc.min, tc.max)
 			}
 		})
+	}
+}
+
+// TestEndpointQueueDepth: an endpoint's queue holds what it gets through in a quarter of the
+// claim lease, so a queued delivery is sent long before its lease runs out.
+func TestEndpointQueueDepth(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		latency time.Duration // 0: none observed yet
+		want    int
+	}{
+		{"unknown endpoint", 0, 8},
+		{"fast endpoint: capped", 5 * time.Millisecond, 256},
+		{"timing out at 5 s", 5 * time.Second, 7},
+		{"slower than the lease: one round", time.Minute, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWorker(WorkerConfig{PerEndpoint: 4, Lease: 35 * time.Second})
+			if tc.latency > 0 {
+				w.latency["ep"] = tc.latency
+			}
+			if got := w.depth("ep"); got != tc.want {
+				t.Fatalf("depth = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestNextPassesSlotInOrder: a finished attempt's slot goes to the endpoint's next waiting
+// delivery, in claim order; a waiting delivery whose lease is half gone goes back to Redis
+// instead; with nobody waiting the slot is freed.
+func TestNextPassesSlotInOrder(t *testing.T) {
+	rdb, prefix := testenv.Redis(t)
+	queue, err := timers.New(rdb, prefix+"due")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWorker(WorkerConfig{Queue: queue, PerEndpoint: 1, Lease: 30 * time.Second})
+	now := time.Now()
+	w.eps["ep"] = &endpointQueue{busy: 1, started: now, waiting: []held{
+		{member: "ep/a", claimed: now}, {member: "ep/stale", claimed: now.Add(-20 * time.Second)}, {member: "ep/c", claimed: now},
+	}}
+	w.held = 3
+	for _, want := range []string{"ep/a", "ep/c"} {
+		if got, ok := w.next("ep/x"); !ok || got != want {
+			t.Fatalf("next = %q, %v; want %q", got, ok, want)
+		}
+	}
+	if got, ok := w.next("ep/c"); ok {
+		t.Fatalf("next = %q with nothing waiting", got)
+	}
+	if _, busy := w.eps["ep"]; busy || w.held != 0 {
+		t.Fatalf("after the last attempt: endpoint still tracked %v, held %d", busy, w.held)
+	}
+	due, ok, err := queue.Due(context.Background(), "ep/stale")
+	if err != nil || !ok || due.After(time.Now()) {
+		t.Fatalf("stale delivery back in Redis: due %v, %v, %v; want due now", due, ok, err)
 	}
 }

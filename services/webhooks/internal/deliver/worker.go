@@ -38,6 +38,7 @@ type WorkerConfig struct {
 	MaxRetryAfter time.Duration   // Retry-After is honoured up to this (1 h)
 	Lease         time.Duration   // claim lease; longer than the HTTP timeout (30 s)
 	Poll          time.Duration   // idle poll (100 ms)
+	MaxHeld       int             // claimed deliveries waiting in endpoint queues, in all (4096)
 }
 
 // Worker claims due deliveries and attempts them.
@@ -49,11 +50,27 @@ type Worker struct {
 	recs chan recordReq // attempts waiting for the group commit
 
 	mu       sync.Mutex
-	busy     map[string]int           // attempts in flight per endpoint
-	buckets  map[string]*bucket       // per-endpoint rate limits
-	latency  map[string]time.Duration // recent attempt latency per endpoint (moving average)
-	deferred map[string]deferral      // deferrals of busy endpoints in the current window
-	started  map[string]time.Time     // when the endpoint's attempts in flight began (busy 0 -> 1)
+	eps      map[string]*endpointQueue // endpoints with attempts in flight
+	held     int                       // claimed deliveries waiting in endpoint queues
+	buckets  map[string]*bucket        // per-endpoint rate limits
+	latency  map[string]time.Duration  // recent attempt latency per endpoint (moving average)
+	deferred map[string]deferral       // deferrals of busy endpoints in the current window
+}
+
+// endpointQueue is one endpoint's share of the worker: its attempts in flight (at most
+// PerEndpoint) and the claimed deliveries waiting for one of them to finish. A delivery that
+// finds its endpoint busy waits here instead of going back to Redis, so an endpoint with a
+// backlog gets its next delivery the moment a slot frees; the queue is short enough that a
+// waiting delivery's lease never runs out.
+type endpointQueue struct {
+	busy    int
+	started time.Time // when the attempts in flight began (busy 0 -> 1)
+	waiting []held
+}
+
+type held struct {
+	member  string
+	claimed time.Time
 }
 
 type bucket struct {
@@ -84,8 +101,11 @@ func NewWorker(c WorkerConfig) *Worker {
 	if c.Poll <= 0 {
 		c.Poll = 100 * time.Millisecond
 	}
+	if c.MaxHeld <= 0 {
+		c.MaxHeld = 4096
+	}
 	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, c.MaxInFlight),
-		busy: map[string]int{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}, started: map[string]time.Time{}}
+		eps: map[string]*endpointQueue{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}}
 }
 
 // Wake makes the worker look for due deliveries now.
@@ -106,32 +126,40 @@ func (w *Worker) Run(ctx context.Context) error {
 		close(w.recs)
 		<-recorded
 	}()
+	const claimMax = 200
 	for {
-		free := cap(w.slot) - len(w.slot)
+		// Claim only while the endpoint queues are at most half full: a full set of queues
+		// means the endpoints are already as busy as they can be, and more claims would only
+		// go back to Redis. next wakes this loop when the queues fall below half.
+		free := 0
+		w.mu.Lock()
+		if w.held < w.c.MaxHeld/2 {
+			free = min(w.c.MaxHeld-w.held, claimMax)
+		}
+		w.mu.Unlock()
 		var ids []string
 		if free > 0 {
 			var err error
-			ids, err = w.c.Queue.Claim(ctx, time.Now(), w.c.Lease, min(free, 200))
+			ids, err = w.c.Queue.Claim(ctx, time.Now(), w.c.Lease, free)
 			if err != nil && ctx.Err() == nil {
 				w.c.Log.Warn("claiming deliveries failed", "err", err)
 			}
 		}
 		for _, id := range ids {
-			w.slot <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-w.slot }()
-				w.process(context.WithoutCancel(ctx), id)
-			}()
+			w.admit(ctx, &wg, id)
 		}
-		if len(ids) > 0 && len(ids) == min(free, 200) {
+		if len(ids) > 0 && len(ids) == free {
 			continue
 		}
 		t := time.NewTimer(w.c.Poll)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			// Deliveries still waiting in endpoint queues go back to Redis now rather than
+			// when their leases run out.
+			for _, h := range w.drain() {
+				_ = w.c.Queue.Schedule(context.WithoutCancel(ctx), h.member, time.Now())
+			}
 			return nil
 		case <-w.wake:
 		case <-t.C:
@@ -140,24 +168,123 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// busyFor says whether the endpoint has no free slot, and how long to wait before trying
-// again: about one attempt's latency at that endpoint, so a slow or dead endpoint's backlog is
-// looked at rarely and never crowds out the others.
-func (w *Worker) busyFor(endpointID string) (bool, time.Duration) {
+// admit starts a claimed delivery at once if its endpoint has a free slot, queues it behind
+// the endpoint's attempts in flight if the queue has room, and otherwise puts it back in
+// Redis for about as long as the endpoint needs to get through its queue.
+func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) {
+	epID, _ := splitMember(member)
+	now := time.Now()
+	w.mu.Lock()
+	q := w.eps[epID]
+	if q == nil {
+		q = &endpointQueue{started: now}
+		w.eps[epID] = q
+	}
+	if q.busy < w.c.PerEndpoint {
+		q.busy++
+		w.mu.Unlock()
+		w.slot <- struct{}{}
+		w.start(ctx, wg, member)
+		return
+	}
+	if len(q.waiting) < w.depth(epID) {
+		q.waiting = append(q.waiting, held{member: member, claimed: now})
+		w.held++
+		w.mu.Unlock()
+		return
+	}
+	wait := w.deferFor(epID, q, now)
+	w.mu.Unlock()
+	_ = w.c.Queue.Schedule(ctx, member, now.Add(wait))
+}
+
+// start runs the attempt of member in a goroutine that holds one of the endpoint's slots and
+// one of the worker's in-flight slots; both pass on to the endpoint's next waiting delivery.
+func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, member string) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.process(context.WithoutCancel(ctx), member, func() {
+			if next, ok := w.next(member); ok {
+				w.start(ctx, wg, next)
+				return
+			}
+			<-w.slot
+			w.Wake()
+		})
+	}()
+}
+
+// next hands the endpoint slot of a finished attempt to the endpoint's next waiting delivery,
+// or frees it. A waiting delivery whose lease is half gone is put back in Redis instead (it
+// would risk being claimed elsewhere while it is sent).
+func (w *Worker) next(member string) (string, bool) {
+	epID, _ := splitMember(member)
+	now := time.Now()
+	var stale []string
+	defer func() {
+		for _, m := range stale {
+			_ = w.c.Queue.Schedule(context.Background(), m, now)
+		}
+	}()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.busy[endpointID] < w.c.PerEndpoint {
-		return false, 0
+	q := w.eps[epID]
+	for len(q.waiting) > 0 {
+		h := q.waiting[0]
+		q.waiting[0] = held{}
+		q.waiting = q.waiting[1:]
+		if w.held--; w.held == w.c.MaxHeld/2-1 {
+			w.Wake()
+		}
+		if now.Sub(h.claimed) > w.c.Lease/2 {
+			stale = append(stale, h.member)
+			continue
+		}
+		return h.member, true
 	}
-	// Spread a backlog over the time the endpoint needs to absorb it: the i-th deferral within
-	// one latency window waits about (1 + i/PerEndpoint) attempts' latency.
+	if q.busy--; q.busy <= 0 {
+		delete(w.eps, epID)
+	}
+	return "", false
+}
+
+// drain empties every endpoint queue.
+func (w *Worker) drain() []held {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []held
+	for _, q := range w.eps {
+		out = append(out, q.waiting...)
+		q.waiting = nil
+	}
+	w.held = 0
+	return out
+}
+
+// depth is how many claimed deliveries may wait for the endpoint: as many as it gets through
+// in a quarter of the lease at its observed latency (at least PerEndpoint, at most 256), so a
+// waiting delivery is sent long before its lease runs out. w.mu is held.
+func (w *Worker) depth(endpointID string) int {
+	lat, ok := w.latency[endpointID]
+	if !ok {
+		return 2 * w.c.PerEndpoint
+	}
+	n := int(int64(w.c.PerEndpoint) * int64(w.c.Lease/4) / int64(max(lat, time.Millisecond)))
+	return max(w.c.PerEndpoint, min(256, n))
+}
+
+// deferFor says how long a delivery that finds its endpoint's slots and queue full waits in
+// Redis: about one attempt's latency at that endpoint per PerEndpoint deliveries deferred in
+// that window, so a slow or dead endpoint's backlog is looked at rarely and never crowds out
+// the others. w.mu is held.
+func (w *Worker) deferFor(endpointID string, q *endpointQueue, now time.Time) time.Duration {
 	// Before any attempt has finished, the age of the attempts in flight is the best estimate;
 	// after that, the observed latency (the age would grow without bound while the endpoint
 	// stays busy under a steady load, and push its deliveries ever further out).
-	now := time.Now()
 	lat, known := w.latency[endpointID]
 	if !known {
-		lat = now.Sub(w.started[endpointID])
+		lat = now.Sub(q.started)
 	}
 	lat = max(50*time.Millisecond, lat)
 	d := w.deferred[endpointID]
@@ -166,7 +293,7 @@ func (w *Worker) busyFor(endpointID string) (bool, time.Duration) {
 	}
 	d.n++
 	w.deferred[endpointID] = d
-	return true, min(15*time.Minute, lat*time.Duration(1+d.n/w.c.PerEndpoint))
+	return min(15*time.Minute, lat*time.Duration(1+(len(q.waiting)+d.n)/w.c.PerEndpoint))
 }
 
 type deferral struct {
@@ -188,48 +315,37 @@ func (w *Worker) observe(endpointID string, d time.Duration) {
 	}
 }
 
-// acquire takes a per-endpoint slot and a rate-limit token; otherwise it says when to retry.
-func (w *Worker) acquire(ep store.Endpoint, now time.Time) (bool, time.Duration) {
+// rateLimited takes a rate-limit token of the endpoint; otherwise it says when to retry.
+func (w *Worker) rateLimited(ep store.Endpoint, now time.Time) (bool, time.Duration) {
+	if ep.RateLimit <= 0 {
+		return false, 0
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.busy[ep.ID] >= w.c.PerEndpoint {
-		return false, 50 * time.Millisecond
+	b := w.buckets[ep.ID]
+	if b == nil {
+		b = &bucket{tokens: float64(ep.RateLimit), last: now}
+		w.buckets[ep.ID] = b
 	}
-	if ep.RateLimit > 0 {
-		b := w.buckets[ep.ID]
-		if b == nil {
-			b = &bucket{tokens: float64(ep.RateLimit), last: now}
-			w.buckets[ep.ID] = b
-		}
-		b.tokens = min(float64(ep.RateLimit), b.tokens+now.Sub(b.last).Seconds()*float64(ep.RateLimit))
-		b.last = now
-		if b.tokens < 1 {
-			return false, time.Duration((1 - b.tokens) / float64(ep.RateLimit) * float64(time.Second))
-		}
-		b.tokens--
+	b.tokens = min(float64(ep.RateLimit), b.tokens+now.Sub(b.last).Seconds()*float64(ep.RateLimit))
+	b.last = now
+	if b.tokens < 1 {
+		return true, time.Duration((1 - b.tokens) / float64(ep.RateLimit) * float64(time.Second))
 	}
-	if w.busy[ep.ID] == 0 {
-		w.started[ep.ID] = now
-	}
-	w.busy[ep.ID]++
-	return true, 0
+	b.tokens--
+	return false, 0
 }
 
-func (w *Worker) release(id string) {
-	w.mu.Lock()
-	if w.busy[id]--; w.busy[id] <= 0 {
-		delete(w.busy, id)
-		delete(w.started, id)
-	}
-	w.mu.Unlock()
-}
-
-func (w *Worker) process(ctx context.Context, member string) {
-	epID, id := splitMember(member)
-	if busy, wait := w.busyFor(epID); busy {
-		_ = w.c.Queue.Schedule(ctx, member, time.Now().Add(wait))
-		return
-	}
+// process makes one attempt of member. release is called exactly once, as soon as the
+// endpoint's slot is no longer needed: when the HTTP request is over (recording the attempt
+// does not touch the endpoint, and holding the slot through a database round trip would cap a
+// busy endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second), or when there is
+// nothing to send.
+func (w *Worker) process(ctx context.Context, member string, release func()) {
+	var once sync.Once
+	released := func() { once.Do(release) }
+	defer released()
+	_, id := splitMember(member)
 	log := w.c.Log.With("delivery_id", id)
 	d, err := w.c.Store.GetDelivery(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -256,20 +372,13 @@ func (w *Worker) process(ctx context.Context, member string) {
 		return
 	}
 	now := time.Now()
-	ok, wait := w.acquire(ep, now)
-	if !ok {
-		// Another attempt for this endpoint is busy or its rate is spent: come back shortly
-		// without holding a worker slot, so other endpoints are never blocked behind it.
+	if limited, wait := w.rateLimited(ep, now); limited {
+		// The endpoint's rate is spent: come back when a token is due, without holding a
+		// slot, so other endpoints are never blocked behind it.
 		_ = w.c.Queue.Schedule(ctx, member, now.Add(wait))
 		return
 	}
-	// The endpoint's slot is given back as soon as its HTTP request is over: recording the
-	// attempt does not touch the endpoint, and holding the slot through a database round trip
-	// would cap a busy endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second.
-	var once sync.Once
-	release := func() { once.Do(func() { w.release(ep.ID) }) }
-	defer release()
-	w.attempt(ctx, log, member, d, ep, release)
+	w.attempt(ctx, log, member, d, ep, released)
 }
 
 type attemptSummary struct {

@@ -151,7 +151,7 @@ type txStmts struct {
 	m  map[string]*sql.Stmt
 }
 
-func (t *txStmts) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+func (t *txStmts) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	st, ok := t.m[q]
 	if !ok {
 		var err error
@@ -160,7 +160,23 @@ func (t *txStmts) exec(ctx context.Context, q string, args ...any) (sql.Result, 
 		}
 		t.m[q] = st
 	}
+	return st, nil
+}
+
+func (t *txStmts) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
 	return st.ExecContext(ctx, args...)
+}
+
+func (t *txStmts) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := t.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // Open migrates db and returns the store.
@@ -298,11 +314,19 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 	if len(ds) == 0 {
 		return nil, nil
 	}
+	// PostgreSQL gets many rows per statement (one round trip each); SQLite one row per
+	// execution of a statement prepared once: it has no round trips to save, and it binds
+	// $N parameters by a linear search, so a statement with thousands of them parses in
+	// quadratic time.
+	rowsPerInsert := 500
+	if s.db.Dialect == sqldb.SQLite {
+		rowsPerInsert = 1
+	}
 	var pending []Delivery
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		pending = pending[:0]
+		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
 		inserted := make(map[string]bool, len(ds))
-		const rowsPerInsert = 500
 		now := time.Now().UnixNano()
 		for rest := ds; len(rest) > 0; {
 			part := rest[:min(rowsPerInsert, len(rest))]
@@ -320,7 +344,7 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 				args = append(args, d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType, string(d.Payload))
 			}
 			q.WriteString(` ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id`)
-			rows, err := tx.QueryContext(ctx, q.String(), args...)
+			rows, err := st.query(ctx, q.String(), args...)
 			if err != nil {
 				return err
 			}
