@@ -40,6 +40,11 @@ func (q *Queue) Schedule(ctx context.Context, member string, due time.Time) erro
 	return q.rdb.ZAdd(ctx, q.key, redis.Z{Score: float64(due.UnixMilli()), Member: member}).Err()
 }
 
+// ScheduleAll is Schedule for many timers, in one round trip per 1,000.
+func (q *Queue) ScheduleAll(ctx context.Context, ts ...Timer) error {
+	return q.zadd(ctx, q.rdb.ZAdd, ts)
+}
+
 // ScheduleIfAbsent adds member due at due unless it is already scheduled (or leased), for
 // rebuilding timers from a durable record without disturbing claims in flight.
 func (q *Queue) ScheduleIfAbsent(ctx context.Context, member string, due time.Time) error {
@@ -54,6 +59,10 @@ type Timer struct {
 
 // ScheduleAllIfAbsent is ScheduleIfAbsent for many timers, in one round trip per 1,000.
 func (q *Queue) ScheduleAllIfAbsent(ctx context.Context, ts ...Timer) error {
+	return q.zadd(ctx, q.rdb.ZAddNX, ts)
+}
+
+func (q *Queue) zadd(ctx context.Context, add func(context.Context, string, ...redis.Z) *redis.IntCmd, ts []Timer) error {
 	const chunk = 1000
 	for len(ts) > 0 {
 		n := min(chunk, len(ts))
@@ -61,7 +70,7 @@ func (q *Queue) ScheduleAllIfAbsent(ctx context.Context, ts ...Timer) error {
 		for i, t := range ts[:n] {
 			zs[i] = redis.Z{Score: float64(t.Due.UnixMilli()), Member: t.Member}
 		}
-		if err := q.rdb.ZAddNX(ctx, q.key, zs...).Err(); err != nil {
+		if err := add(ctx, q.key, zs...).Err(); err != nil {
 			return err
 		}
 		ts = ts[n:]

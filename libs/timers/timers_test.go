@@ -244,6 +244,33 @@ func TestConcurrentClaimersEachTimerOnce(t *testing.T) {
 
 // TestScheduleAllIfAbsent: many timers in one call; existing ones (scheduled or leased) keep
 // their due time, missing ones are added.
+func TestScheduleAllMovesAndAdds(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	q, err := timers.New(rdb, prefix+"all")
+	must(t, err)
+	base := time.UnixMilli(time.Now().UnixMilli())
+	must(t, q.Schedule(ctx, "m-0", base))
+	var ts []timers.Timer
+	for i := range 1500 { // more than one chunk
+		ts = append(ts, timers.Timer{Member: fmt.Sprintf("m-%d", i), Due: base.Add(time.Duration(i) * time.Second)})
+	}
+	must(t, q.ScheduleAll(ctx, ts...))
+	if n, err := q.Len(ctx); err != nil || n != 1500 {
+		t.Fatalf("Len = %d, %v; want 1500", n, err)
+	}
+	for _, i := range []int{0, 1, 1499} {
+		if d, ok, err := q.Due(ctx, fmt.Sprintf("m-%d", i)); err != nil || !ok || !d.Equal(base.Add(time.Duration(i)*time.Second)) {
+			t.Fatalf("m-%d due %v (%v, %v)", i, d, ok, err)
+		}
+	}
+	must(t, q.ScheduleAll(ctx, timers.Timer{Member: "m-1499", Due: base}))
+	if d, _, err := q.Due(ctx, "m-1499"); err != nil || !d.Equal(base) {
+		t.Fatalf("m-1499 not moved: due %v (%v)", d, err)
+	}
+	must(t, q.ScheduleAll(ctx)) // nothing to do
+}
+
 func TestScheduleAllIfAbsent(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)

@@ -105,6 +105,7 @@ func main() {
 	dbURL := flag.String("db", "", "database URL (default: a SQLite file in a temp dir)")
 	redisURL := flag.String("redis", "", "Redis URL (default: an embedded miniredis); keys use a fresh prefix")
 	burst := flag.Int("burst-events", 3000, "events for the throughput phase (each goes to every healthy endpoint)")
+	sustain := flag.Int("sustain-rate", 250, "events/s for the sustained phase (each goes to the ten healthy endpoints)")
 	rate := flag.Int("rate", 500, "events/s for the latency phase (one endpoint)")
 	isoRate := flag.Int("isolation-rate", 100, "events/s for the isolation phase (ten endpoints, plus one that times out)")
 	dur := flag.Duration("duration", 10*time.Second, "length of the paced phases")
@@ -116,14 +117,14 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*dbURL, *redisURL, *burst, *rate, *isoRate, *dur); err != nil {
+	if err := run(*dbURL, *redisURL, *burst, *sustain, *rate, *isoRate, *dur); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "webhooks-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dbURL, redisURL string, burst, rate, isoRate int, dur time.Duration) error {
+func run(dbURL, redisURL string, burst, sustain, rate, isoRate int, dur time.Duration) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -206,7 +207,31 @@ func run(dbURL, redisURL string, burst, rate, isoRate int, dur time.Duration) er
 
 	settle(ctx, db)
 
-	// Phase 2: latency at a steady rate to one endpoint.
+	// Phase 2: a sustained rate to the ten endpoints, paced; if the service falls behind,
+	// the latency grows through the phase and the achieved rate drops below the offered one.
+	if sustain > 0 {
+		for _, r := range healthy {
+			r.reset()
+		}
+		m := sustain * int(dur.Seconds())
+		start := time.Now()
+		if err := publish(ctx, prod, m, sustain); err != nil {
+			return err
+		}
+		if err := waitAll(healthy, m, 2*time.Minute); err != nil {
+			return err
+		}
+		el := time.Since(start)
+		var ls []time.Duration
+		for _, r := range healthy {
+			ls = append(ls, r.latencies()...)
+		}
+		fmt.Printf("sustained: %d events/s x %d endpoints for %s: %d deliveries in %.2f s: %.0f deliveries/s (event->delivery p50 %.1f ms, p99 %.1f ms)\n",
+			sustain, len(healthy), dur, len(ls), el.Seconds(), float64(len(ls))/el.Seconds(), ms(pct(ls, 50)), ms(pct(ls, 99)))
+		settle(ctx, db)
+	}
+
+	// Phase 3: latency at a steady rate to one endpoint.
 	for _, id := range epIDs[1:] {
 		_ = patch(api.URL, id, `{"enabled":false}`)
 	}
@@ -221,7 +246,7 @@ func run(dbURL, redisURL string, burst, rate, isoRate int, dur time.Duration) er
 	l := healthy[0].latencies()
 	fmt.Printf("latency at %d events/s for %s (1 endpoint): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", rate, dur, ms(pct(l, 50)), ms(pct(l, 99)), ms(pct(l, 100)))
 
-	// Phase 3: isolation. Ten healthy endpoints at isoRate events/s, without and then with an
+	// Phase 4: isolation. Ten healthy endpoints at isoRate events/s, without and then with an
 	// eleventh endpoint that never answers within the timeout.
 	for _, id := range epIDs[1:] {
 		_ = patch(api.URL, id, `{"enabled":true}`)

@@ -145,8 +145,16 @@ func (w *Worker) Run(ctx context.Context) error {
 				w.c.Log.Warn("claiming deliveries failed", "err", err)
 			}
 		}
+		// Deliveries that must wait in Redis are put back in one round trip after the rest
+		// have started, so a dead endpoint's backlog costs the others no time.
+		var later []timers.Timer
 		for _, id := range ids {
-			w.admit(ctx, &wg, id)
+			if t, deferred := w.admit(ctx, &wg, id); deferred {
+				later = append(later, t)
+			}
+		}
+		if err := w.c.Queue.ScheduleAll(context.WithoutCancel(ctx), later...); err != nil {
+			w.c.Log.Warn("deferring deliveries of busy endpoints failed; they come back after their leases", "err", err)
 		}
 		if len(ids) > 0 && len(ids) == free {
 			continue
@@ -168,10 +176,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// admit starts a claimed delivery at once if its endpoint has a free slot, queues it behind
-// the endpoint's attempts in flight if the queue has room, and otherwise puts it back in
-// Redis for about as long as the endpoint needs to get through its queue.
-func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) {
+// admit starts a claimed delivery at once if its endpoint has a free slot, or queues it behind
+// the endpoint's attempts in flight if the queue has room; otherwise it returns the timer that
+// puts it back in Redis for about as long as the endpoint needs to get through its queue.
+func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) (timers.Timer, bool) {
 	epID, _ := splitMember(member)
 	now := time.Now()
 	w.mu.Lock()
@@ -185,17 +193,17 @@ func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) {
 		w.mu.Unlock()
 		w.slot <- struct{}{}
 		w.start(ctx, wg, member)
-		return
+		return timers.Timer{}, false
 	}
 	if len(q.waiting) < w.depth(epID) {
 		q.waiting = append(q.waiting, held{member: member, claimed: now})
 		w.held++
 		w.mu.Unlock()
-		return
+		return timers.Timer{}, false
 	}
 	wait := w.deferFor(epID, q, now)
 	w.mu.Unlock()
-	_ = w.c.Queue.Schedule(ctx, member, now.Add(wait))
+	return timers.Timer{Member: member, Due: now.Add(wait)}, true
 }
 
 // start runs the attempt of member in a goroutine that holds one of the endpoint's slots and
