@@ -165,9 +165,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			t.Stop()
 			// Deliveries still waiting in endpoint queues go back to Redis now rather than
 			// when their leases run out.
-			for _, h := range w.drain() {
-				_ = w.c.Queue.Schedule(context.WithoutCancel(ctx), h.member, time.Now())
-			}
+			_ = w.c.Queue.ScheduleAll(context.WithoutCancel(ctx), w.drain()...)
 			return nil
 		case <-w.wake:
 		case <-t.C:
@@ -229,12 +227,8 @@ func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, member string) {
 func (w *Worker) next(member string) (string, bool) {
 	epID, _ := splitMember(member)
 	now := time.Now()
-	var stale []string
-	defer func() {
-		for _, m := range stale {
-			_ = w.c.Queue.Schedule(context.Background(), m, now)
-		}
-	}()
+	var stale []timers.Timer
+	defer func() { _ = w.c.Queue.ScheduleAll(context.Background(), stale...) }()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	q := w.eps[epID]
@@ -246,7 +240,7 @@ func (w *Worker) next(member string) (string, bool) {
 			w.Wake()
 		}
 		if now.Sub(h.claimed) > w.c.Lease/2 {
-			stale = append(stale, h.member)
+			stale = append(stale, timers.Timer{Member: h.member, Due: now})
 			continue
 		}
 		return h.member, true
@@ -257,13 +251,16 @@ func (w *Worker) next(member string) (string, bool) {
 	return "", false
 }
 
-// drain empties every endpoint queue.
-func (w *Worker) drain() []held {
+// drain empties every endpoint queue, returning its deliveries due now.
+func (w *Worker) drain() []timers.Timer {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []held
+	var out []timers.Timer
+	now := time.Now()
 	for _, q := range w.eps {
-		out = append(out, q.waiting...)
+		for _, h := range q.waiting {
+			out = append(out, timers.Timer{Member: h.member, Due: now})
+		}
 		q.waiting = nil
 	}
 	w.held = 0
