@@ -105,11 +105,6 @@ type Object struct {
 	ID   string `json:"id"`
 }
 
-// Handle records the deliveries of one event.
-func (d *Dispatcher) Handle(ctx context.Context, m kafkabus.Message) error {
-	return d.HandleBatch(ctx, []kafkabus.Message{m})
-}
-
 // HandleBatch records the deliveries of a batch of events in one transaction and schedules
 // them; it returns nil only once all of them are durable in SQL and scheduled in Redis, so the
 // consumer may then commit the batch's offsets.

@@ -488,11 +488,6 @@ type Recorded struct {
 	WasFailing bool // the endpoint was failing before (a success by a healthy endpoint writes nothing to it)
 }
 
-// RecordAttempt stores one attempt and its consequences in one transaction.
-func (s *Store) RecordAttempt(ctx context.Context, d Delivery, o Outcome, wasFailing bool) error {
-	return s.RecordAttempts(ctx, []Recorded{{Delivery: d, Outcome: o, WasFailing: wasFailing}})
-}
-
 // RecordAttempts stores attempts and their consequences (delivery state, endpoint failure
 // state, events for the outbox) in one transaction, in order: a group commit.
 func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
