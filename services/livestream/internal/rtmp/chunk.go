@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // RTMP message type ids.
@@ -34,9 +33,6 @@ const (
 	protocolControlMaxChunkSize       = 0x7fffffff
 )
 
-// ErrProtocol is wrapped by chunk-stream and message-level protocol violations.
-var ErrProtocol = errors.New("rtmp: protocol error")
-
 // Message is one RTMP message, reassembled from its chunks.
 type Message struct {
 	CSID      uint32 // chunk stream id it came on / goes out on
@@ -59,6 +55,29 @@ type chunkStream struct {
 	buf    []byte
 }
 
+// Budget is charged for the memory of partly received messages. It is called from the
+// reader's goroutine only.
+type Budget interface {
+	// Reserve asks for n more bytes; false refuses them.
+	Reserve(n int) bool
+	// Release gives back n bytes reserved earlier.
+	Release(n int)
+}
+
+// ReadLimits bound what a ChunkReader buffers for messages that are not complete yet. A buffer
+// is charged its allocated size: the first chunk of a message allocates up to 64 KiB (never
+// more than the announced length), later chunks double it, never past the announced length.
+type ReadLimits struct {
+	// MaxMessage: a message announced longer than this fails with ErrMessageTooLarge before
+	// any of it is buffered. 0 = no cap (the format allows 16 MiB - 1).
+	MaxMessage uint32
+	// MaxBuffered: the partly received messages of all chunk streams together may take this
+	// many bytes; past it the read fails with ErrBufferLimit. 0 = no cap.
+	MaxBuffered int
+	// Budget, if set, is charged for every buffered byte; a refusal fails with ErrMemoryBudget.
+	Budget Budget
+}
+
 // ChunkReader reassembles RTMP messages from a chunk stream (RTMP spec section 5.3). It keeps
 // state per chunk stream id, so chunks of different streams may interleave. Set Chunk Size and
 // Abort messages are applied by the reader itself (and still returned).
@@ -67,6 +86,8 @@ type ChunkReader struct {
 	chunkSize uint32
 	streams   map[uint32]*chunkStream
 	hdr       [16]byte
+	lim       ReadLimits
+	buffered  int // bytes allocated for partial messages (charged to lim.Budget)
 }
 
 // NewChunkReader reads chunks from r (wrapped in a bufio.Reader unless it is one) with the
@@ -81,6 +102,63 @@ func NewChunkReader(r io.Reader) *ChunkReader {
 
 // ChunkSize is the peer's current chunk size.
 func (c *ChunkReader) ChunkSize() uint32 { return c.chunkSize }
+
+// SetLimits changes the limits for what is read from now on; messages already partly
+// buffered stay, and count against the new limits.
+func (c *ChunkReader) SetLimits(l ReadLimits) { c.lim = l }
+
+// Buffered is the number of bytes allocated for partly received messages.
+func (c *ChunkReader) Buffered() int { return c.buffered }
+
+// Release drops every partly received message and gives its bytes back to the Budget. Call
+// it when the connection ends; the reader can go on reading afterwards.
+func (c *ChunkReader) Release() {
+	for _, cs := range c.streams {
+		c.drop(cs)
+	}
+}
+
+// drop forgets cs's partial message.
+func (c *ChunkReader) drop(cs *chunkStream) {
+	if n := cap(cs.buf); n > 0 {
+		c.buffered -= n
+		if c.lim.Budget != nil {
+			c.lim.Budget.Release(n)
+		}
+	}
+	cs.active, cs.buf = false, nil
+}
+
+// handOff gives cs's complete message to the caller: its bytes are no longer buffered here.
+func (c *ChunkReader) handOff(cs *chunkStream) []byte {
+	b := cs.buf
+	c.drop(cs)
+	return b
+}
+
+// grow makes room for k more bytes in cs.buf, charging the limits for the new allocation.
+func (c *ChunkReader) grow(cs *chunkStream, k int) error {
+	need := len(cs.buf) + k
+	if need <= cap(cs.buf) {
+		return nil
+	}
+	newCap := max(need, min(int(cs.length), readStep))
+	if cap(cs.buf) > 0 {
+		newCap = max(need, min(int(cs.length), 2*cap(cs.buf)))
+	}
+	more := newCap - cap(cs.buf)
+	if c.lim.MaxBuffered > 0 && c.buffered+more > c.lim.MaxBuffered {
+		return fmt.Errorf("%w: %d bytes of partial messages buffered, %d more needed, limit %d", ErrBufferLimit, c.buffered, more, c.lim.MaxBuffered)
+	}
+	if c.lim.Budget != nil && !c.lim.Budget.Reserve(more) {
+		return fmt.Errorf("%w: %d more bytes refused", ErrMemoryBudget, more)
+	}
+	nb := make([]byte, len(cs.buf), newCap)
+	copy(nb, cs.buf) // the old buffer is garbage now
+	cs.buf = nb
+	c.buffered += more
+	return nil
+}
 
 func (c *ChunkReader) readFull(n int) ([]byte, error) {
 	b := c.hdr[:n]
@@ -140,7 +218,7 @@ func (c *ChunkReader) readChunk() (Message, bool, error) {
 	}
 	if format != 3 && cs.active {
 		// A new message header while a message is unfinished: the peer gave up on it.
-		cs.active, cs.buf = false, nil
+		c.drop(cs)
 	}
 	switch format {
 	case 0:
@@ -198,16 +276,23 @@ func (c *ChunkReader) readChunk() (Message, bool, error) {
 		}
 	}
 	if !cs.active {
+		if c.lim.MaxMessage > 0 && cs.length > c.lim.MaxMessage {
+			return Message{}, false, fmt.Errorf("%w: a %d-byte message (type %d) announced, limit %d", ErrMessageTooLarge, cs.length, cs.typ, c.lim.MaxMessage)
+		}
+		if c.lim.MaxBuffered > 0 && int(cs.length) > c.lim.MaxBuffered {
+			return Message{}, false, fmt.Errorf("%w: a %d-byte message (type %d) announced, limit %d", ErrBufferLimit, cs.length, cs.typ, c.lim.MaxBuffered)
+		}
 		cs.active = true
 		cs.msgTs = cs.ts
-		cs.buf = make([]byte, 0, min(cs.length, readStep))
 	}
 	// Read this chunk's payload, growing the buffer only as bytes arrive so that a header
-	// claiming a large message costs nothing until the data is really sent.
+	// claiming a large message costs little until the data is really sent.
 	n := int(min(c.chunkSize, cs.length-uint32(len(cs.buf))))
 	for n > 0 {
 		k := min(n, readStep)
-		cs.buf = slices.Grow(cs.buf, k)
+		if err := c.grow(cs, k); err != nil {
+			return Message{}, false, err
+		}
 		start := len(cs.buf)
 		cs.buf = cs.buf[:start+k]
 		if _, err := io.ReadFull(c.r, cs.buf[start:]); err != nil {
@@ -221,8 +306,8 @@ func (c *ChunkReader) readChunk() (Message, bool, error) {
 	if uint32(len(cs.buf)) < cs.length {
 		return Message{}, false, nil
 	}
-	m := Message{CSID: csid, Type: cs.typ, StreamID: cs.sid, Timestamp: cs.msgTs, Payload: cs.buf}
-	cs.active, cs.buf = false, nil
+	m := Message{CSID: csid, Type: cs.typ, StreamID: cs.sid, Timestamp: cs.msgTs}
+	m.Payload = c.handOff(cs)
 	if err := c.control(m); err != nil {
 		return Message{}, false, err
 	}
@@ -246,7 +331,7 @@ func (c *ChunkReader) control(m Message) error {
 			return fmt.Errorf("%w: short Abort", ErrProtocol)
 		}
 		if cs := c.streams[binary.BigEndian.Uint32(m.Payload)]; cs != nil {
-			cs.active, cs.buf = false, nil
+			c.drop(cs)
 		}
 	}
 	return nil

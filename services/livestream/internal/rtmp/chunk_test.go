@@ -289,6 +289,18 @@ func FuzzChunkReader(f *testing.F) {
 	f.Add(cat(type0(2, 0, 4, MsgSetChunkSize, 0), be32(1), type0(3, 0, 3, MsgAudio, 1), []byte("a"), type3(3, 0), []byte("b")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := NewChunkReader(bytes.NewReader(data))
+		b := &countingBudget{t: t, limit: 1 << 20}
+		r.SetLimits(ReadLimits{MaxMessage: 64 << 10, MaxBuffered: 256 << 10, Budget: b})
+		defer func() {
+			// Whatever was read, what is charged is what the reader holds, and Release gives it back.
+			if b.used != r.Buffered() || b.used > 256<<10 {
+				t.Fatalf("charged %d, reader holds %d", b.used, r.Buffered())
+			}
+			r.Release()
+			if b.used != 0 {
+				t.Fatalf("charged %d after Release", b.used)
+			}
+		}()
 		total := 0
 		for i := 0; i < 10000; i++ {
 			m, err := r.ReadMessage()

@@ -39,6 +39,11 @@ const (
 // Publish dials rawURL (rtmp://host[:port]/app/key[?query]; the app is the first path segment)
 // and publishes key. A refusal is returned as a *StatusError carrying the server's code.
 func Publish(ctx context.Context, rawURL string) (*Client, error) {
+	return PublishDialer(ctx, &net.Dialer{}, rawURL)
+}
+
+// PublishDialer is Publish dialing with d (e.g. from a chosen local address).
+func PublishDialer(ctx context.Context, d *net.Dialer, rawURL string) (*Client, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -55,7 +60,6 @@ func Publish(ctx context.Context, rawURL string) (*Client, error) {
 	if u.RawQuery != "" {
 		key += "?" + u.RawQuery
 	}
-	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, err

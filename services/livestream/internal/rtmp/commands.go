@@ -214,6 +214,7 @@ func (c *conn) onPublish(streamID uint32, pubName, pubType string) error {
 		return c.refuse()
 	}
 	c.stream, c.streamID, c.ts, c.tagCount = st, streamID, flv.Unwrapper{}, 0
+	c.published()
 	c.log.Info("rtmp: publish started", "app", app, "type", pubType)
 	// User Control StreamBegin, then NetStream.Publish.Start (ffmpeg waits for it).
 	if err := c.sendControl(MsgUserControl, append([]byte{0, 0}, be32(streamID)...)); err != nil {

@@ -101,6 +101,13 @@ func (h *handler) Publish(ctx context.Context, req rtmp.PublishRequest) (rtmp.St
 
 func startServer(t *testing.T, h rtmp.Handler, cfg rtmp.Config) string {
 	t.Helper()
+	_, addr := startServerGet(t, h, cfg)
+	return addr
+}
+
+// startServerGet is startServer that also returns the server (for its Stats).
+func startServerGet(t *testing.T, h rtmp.Handler, cfg rtmp.Config) (*rtmp.Server, string) {
+	t.Helper()
 	cfg.Handler = h
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -125,7 +132,7 @@ func startServer(t *testing.T, h rtmp.Handler, cfg rtmp.Config) string {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return ln.Addr().String()
+	return srv, ln.Addr().String()
 }
 
 func needFFmpeg(t *testing.T) {

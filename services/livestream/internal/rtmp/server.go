@@ -11,26 +11,64 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/spacecast/spacecast/services/livestream/internal/flv"
 )
 
-// Config configures a Server.
+// Config configures a Server. Zero values get the defaults in parentheses.
 type Config struct {
 	Logger  *slog.Logger // required
 	Handler Handler      // required
-	// IdleTimeout: a connection that sends nothing for this long is dropped (default 10s).
+	// IdleTimeout: a publishing connection that sends nothing for this long is dropped (10s).
 	IdleTimeout time.Duration
-	// HandshakeTimeout bounds the whole handshake (default 5s).
+	// HandshakeTimeout: the handshake must be done this long after accept (5s). It is a fixed
+	// deadline: bytes trickling in do not extend it.
 	HandshakeTimeout time.Duration
+	// PublishTimeout: a publish must be accepted this long after accept (10s), else the
+	// connection is closed, whatever it sends meanwhile. Not shorter than HandshakeTimeout.
+	// After a publish ends (FCUnpublish, deleteStream) on a connection that stays open, the
+	// next publish must come within PublishTimeout again.
+	PublishTimeout time.Duration
 	// MaxConnections limits open connections; over it a new connection is closed at once.
 	// 0 = unlimited.
 	MaxConnections int
+	// MaxConnectionsPerIP limits the open connections of one remote address (IPv6: of one
+	// /64); over it a new connection is closed at once (64). -1 = unlimited.
+	MaxConnectionsPerIP int
+	// PrePublishBuffer: until its publish is accepted a connection may buffer this many bytes
+	// of partly received messages in total, which also caps each message (256 KiB).
+	PrePublishBuffer int
+	// MaxMessageSize caps one message (a video frame, an aggregate) of a publishing
+	// connection; its partly received messages together may take twice this (8 MiB; at most
+	// 16 MiB - 1, the format's limit).
+	MaxMessageSize int
+	// MemoryBudget caps the bytes of partly received messages of all connections together
+	// (256 MiB); connections without an accepted publish may use at most half of it. A
+	// connection whose message does not fit is closed.
+	MemoryBudget int64
+	// Registerer, if set, gets the server's metrics (spacecast_rtmp_*).
+	Registerer prometheus.Registerer
 }
+
+// Defaults of Config.
+const (
+	DefaultIdleTimeout         = 10 * time.Second
+	DefaultHandshakeTimeout    = 5 * time.Second
+	DefaultPublishTimeout      = 10 * time.Second
+	DefaultMaxConnectionsPerIP = 64
+	DefaultPrePublishBuffer    = 256 << 10
+	DefaultMaxMessageSize      = 8 << 20
+	DefaultMemoryBudget        = 256 << 20
+	maxMessageLimit            = 1<<24 - 1
+)
 
 // Handler decides about publishes.
 type Handler interface {
@@ -82,15 +120,14 @@ func (e *StatusError) Error() string {
 	return e.Description
 }
 
-// ErrKicked is the Stream.Close cause after PublishRequest.Close was called.
-var ErrKicked = errors.New("rtmp: connection closed by the server")
-
 // Server accepts RTMP publishers.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	start time.Time
-	conns atomic.Int64
+	cfg    Config
+	log    *slog.Logger
+	start  time.Time
+	conns  connTable
+	budget memBudget
+	stats  counters
 }
 
 // NewServer checks cfg and fills in defaults.
@@ -99,19 +136,56 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, errors.New("rtmp: Config.Logger and Config.Handler are required")
 	}
 	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 10 * time.Second
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.HandshakeTimeout <= 0 {
-		cfg.HandshakeTimeout = 5 * time.Second
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	if cfg.PublishTimeout < cfg.HandshakeTimeout {
+		return nil, fmt.Errorf("rtmp: Config.PublishTimeout (%v) is shorter than HandshakeTimeout (%v)", cfg.PublishTimeout, cfg.HandshakeTimeout)
 	}
 	if cfg.MaxConnections < 0 {
 		return nil, errors.New("rtmp: Config.MaxConnections must not be negative")
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, start: time.Now()}, nil
+	switch {
+	case cfg.MaxConnectionsPerIP == 0:
+		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	case cfg.MaxConnectionsPerIP < -1:
+		return nil, errors.New("rtmp: Config.MaxConnectionsPerIP must be -1 (unlimited), 0 (default) or more")
+	}
+	if cfg.PrePublishBuffer == 0 {
+		cfg.PrePublishBuffer = DefaultPrePublishBuffer
+	}
+	if cfg.PrePublishBuffer < 1<<10 || cfg.PrePublishBuffer > maxMessageLimit {
+		return nil, fmt.Errorf("rtmp: Config.PrePublishBuffer %d: want 1 KiB to 16 MiB", cfg.PrePublishBuffer)
+	}
+	if cfg.MaxMessageSize == 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.MaxMessageSize < 64<<10 || cfg.MaxMessageSize > maxMessageLimit {
+		return nil, fmt.Errorf("rtmp: Config.MaxMessageSize %d: want 64 KiB to 16 MiB - 1", cfg.MaxMessageSize)
+	}
+	if cfg.MemoryBudget == 0 {
+		cfg.MemoryBudget = DefaultMemoryBudget
+	}
+	if cfg.MemoryBudget < int64(cfg.MaxMessageSize) {
+		return nil, fmt.Errorf("rtmp: Config.MemoryBudget %d is less than MaxMessageSize %d", cfg.MemoryBudget, cfg.MaxMessageSize)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, start: time.Now(), conns: connTable{perIP: make(map[netip.Prefix]int)}}
+	s.budget.limit = cfg.MemoryBudget
+	if cfg.Registerer != nil {
+		if err := s.register(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // ConnCount is the number of open connections.
-func (s *Server) ConnCount() int { return int(s.conns.Load()) }
+func (s *Server) ConnCount() int { return s.conns.count() }
 
 // Serve accepts connections on ln until ctx is done (then it returns nil) or ln fails (then it
 // returns the error). Before returning it closes ln and every connection and waits for their
@@ -140,33 +214,45 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			return fmt.Errorf("rtmp: accept: %w", err)
 		}
 		backoff = 0
-		if s.cfg.MaxConnections > 0 && s.conns.Load() >= int64(s.cfg.MaxConnections) {
-			s.log.Warn("rtmp: connection limit reached, closing new connection", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConnections)
+		accepted := time.Now()
+		key := addrKey(nc.RemoteAddr())
+		switch s.conns.add(key, s.cfg.MaxConnections, s.cfg.MaxConnectionsPerIP) {
+		case overTotal:
+			s.stats.refusedTotal.note(s.log, slog.LevelWarn, "rtmp: connection limit reached, closing new connection", "remote", nc.RemoteAddr().String(), "limit", s.cfg.MaxConnections)
+			nc.Close()
+			continue
+		case overPerIP:
+			s.stats.refusedPerIP.note(s.log, slog.LevelWarn, "rtmp: per-address connection limit reached, closing new connection", "remote", nc.RemoteAddr().String(), "address", key.String(), "limit", s.cfg.MaxConnectionsPerIP)
 			nc.Close()
 			continue
 		}
-		s.conns.Add(1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer s.conns.Add(-1)
-			c := newConn(s, nc)
+			defer s.conns.remove(key)
+			c := newConn(s, nc, accepted)
 			c.serve(ctx)
 		}()
 	}
 }
 
-// idleConn refreshes the read deadline as data flows and counts bytes read.
-type idleConn struct {
+// deadlineConn sets read deadlines: the idle timeout from the last read, never past hard
+// (when set); it counts bytes read.
+type deadlineConn struct {
 	net.Conn
 	idle      time.Duration
+	hard      time.Time // zero: none
 	refreshAt time.Time
 	bytesIn   uint64
 }
 
-func (c *idleConn) Read(p []byte) (int, error) {
+func (c *deadlineConn) Read(p []byte) (int, error) {
 	if now := time.Now(); now.After(c.refreshAt) {
-		if err := c.Conn.SetReadDeadline(now.Add(c.idle)); err != nil {
+		d := now.Add(c.idle)
+		if !c.hard.IsZero() && c.hard.Before(d) {
+			d = c.hard
+		}
+		if err := c.Conn.SetReadDeadline(d); err != nil {
 			return 0, err
 		}
 		c.refreshAt = now.Add(min(c.idle/10, time.Second))
@@ -176,12 +262,20 @@ func (c *idleConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// setHard changes the fixed deadline (zero: none) from the next read on.
+func (c *deadlineConn) setHard(t time.Time) {
+	c.hard = t
+	c.refreshAt = time.Time{}
+}
+
 type conn struct {
-	s      *Server
-	nc     net.Conn
-	ic     *idleConn
-	remote string
-	log    *slog.Logger
+	s        *Server
+	nc       net.Conn
+	ic       *deadlineConn
+	remote   string
+	log      *slog.Logger
+	accepted time.Time
+	phase    phase // what the hard deadline is for
 
 	br *bufio.Reader
 	bw *bufio.Writer
@@ -218,8 +312,8 @@ const (
 	csidStreamStatus = 5
 )
 
-func newConn(s *Server, nc net.Conn) *conn {
-	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), peerWindow: serverWindow, nextStreamID: 1}
+func newConn(s *Server, nc net.Conn, accepted time.Time) *conn {
+	c := &conn{s: s, nc: nc, remote: nc.RemoteAddr().String(), accepted: accepted, peerWindow: serverWindow, nextStreamID: 1}
 	c.log = s.log.With("remote", c.remote)
 	var once sync.Once
 	c.close = func() {
@@ -245,30 +339,33 @@ func (c *conn) serve(parent context.Context) {
 			cause = fmt.Errorf("rtmp: internal error: %v", r)
 		}
 		c.endPublish(cause)
+		if c.cr != nil {
+			c.cr.Release() // partial messages go back to the budget (and to the GC)
+		}
 		stop()
 		cancel()
 		c.nc.Close()
 	}()
 
-	c.ic = &idleConn{Conn: c.nc, idle: c.s.cfg.IdleTimeout}
+	c.ic = &deadlineConn{Conn: c.nc, idle: c.s.cfg.IdleTimeout}
+	c.ic.setHard(c.accepted.Add(c.s.cfg.HandshakeTimeout))
+	c.phase = phaseHandshake
 	c.br = bufio.NewReaderSize(c.ic, 64<<10)
 	c.bw = bufio.NewWriterSize(c.nc, 4<<10)
-	if err := c.nc.SetDeadline(time.Now().Add(c.s.cfg.HandshakeTimeout)); err != nil {
+	if err := c.nc.SetWriteDeadline(c.ic.hard); err != nil {
 		cause = err
 		return
 	}
 	if err := serverHandshake(rwPair{c.br, c.nc}, uint32(time.Since(c.s.start).Milliseconds())); err != nil {
-		c.log.Debug("rtmp: handshake failed", "err", err)
+		if !c.cut(err) {
+			c.log.Debug("rtmp: handshake failed", "err", err)
+		}
 		cause = err
 		return
 	}
-	if err := c.nc.SetDeadline(time.Time{}); err != nil {
-		cause = err
-		return
-	}
-	c.ic.refreshAt = time.Time{}
 	c.cr = NewChunkReader(c.br)
 	c.cw = NewChunkWriter(c.bw)
+	c.awaitPublish(c.accepted)
 	for {
 		m, err := c.cr.ReadMessage()
 		if err == nil {
@@ -281,9 +378,18 @@ func (c *conn) serve(parent context.Context) {
 			err = c.flush()
 		}
 		if err != nil {
-			if errors.Is(err, errClean) {
+			switch {
+			case errors.Is(err, errClean):
 				err = nil
-			} else if c.stream == nil {
+			case c.cut(err):
+			case errors.Is(err, ErrMessageTooLarge):
+				c.s.stats.cutMessageTooLarge.note(c.log, slog.LevelWarn, "rtmp: message over the limit, connection closed", "publishing", c.stream != nil, "err", err)
+			case errors.Is(err, ErrBufferLimit):
+				c.s.stats.cutBufferLimit.note(c.log, slog.LevelWarn, "rtmp: connection buffer limit reached, connection closed", "publishing", c.stream != nil, "err", err)
+			case errors.Is(err, ErrMemoryBudget):
+				c.s.stats.cutMemoryBudget.note(c.log, slog.LevelWarn, "rtmp: ingest memory budget used up, connection closed", "publishing", c.stream != nil,
+					"buffered", c.s.budget.buffered(), "budget", c.s.cfg.MemoryBudget, "err", err)
+			case c.stream == nil:
 				c.log.Debug("rtmp: connection ended", "err", err)
 			}
 			cause = err
@@ -291,6 +397,57 @@ func (c *conn) serve(parent context.Context) {
 		}
 	}
 }
+
+// phase is what a connection's fixed deadline is for.
+type phase uint8
+
+const (
+	phaseHandshake  phase = iota
+	phasePublish          // handshake done, no publish accepted yet
+	phasePublishing       // only the idle timeout applies
+)
+
+// awaitPublish puts the connection in the pre-publish state: a publish must be accepted by
+// from+PublishTimeout, and the pre-publish buffer limits apply.
+func (c *conn) awaitPublish(from time.Time) {
+	if c.phase == phasePublishing {
+		c.s.budget.move(int64(c.cr.Buffered()), true)
+	}
+	c.phase = phasePublish
+	c.ic.setHard(from.Add(c.s.cfg.PublishTimeout))
+	_ = c.setWriteDeadline() // a failure shows on the next write
+	c.cr.SetLimits(ReadLimits{MaxMessage: uint32(c.s.cfg.PrePublishBuffer), MaxBuffered: c.s.cfg.PrePublishBuffer, Budget: c})
+}
+
+// published lifts the fixed deadline and applies the publishing limits.
+func (c *conn) published() {
+	c.s.budget.move(int64(c.cr.Buffered()), false)
+	c.phase = phasePublishing
+	c.ic.setHard(time.Time{})
+	_ = c.setWriteDeadline()
+	c.cr.SetLimits(ReadLimits{MaxMessage: uint32(c.s.cfg.MaxMessageSize), MaxBuffered: 2 * c.s.cfg.MaxMessageSize, Budget: c})
+}
+
+// cut tells whether err is the fixed deadline of the current phase passing, and counts it.
+func (c *conn) cut(err error) bool {
+	if c.phase == phasePublishing || !errors.Is(err, os.ErrDeadlineExceeded) || time.Now().Before(c.ic.hard) {
+		return false
+	}
+	if c.phase == phaseHandshake {
+		c.s.stats.cutHandshakeTimeout.note(c.log, slog.LevelInfo, "rtmp: handshake not done in time, connection closed", "timeout", c.s.cfg.HandshakeTimeout)
+	} else {
+		c.s.stats.cutPublishTimeout.note(c.log, slog.LevelInfo, "rtmp: no publish in time, connection closed", "timeout", c.s.cfg.PublishTimeout)
+	}
+	return true
+}
+
+var _ Budget = (*conn)(nil)
+
+// Reserve charges the server's memory budget.
+func (c *conn) Reserve(n int) bool { return c.s.budget.reserve(int64(n), c.phase != phasePublishing) }
+
+// Release gives bytes back to the server's memory budget.
+func (c *conn) Release(n int) { c.s.budget.release(int64(n), c.phase != phasePublishing) }
 
 type rwPair struct {
 	r *bufio.Reader
@@ -300,8 +457,17 @@ type rwPair struct {
 func (p rwPair) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p rwPair) Write(b []byte) (int, error) { return p.w.Write(b) }
 
+// setWriteDeadline gives writes writeTimeout, never past the fixed deadline.
+func (c *conn) setWriteDeadline() error {
+	d := time.Now().Add(writeTimeout)
+	if !c.ic.hard.IsZero() && c.ic.hard.Before(d) {
+		d = c.ic.hard
+	}
+	return c.nc.SetWriteDeadline(d)
+}
+
 func (c *conn) flush() error {
-	if err := c.nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+	if err := c.setWriteDeadline(); err != nil {
 		return err
 	}
 	return c.bw.Flush()
@@ -327,6 +493,10 @@ func (c *conn) endPublish(cause error) {
 		c.log.Info("rtmp: publish ended cleanly", "app", c.app, "tags", c.tagCount)
 	}
 	st.Close(cause)
+	if c.phase == phasePublishing {
+		// The connection may stay open for another publish: it is unauthenticated again.
+		c.awaitPublish(time.Now())
+	}
 }
 
 func (c *conn) maybeAck() error {
