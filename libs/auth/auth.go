@@ -250,7 +250,8 @@ func (v *Verifier) Forget(id string) {
 	v.mu.Unlock()
 }
 
-// Middleware authenticates HTTP Basic credentials and stores the principal.
+// Middleware authenticates HTTP Basic credentials, stores the principal and applies the
+// server's rate limiter (httpapi.Options.RateLimiter) to the token.
 func (v *Verifier) Middleware() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -264,6 +265,10 @@ func (v *Verifier) Middleware() echo.MiddlewareFunc {
 				return err
 			}
 			WithPrincipal(c, p)
+			// Limits are per access token, so they apply once the token is known.
+			if err := httpapi.RateLimit(c, p.TokenID); err != nil {
+				return err
+			}
 			return next(c)
 		}
 	}

@@ -16,6 +16,8 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrRateLimited  = errors.New("rate_limited")
 	ErrPrecondition = errors.New("precondition_failed")
+	ErrTooLarge     = errors.New("payload_too_large")
+	ErrTimeout      = errors.New("request_timeout")
 )
 
 // kinds maps each sentinel to its status; the sentinel's text is the envelope's type.
@@ -30,6 +32,8 @@ var kinds = []struct {
 	{ErrConflict, http.StatusConflict},
 	{ErrRateLimited, http.StatusTooManyRequests},
 	{ErrPrecondition, http.StatusPreconditionFailed},
+	{ErrTooLarge, http.StatusRequestEntityTooLarge},
+	{ErrTimeout, http.StatusRequestTimeout},
 }
 
 // apiError carries a kind and human-readable messages.
@@ -96,6 +100,10 @@ func defaultMessage(kind error) string {
 		return "too many requests"
 	case ErrPrecondition:
 		return "precondition failed"
+	case ErrTooLarge:
+		return "request body too large"
+	case ErrTimeout:
+		return "the request body did not arrive in time"
 	}
 	return kind.Error()
 }

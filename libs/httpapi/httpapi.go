@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -35,7 +36,13 @@ type Options struct {
 	Registry  *prometheus.Registry // nil: a fresh one
 	Checks    []Check
 	AccessLog bool   // log every request at info level (errors are always logged)
-	BodyLimit string // default "1M"
+	BodyLimit string // default "1M"; a larger body is refused with 413 payload_too_large
+	// BodyTimeout bounds the time a request body may take to arrive, counted from the moment
+	// the handler chain starts (the headers are bounded by the http.Server's ReadHeaderTimeout).
+	// Default 10 s; a body still arriving then is cut and answered 408 request_timeout.
+	BodyTimeout time.Duration
+	// RateLimiter, when set, is applied to every authenticated request (see RateLimit).
+	RateLimiter RateLimiter
 }
 
 // NewRegistry returns a Prometheus registry with the Go runtime and process collectors, for
@@ -58,6 +65,9 @@ func NewServer(o Options) *echo.Echo {
 	}
 	if o.BodyLimit == "" {
 		o.BodyLimit = "1M"
+	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = 10 * time.Second
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -107,6 +117,7 @@ func NewServer(o Options) *echo.Echo {
 		}
 	})
 	e.Use(middleware.BodyLimit(o.BodyLimit))
+	e.Use(requestInput(o.BodyTimeout, o.RateLimiter))
 
 	e.GET("/healthz", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]string{"status": "ok"}) })
 	e.GET("/readyz", func(c echo.Context) error {
@@ -176,7 +187,7 @@ func fromEcho(he *echo.HTTPError) error {
 	case http.StatusMethodNotAllowed:
 		return Invalid("method not allowed on this route")
 	case http.StatusRequestEntityTooLarge:
-		return Invalid("request body too large")
+		return New(ErrTooLarge, "request body too large")
 	case http.StatusUnauthorized:
 		return Unauthorized(msg)
 	case http.StatusForbidden:
@@ -200,12 +211,19 @@ func Empty(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"data": struct{}{}})
 }
 
-// Bind decodes the JSON body into v strictly: unknown fields, wrong types, trailing data and
-// malformed JSON are 400 errors naming the problem. An empty body decodes as {}.
+// Bind decodes the JSON body into v strictly: unknown fields, wrong types, trailing data,
+// malformed JSON, invalid UTF-8 and strings holding control characters (U+0000–U+001F,
+// U+007F–U+009F, in any field at any depth) are 400 errors naming the problem; a body over the
+// limit is 413 and a body that does not arrive within the body timeout is 408. An empty body
+// decodes as {}.
 func Bind(c echo.Context, v any) error {
 	body, err := io.ReadAll(c.Request().Body)
 	if err != nil {
-		return Invalid("could not read request body: %v", err)
+		return bodyReadError(err)
+	}
+	bodyRead(c)
+	if !utf8.Valid(body) {
+		return Invalid("request body is not valid UTF-8")
 	}
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
@@ -223,7 +241,7 @@ func Bind(c echo.Context, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return Invalid("request body has data after the JSON object")
 	}
-	return nil
+	return checkControl(body)
 }
 
 func jsonError(err error) error {
@@ -260,32 +278,6 @@ func jsonKind(k string) string {
 		return "an object"
 	}
 	return k
-}
-
-// Page is a validated pagination request.
-type Page struct {
-	Limit, Page, Offset int
-}
-
-// Paging reads ?limit= (default 25, 1..100) and ?page= (default 1, >= 1).
-func Paging(c echo.Context) (Page, error) {
-	p := Page{Limit: 25, Page: 1}
-	if s := c.QueryParam("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 100 {
-			return Page{}, Invalid("limit must be an integer between 1 and 100")
-		}
-		p.Limit = n
-	}
-	if s := c.QueryParam("page"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 1_000_000 {
-			return Page{}, Invalid("page must be an integer of at least 1")
-		}
-		p.Page = n
-	}
-	p.Offset = (p.Page - 1) * p.Limit
-	return p, nil
 }
 
 // compactJSON is echo's JSON serializer without indentation and with HTML escaping off.

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -67,6 +68,9 @@ func newServer(t *testing.T, checks []httpapi.Check, handlerErr map[string]error
 		p, err := httpapi.Paging(c)
 		if err != nil {
 			return err
+		}
+		if p.Cursor {
+			return httpapi.Data(c, http.StatusOK, map[string]any{"limit": p.Limit, "after_time": p.After.Time, "after_id": p.After.ID})
 		}
 		return httpapi.Data(c, http.StatusOK, map[string]int{"limit": p.Limit, "page": p.Page, "offset": p.Offset})
 	})
@@ -187,7 +191,19 @@ func TestBind(t *testing.T) {
 	}
 	t.Run("body over the limit", func(t *testing.T) {
 		r := s.do(t, http.MethodPost, "/bind", `{"name":"`+strings.Repeat("x", 4096)+`"}`)
-		errorOf(t, r, http.StatusBadRequest, "invalid_parameters")
+		errorOf(t, r, http.StatusRequestEntityTooLarge, "payload_too_large")
+	})
+	t.Run("chunked body over the limit", func(t *testing.T) {
+		// No Content-Length: the limit is found while reading.
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/bind", io.MultiReader(strings.NewReader(`{"name":"`+strings.Repeat("x", 4096)), strings.NewReader(`"}`)))
+		req.ContentLength = -1
+		res, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		errorOf(t, response{status: res.StatusCode, header: res.Header, body: string(b)}, http.StatusRequestEntityTooLarge, "payload_too_large")
 	})
 }
 
@@ -195,7 +211,8 @@ func TestPaging(t *testing.T) {
 	s := newServer(t, nil, nil)
 	tests := []struct {
 		query               string
-		limit, page, offset int // for successes
+		limit, page, offset int    // for successes
+		cursor              string // for cursor successes: the decoded cursor
 		bad                 string
 	}{
 		{query: "", limit: 25, page: 1, offset: 0},
@@ -216,6 +233,24 @@ func TestPaging(t *testing.T) {
 		{query: "?page=two", bad: "page"},
 		{query: "?page=1000001", bad: "page"},
 		{query: "?limit=10&page=x", bad: "page"},
+		// The page form skips at most MaxOffset rows: deeper pages take a cursor.
+		{query: "?limit=100&page=101", limit: 100, page: 101, offset: 10_000},
+		{query: "?limit=100&page=102", bad: "cursor"},
+		{query: "?page=401", limit: 25, page: 401, offset: 10_000},
+		{query: "?page=402", bad: "cursor"},
+		{query: "?limit=1&page=10001", limit: 1, page: 10001, offset: 10_000},
+		{query: "?limit=1&page=10002", bad: "cursor"},
+		{query: "?limit=100&page=1000000", bad: "cursor"},
+		{query: "?cursor=" + httpapi.Key{Time: 42, ID: "abc"}.Cursor(), cursor: `{"after_id":"abc","after_time":42,"limit":25}`},
+		{query: "?limit=5&cursor=" + httpapi.Key{Time: 1764600000123456789, ID: "a:b-c_d"}.Cursor(), cursor: `{"after_id":"a:b-c_d","after_time":1764600000123456789,"limit":5}`},
+		{query: "?cursor=" + httpapi.Key{Time: 42, ID: "abc"}.Cursor() + "&page=2", bad: "either page or cursor"},
+		{query: "?cursor=not-base64!", bad: "cursor"},
+		{query: "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("42")), bad: "cursor"},
+		{query: "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("x:abc")), bad: "cursor"},
+		{query: "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("42:")), bad: "cursor"},
+		{query: "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("-1:abc")), bad: "cursor"},
+		{query: "?cursor=" + base64.RawURLEncoding.EncodeToString([]byte("42:a\x00b")), bad: "cursor"},
+		{query: "?cursor=" + strings.Repeat("A", 300), bad: "cursor"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -228,6 +263,9 @@ func TestPaging(t *testing.T) {
 				return
 			}
 			want := fmt.Sprintf(`{"data":{"limit":%d,"offset":%d,"page":%d}}`, tt.limit, tt.offset, tt.page)
+			if tt.cursor != "" {
+				want = `{"data":` + tt.cursor + `}`
+			}
 			if r.status != http.StatusOK || strings.TrimSpace(r.body) != want {
 				t.Fatalf("%d %s, want 200 %s", r.status, r.body, want)
 			}

@@ -17,6 +17,7 @@ import (
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/ratelimit"
 	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/sqldb"
 )
@@ -36,6 +37,10 @@ type Clients struct {
 	Redis    redis.UniversalClient // when Needs.Redis
 	Keys     *auth.HTTPLookup      // when Needs.Keys
 	Auth     *auth.Verifier        // when Needs.Keys
+	// Limiter is the per-token rate limiter (nil when SPACECAST_RATE_LIMIT_* turn every limit
+	// off). It uses Redis also in services that need no Redis otherwise, through a client that
+	// is not pinged at start: an unreachable Redis makes the limiter fail open, not the service.
+	Limiter *ratelimit.Limiter
 	// Metrics is the registry /metrics serves (Go and process collectors included); services
 	// register their own collectors on it.
 	Metrics *prometheus.Registry
@@ -76,6 +81,23 @@ func Open(ctx context.Context, base Base, n Needs) (*Clients, error) {
 			return nil, err
 		}
 		c.closers = append(c.closers, func() { c.Redis.Close() })
+	}
+	if base.RateLimit.Enabled() {
+		rdb := c.Redis
+		if rdb == nil {
+			opt, perr := redis.ParseURL(base.RedisURL)
+			if perr != nil {
+				c.Close()
+				return nil, fmt.Errorf("redis url (for rate limits): %w", perr)
+			}
+			own := redis.NewClient(opt)
+			c.closers = append(c.closers, func() { own.Close() })
+			rdb = own
+		}
+		if c.Limiter, err = ratelimit.New(rdb, base.RateLimit, ratelimit.Options{Logger: c.Log}); err != nil {
+			c.Close()
+			return nil, err
+		}
 	}
 	if n.Keys {
 		if c.Keys, err = auth.NewHTTPLookup(base.KeysURL, base.InternalSecret); err == nil {
@@ -134,7 +156,11 @@ func mainErr(name, defaultDB string, n Needs, loadOwn func(r *envconfig.Reader),
 	if c.Redis != nil {
 		checks = append(checks, httpapi.Check{Name: "redis", Fn: func(ctx context.Context) error { return c.Redis.Ping(ctx).Err() }})
 	}
-	e := httpapi.NewServer(httpapi.Options{Logger: c.Log, AccessLog: base.AccessLog, Checks: checks, Registry: c.Metrics})
+	opts := httpapi.Options{Logger: c.Log, AccessLog: base.AccessLog, Checks: checks, Registry: c.Metrics, BodyTimeout: base.BodyTimeout}
+	if c.Limiter != nil {
+		opts.RateLimiter = c.Limiter
+	}
+	e := httpapi.NewServer(opts)
 	svc.Register(e)
 	runErr := make(chan error, 1)
 	go func() {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spacecast/spacecast/libs/envconfig"
+	"github.com/spacecast/spacecast/libs/ratelimit"
 )
 
 // Base are the settings every service binary reads.
@@ -27,6 +28,11 @@ type Base struct {
 	LogLevel       string   // SPACECAST_LOG_LEVEL
 	LogFormat      string   // SPACECAST_LOG_FORMAT: json | text
 	AccessLog      bool     // SPACECAST_ACCESS_LOG
+	// BodyTimeout bounds the time a request body may take to arrive (SPACECAST_HTTP_BODY_TIMEOUT, 10s).
+	BodyTimeout time.Duration
+	// RateLimit is the per-access-token request budget (SPACECAST_RATE_LIMIT_*), kept in the
+	// Redis at SPACECAST_REDIS_URL by every service.
+	RateLimit ratelimit.Config
 }
 
 // LoadBase reads the shared settings. needRedis/needKeys make those settings required.
@@ -41,6 +47,11 @@ func LoadBase(r *envconfig.Reader, defaultDB string) Base {
 		LogLevel:       r.String("SPACECAST_LOG_LEVEL", "info"),
 		LogFormat:      r.String("SPACECAST_LOG_FORMAT", "json"),
 		AccessLog:      r.Bool("SPACECAST_ACCESS_LOG", true),
+		BodyTimeout:    r.Duration("SPACECAST_HTTP_BODY_TIMEOUT", 10*time.Second),
+		RateLimit:      ratelimit.LoadConfig(r),
+	}
+	if b.BodyTimeout <= 0 {
+		r.Fail("SPACECAST_HTTP_BODY_TIMEOUT", "must be positive, such as 10s")
 	}
 	if _, err := ParseLevel(b.LogLevel); err != nil {
 		r.Fail("SPACECAST_LOG_LEVEL", err.Error())

@@ -104,7 +104,9 @@ func startChildDev(ctx context.Context) (stop func(), baseURL, kafka string, err
 		return nil, "", "", err
 	}
 	c := exec.Command(self, "dev", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafka, "--access-log=false", "--log-level", "warn")
-	c.Env = append(os.Environ(), "SPACECAST_BOOTSTRAP_TOKEN_ID="+benchTokenID, "SPACECAST_BOOTSTRAP_TOKEN_SECRET="+benchTokenSecret)
+	c.Env = append(os.Environ(), "SPACECAST_BOOTSTRAP_TOKEN_ID="+benchTokenID, "SPACECAST_BOOTSTRAP_TOKEN_SECRET="+benchTokenSecret,
+		// The benchmark measures the API, not the rate limiter's refusals.
+		"SPACECAST_RATE_LIMIT_READS_PER_SECOND=0", "SPACECAST_RATE_LIMIT_WRITES_PER_SECOND=0")
 	c.Stderr = os.Stderr
 	if err := c.Start(); err != nil {
 		return nil, "", "", err

@@ -55,10 +55,9 @@ func (b binary) read(env map[string]string) ([]string, error) {
 
 // required lists the settings a deployment (compose or cluster) must set for the binary.
 func (b binary) required() []string {
-	req := []string{"SPACECAST_DATABASE_URL", "SPACECAST_KAFKA_BROKERS"}
-	if b.needs.Redis {
-		req = append(req, "SPACECAST_REDIS_URL")
-	}
+	// Every binary keeps its per-token rate limits in Redis (libs/ratelimit), also those that
+	// hold no other state there.
+	req := []string{"SPACECAST_DATABASE_URL", "SPACECAST_KAFKA_BROKERS", "SPACECAST_REDIS_URL"}
 	if b.needs.Keys {
 		req = append(req, "SPACECAST_KEYS_URL", "SPACECAST_INTERNAL_SECRET")
 	}
@@ -90,9 +89,7 @@ func envProblems(name string, env map[string]string) []string {
 		switch {
 		case !slices.Contains(names, k):
 			out = append(out, fmt.Sprintf("%s is set but the %s binary never reads it", k, name))
-		// LoadBase reads these for every binary; only those that open the client use them.
-		case k == "SPACECAST_REDIS_URL" && !b.needs.Redis:
-			out = append(out, fmt.Sprintf("%s is set but %s opens no Redis client", k, name))
+		// LoadBase reads this for every binary; only those that look tokens up use it.
 		case k == "SPACECAST_KEYS_URL" && !b.needs.Keys:
 			out = append(out, fmt.Sprintf("%s is set but %s makes no lookups at the keys service", k, name))
 		}
@@ -184,7 +181,7 @@ func TestBinariesTableMatchesWorkspace(t *testing.T) {
 func TestEnvProblemsCatches(t *testing.T) {
 	good := map[string]string{
 		"SPACECAST_DATABASE_URL": "postgres://p@db/x", "SPACECAST_KAFKA_BROKERS": "k:9092",
-		"SPACECAST_KEYS_URL": "http://keys:8080", "SPACECAST_INTERNAL_SECRET": "s",
+		"SPACECAST_KEYS_URL": "http://keys:8080", "SPACECAST_INTERNAL_SECRET": "s", "SPACECAST_REDIS_URL": "redis://r:6379/0",
 	}
 	with := func(k, v string) map[string]string {
 		m := map[string]string{}
@@ -205,7 +202,7 @@ func TestEnvProblemsCatches(t *testing.T) {
 	}{
 		{"clean", good, ""},
 		{"typo", with("SPACECAST_KAFKA_BROKER", "k:9092"), "SPACECAST_KAFKA_BROKER is set but"},
-		{"unused redis", with("SPACECAST_REDIS_URL", "redis://r:6379/0"), "opens no Redis client"},
+		{"missing redis url", with("SPACECAST_REDIS_URL", ""), "SPACECAST_REDIS_URL is not set"},
 		{"missing keys url", with("SPACECAST_KEYS_URL", ""), "SPACECAST_KEYS_URL is not set"},
 		{"missing secret", with("SPACECAST_INTERNAL_SECRET", ""), "SPACECAST_INTERNAL_SECRET"},
 		{"bad value", with("SPACECAST_LOG_FORMAT", "xml"), "rejects its settings"},

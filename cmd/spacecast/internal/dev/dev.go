@@ -21,6 +21,7 @@ import (
 	"github.com/spacecast/spacecast/libs/envconfig"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/kafkabus"
+	"github.com/spacecast/spacecast/libs/ratelimit"
 	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/service"
 	"github.com/spacecast/spacecast/libs/spacejwt"
@@ -62,6 +63,7 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("data dir: %w", err)
 	}
 	keysCfg := keys.LoadConfig(o.Env)
+	rateLimits := ratelimit.LoadConfig(o.Env)
 	if err := o.Env.Err(); err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -203,7 +205,16 @@ func Run(ctx context.Context, o Options) error {
 		{Name: "livestream-db", Fn: lsSvc.Ping},
 		{Name: "redis", Fn: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }},
 	}
-	e := httpapi.NewServer(httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks, Registry: metrics})
+	opts := httpapi.Options{Logger: log, AccessLog: o.AccessLog, Checks: checks, Registry: metrics}
+	if rateLimits.Enabled() {
+		// One process: in-process buckets (the embedded Redis would run a Lua interpreter per request).
+		lim, err := ratelimit.NewLocal(rateLimits, ratelimit.Options{Logger: log})
+		if err != nil {
+			return err
+		}
+		opts.RateLimiter = lim
+	}
+	e := httpapi.NewServer(opts)
 	for _, c := range comps {
 		c.Register(e)
 	}

@@ -158,7 +158,7 @@ func (a *API) listKeys(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ks, err := a.Store.ListSigningKeys(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg.Limit, pg.Offset)
+	ks, next, err := a.Store.ListSigningKeys(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg)
 	if err != nil {
 		return err
 	}
@@ -166,7 +166,7 @@ func (a *API) listKeys(c echo.Context) error {
 	for i, k := range ks {
 		out[i] = keyView{ID: k.ID, CreatedAt: k.CreatedAt}
 	}
-	return httpapi.Data(c, http.StatusOK, out)
+	return httpapi.List(c, out, next)
 }
 
 func (a *API) getKey(c echo.Context) error {
@@ -187,7 +187,7 @@ func (a *API) deleteKey(c echo.Context) error {
 
 // PublicKeys returns every signing key's public half (env "" = all environments).
 func PublicKeys(ctx context.Context, s *store.Store, env string) ([]spacejwt.PublicKey, error) {
-	ks, err := s.ListSigningKeys(ctx, env, 0, 0)
+	ks, err := s.AllSigningKeys(ctx, env)
 	if err != nil {
 		return nil, err
 	}
@@ -280,11 +280,11 @@ func (a *API) listTokens(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ts, err := a.Store.ListTokens(c.Request().Context(), c.QueryParam("environment_id"), pg.Limit, pg.Offset)
+	ts, next, err := a.Store.ListTokens(c.Request().Context(), c.QueryParam("environment_id"), pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, ts)
+	return httpapi.List(c, ts, next)
 }
 
 func (a *API) getToken(c echo.Context) error {
@@ -329,11 +329,11 @@ func (a *API) listEnvs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	envs, err := a.Store.ListEnvironments(c.Request().Context(), pg.Limit, pg.Offset)
+	envs, next, err := a.Store.PageEnvironments(c.Request().Context(), pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, envs)
+	return httpapi.List(c, envs, next)
 }
 
 func (a *API) getEnv(c echo.Context) error {

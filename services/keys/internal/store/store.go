@@ -9,11 +9,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
+	"math"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
 )
@@ -133,6 +135,29 @@ func (s *Store) ListEnvironments(ctx context.Context, limit, offset int) ([]Envi
 	return out, rows.Err()
 }
 
+// PageEnvironments returns a page of environments, newest first, and the cursor of the next
+// page ("" on the last): keyset (created_ns, id), O(limit) at any depth with a cursor.
+func (s *Store) PageEnvironments(ctx context.Context, pg httpapi.Page) ([]Environment, string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, name, created_ns FROM environments WHERE (created_ns, id) < ($1, $2)
+		ORDER BY created_ns DESC, id DESC LIMIT $3 OFFSET $4`, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out, keys := []Environment{}, []httpapi.Key{}
+	for rows.Next() {
+		var env Environment
+		var ns int64
+		if err := rows.Scan(&env.ID, &env.Name, &ns); err != nil {
+			return nil, "", err
+		}
+		env.CreatedAt = secs(ns)
+		out, keys = append(out, env), append(keys, httpapi.Key{Time: ns, ID: env.ID})
+	}
+	out, next := httpapi.PageOf(pg, out, keys)
+	return out, next, rows.Err()
+}
+
 // CreateToken inserts a token with the hash of its secret.
 func (s *Store) CreateToken(ctx context.Context, t AccessToken) (AccessToken, error) {
 	now := time.Now().UnixNano()
@@ -181,23 +206,27 @@ func (s *Store) GetToken(ctx context.Context, id string) (AccessToken, error) {
 	return t, err
 }
 
-// ListTokens returns a page of live tokens of env (all environments when env is ""), newest first.
-func (s *Store) ListTokens(ctx context.Context, env string, limit, offset int) ([]AccessToken, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenCols+` FROM access_tokens
-		WHERE revoked_ns IS NULL AND ($1 = '' OR environment_id = $1) ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, env, limit, offset)
+// ListTokens returns a page of live tokens of env (all environments when env is ""), newest
+// first, and the cursor of the next page ("" on the last).
+func (s *Store) ListTokens(ctx context.Context, env string, pg httpapi.Page) ([]AccessToken, string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+tokenCols+`, created_ns FROM access_tokens
+		WHERE revoked_ns IS NULL AND ($1 = '' OR environment_id = $1) AND (created_ns, id) < ($2, $3)
+		ORDER BY created_ns DESC, id DESC LIMIT $4 OFFSET $5`, env, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer rows.Close()
-	out := []AccessToken{}
+	out, keys := []AccessToken{}, []httpapi.Key{}
 	for rows.Next() {
-		t, err := scanToken(rows)
+		var ns int64
+		t, err := scanToken(httpapi.ScanKey(rows, &ns))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		out = append(out, t)
+		out, keys = append(out, t), append(keys, httpapi.Key{Time: ns, ID: t.ID})
 	}
-	return out, rows.Err()
+	out, next := httpapi.PageOf(pg, out, keys)
+	return out, next, rows.Err()
 }
 
 // RevokeToken marks a live token revoked.
@@ -257,29 +286,45 @@ func (s *Store) GetSigningKey(ctx context.Context, env, id string) (SigningKey, 
 	return k, err
 }
 
-// ListSigningKeys returns keys of env (every environment when env is ""), newest first;
-// limit <= 0 means all.
-func (s *Store) ListSigningKeys(ctx context.Context, env string, limit, offset int) ([]SigningKey, error) {
-	if limit <= 0 {
-		limit = 1 << 30
+// ListSigningKeys returns a page of keys of env (every environment when env is ""), newest
+// first, and the cursor of the next page ("" on the last).
+func (s *Store) ListSigningKeys(ctx context.Context, env string, pg httpapi.Page) ([]SigningKey, string, error) {
+	out, keys, err := s.signingKeys(ctx, env, pg.After, pg.Fetch(), pg.Offset)
+	if err != nil {
+		return nil, "", err
+	}
+	out, next := httpapi.PageOf(pg, out, keys)
+	return out, next, nil
+}
+
+// AllSigningKeys returns every key of env (every environment when env is ""), newest first.
+func (s *Store) AllSigningKeys(ctx context.Context, env string) ([]SigningKey, error) {
+	out, _, err := s.signingKeys(ctx, env, httpapi.Key{}, 1<<30, 0)
+	return out, err
+}
+
+func (s *Store) signingKeys(ctx context.Context, env string, after httpapi.Key, limit, offset int) ([]SigningKey, []httpapi.Key, error) {
+	if after == (httpapi.Key{}) {
+		after.Time = math.MaxInt64
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT id, environment_id, public_key_pem, created_ns FROM signing_keys
-		WHERE ($1 = '' OR environment_id = $1) ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, env, limit, offset)
+		WHERE ($1 = '' OR environment_id = $1) AND (created_ns, id) < ($2, $3)
+		ORDER BY created_ns DESC, id DESC LIMIT $4 OFFSET $5`, env, after.Time, after.ID, limit, offset)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	out := []SigningKey{}
+	out, keys := []SigningKey{}, []httpapi.Key{}
 	for rows.Next() {
 		var k SigningKey
 		var ns int64
 		if err := rows.Scan(&k.ID, &k.EnvironmentID, &k.PublicKeyPEM, &ns); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		k.CreatedAt = secs(ns)
-		out = append(out, k)
+		out, keys = append(out, k), append(keys, httpapi.Key{Time: ns, ID: k.ID})
 	}
-	return out, rows.Err()
+	return out, keys, rows.Err()
 }
 
 // DeleteSigningKey removes a key of env.

@@ -209,11 +209,11 @@ func (a *API) list(c echo.Context) error {
 	if status != "" && status != store.StatusIdle && status != store.StatusActive && status != store.StatusDisabled {
 		return httpapi.Invalid(`status: want "idle", "active" or "disabled", got %q`, status)
 	}
-	out, err := a.Store.List(c.Request().Context(), env(c), status, c.QueryParam("stream_key"), pg.Limit, pg.Offset)
+	out, next, err := a.Store.List(c.Request().Context(), env(c), status, c.QueryParam("stream_key"), pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, out)
+	return httpapi.List(c, out, next)
 }
 
 func (a *API) get(c echo.Context) error {
@@ -337,11 +337,11 @@ func (a *API) listAssets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, err := a.Store.ListAssets(c.Request().Context(), env(c), c.QueryParam("live_stream_id"), pg.Limit, pg.Offset)
+	out, next, err := a.Store.ListAssets(c.Request().Context(), env(c), c.QueryParam("live_stream_id"), pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, out)
+	return httpapi.List(c, out, next)
 }
 
 func (a *API) getAsset(c echo.Context) error {

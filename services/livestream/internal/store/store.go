@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
@@ -276,32 +277,36 @@ func (s *Store) GetByStreamKey(ctx context.Context, key string) (LiveStream, err
 }
 
 // List returns a page of env's live streams, newest first, optionally filtered by status and stream key.
-func (s *Store) List(ctx context.Context, env, status, streamKey string, limit, offset int) ([]LiveStream, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+lsCols+` FROM live_streams WHERE environment_id = $1
-		AND ($2 = '' OR status = $2) AND ($3 = '' OR stream_key = $3)
-		ORDER BY created_ns DESC, id DESC LIMIT $4 OFFSET $5`, env, status, streamKey, limit, offset)
+// It also returns the cursor of the next page ("" on the last); the keyset (created_ns, id)
+// bounds the page, O(limit) at any depth with a cursor.
+func (s *Store) List(ctx context.Context, env, status, streamKey string, pg httpapi.Page) ([]LiveStream, string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+lsCols+`, created_ns FROM live_streams WHERE environment_id = $1
+		AND ($2 = '' OR status = $2) AND ($3 = '' OR stream_key = $3) AND (created_ns, id) < ($4, $5)
+		ORDER BY created_ns DESC, id DESC LIMIT $6 OFFSET $7`, env, status, streamKey, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	out := []LiveStream{}
+	out, keys := []LiveStream{}, []httpapi.Key{}
 	for rows.Next() {
-		ls, err := scanLS(rows)
+		var ns int64
+		ls, err := scanLS(httpapi.ScanKey(rows, &ns))
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, "", err
 		}
-		out = append(out, ls)
+		out, keys = append(out, ls), append(keys, httpapi.Key{Time: ns, ID: ls.ID})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	out, next := httpapi.PageOf(pg, out, keys)
 	for i := range out {
 		if err := fill(ctx, s.db, &out[i]); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // mutate runs f on the live stream inside a transaction, then emits typ with the stream as it is after f.
@@ -490,31 +495,36 @@ func (s *Store) GetAsset(ctx context.Context, env, id string) (Asset, error) {
 }
 
 // ListAssets returns a page of env's assets, newest first, optionally of one live stream.
-func (s *Store) ListAssets(ctx context.Context, env, liveStreamID string, limit, offset int) ([]Asset, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+assetCols+` FROM assets WHERE environment_id = $1
-		AND ($2 = '' OR live_stream_id = $2) ORDER BY created_ns DESC, id DESC LIMIT $3 OFFSET $4`, env, liveStreamID, limit, offset)
+// It also returns the cursor of the next page ("" on the last); the keyset (created_ns, id)
+// bounds the page, O(limit) at any depth with a cursor.
+func (s *Store) ListAssets(ctx context.Context, env, liveStreamID string, pg httpapi.Page) ([]Asset, string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+assetCols+`, created_ns FROM assets WHERE environment_id = $1
+		AND ($2 = '' OR live_stream_id = $2) AND (created_ns, id) < ($3, $4)
+		ORDER BY created_ns DESC, id DESC LIMIT $5 OFFSET $6`, env, liveStreamID, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	out := []Asset{}
+	out, keys := []Asset{}, []httpapi.Key{}
 	for rows.Next() {
-		a, err := scanAsset(rows)
+		var ns int64
+		a, err := scanAsset(httpapi.ScanKey(rows, &ns))
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, "", err
 		}
-		out = append(out, a)
+		out, keys = append(out, a), append(keys, httpapi.Key{Time: ns, ID: a.ID})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	out, next := httpapi.PageOf(pg, out, keys)
 	for i := range out {
 		if out[i].PlaybackIDs, err = playbackIDs(ctx, s.db, "asset_id", out[i].ID); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // DeleteAsset removes an asset and its playback ids and emits asset.deleted (subject: its live stream).

@@ -84,11 +84,11 @@ func (a *API) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sps, err := a.Store.List(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg.Limit, pg.Offset)
+	sps, next, err := a.Store.List(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, sps)
+	return httpapi.List(c, sps, next)
 }
 
 func (a *API) get(c echo.Context) error {

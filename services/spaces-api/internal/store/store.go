@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
@@ -117,22 +118,26 @@ func (s *Store) Get(ctx context.Context, env, id string) (Space, error) {
 	return sp, err
 }
 
-// List returns a page of env's spaces, newest first.
-func (s *Store) List(ctx context.Context, env string, limit, offset int) ([]Space, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM spaces WHERE environment_id = $1 ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, env, limit, offset)
+// List returns a page of env's spaces, newest first, and the cursor of the next page ("" on
+// the last). The keyset (created_ns, id) bounds the page: O(limit) at any depth with a cursor.
+func (s *Store) List(ctx context.Context, env string, pg httpapi.Page) ([]Space, string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+`, created_ns FROM spaces WHERE environment_id = $1 AND (created_ns, id) < ($2, $3)
+		ORDER BY created_ns DESC, id DESC LIMIT $4 OFFSET $5`, env, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	defer rows.Close()
-	out := []Space{}
+	out, keys := []Space{}, []httpapi.Key{}
 	for rows.Next() {
-		sp, err := scan(rows)
+		var ns int64
+		sp, err := scan(httpapi.ScanKey(rows, &ns))
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		out = append(out, sp)
+		out, keys = append(out, sp), append(keys, httpapi.Key{Time: ns, ID: sp.ID})
 	}
-	return out, rows.Err()
+	out, next := httpapi.PageOf(pg, out, keys)
+	return out, next, rows.Err()
 }
 
 // UpdatePassthrough sets a space's passthrough.

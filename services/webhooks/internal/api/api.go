@@ -142,11 +142,11 @@ func (a *API) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	eps, err := a.Store.ListEndpoints(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg.Limit, pg.Offset)
+	eps, next, err := a.Store.ListEndpoints(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, eps)
+	return httpapi.List(c, eps, next)
 }
 
 func (a *API) endpoint(c echo.Context) (store.Endpoint, error) {
@@ -217,11 +217,11 @@ func (a *API) deliveries(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ds, err := a.Store.ListDeliveries(c.Request().Context(), ep.ID, pg.Limit, pg.Offset)
+	ds, next, err := a.Store.ListDeliveries(c.Request().Context(), ep.ID, pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, ds)
+	return httpapi.List(c, ds, next)
 }
 
 func (a *API) redeliver(c echo.Context) error {

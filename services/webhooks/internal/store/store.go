@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
 )
@@ -256,9 +257,27 @@ func (s *Store) queryEndpoints(ctx context.Context, q string, args ...any) ([]En
 	return out, rows.Err()
 }
 
-// ListEndpoints returns a page of env's endpoints, newest first.
-func (s *Store) ListEndpoints(ctx context.Context, env string, limit, offset int) ([]Endpoint, error) {
-	return s.queryEndpoints(ctx, `SELECT `+endpointCols+` FROM endpoints WHERE environment_id = $1 ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, env, limit, offset)
+// ListEndpoints returns a page of env's endpoints, newest first, and the cursor of the next
+// page ("" on the last); the keyset (created_ns, id) bounds the page, O(limit) at any depth
+// with a cursor.
+func (s *Store) ListEndpoints(ctx context.Context, env string, pg httpapi.Page) ([]Endpoint, string, error) {
+	rows, err := s.query(ctx, `SELECT `+endpointCols+`, created_ns FROM endpoints WHERE environment_id = $1 AND (created_ns, id) < ($2, $3)
+		ORDER BY created_ns DESC, id DESC LIMIT $4 OFFSET $5`, env, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
+	if err != nil {
+		return nil, "", err
+	}
+	defer rows.Close()
+	out, keys := []Endpoint{}, []httpapi.Key{}
+	for rows.Next() {
+		var ns int64
+		e, err := scanEndpoint(httpapi.ScanKey(rows, &ns))
+		if err != nil {
+			return nil, "", err
+		}
+		out, keys = append(out, e), append(keys, httpapi.Key{Time: ns, ID: e.ID})
+	}
+	out, next := httpapi.PageOf(pg, out, keys)
+	return out, next, rows.Err()
 }
 
 // EnabledEndpoints returns env's enabled endpoints.
@@ -439,33 +458,36 @@ func (s *Store) attempts(ctx context.Context, id string) ([]Attempt, error) {
 }
 
 // ListDeliveries returns a page of an endpoint's deliveries, newest first, with attempts.
-func (s *Store) ListDeliveries(ctx context.Context, endpointID string, limit, offset int) ([]Delivery, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE endpoint_id = $1 ORDER BY created_ns DESC, id DESC LIMIT $2 OFFSET $3`, endpointID, limit, offset)
+//
+// It also returns the cursor of the next page ("" on the last); the keyset (created_ns, id)
+// bounds the page, O(limit) at any depth with a cursor.
+func (s *Store) ListDeliveries(ctx context.Context, endpointID string, pg httpapi.Page) ([]Delivery, string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+deliveryCols+`, created_ns FROM deliveries WHERE endpoint_id = $1 AND (created_ns, id) < ($2, $3)
+		ORDER BY created_ns DESC, id DESC LIMIT $4 OFFSET $5`, endpointID, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	var out []Delivery
+	out, keys := []Delivery{}, []httpapi.Key{}
 	for rows.Next() {
-		d, err := scanDelivery(rows)
+		var ns int64
+		d, err := scanDelivery(httpapi.ScanKey(rows, &ns))
 		if err != nil {
 			rows.Close()
-			return nil, err
+			return nil, "", err
 		}
-		out = append(out, d)
+		out, keys = append(out, d), append(keys, httpapi.Key{Time: ns, ID: d.ID})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	out, next := httpapi.PageOf(pg, out, keys)
 	for i := range out {
 		if out[i].Attempts, err = s.attempts(ctx, out[i].ID); err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	if out == nil {
-		out = []Delivery{}
-	}
-	return out, nil
+	return out, next, nil
 }
 
 // Outcome is what one attempt decided.
