@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -70,20 +69,10 @@ type request struct {
 // apply validates r onto ep.
 func (a *API) apply(c echo.Context, r request, ep *store.Endpoint) error {
 	if r.URL != nil {
-		u, err := url.Parse(*r.URL)
-		switch {
-		case err != nil || len(*r.URL) > 2048:
-			return httpapi.Invalid("url is not a valid URL")
-		case u.Scheme != "http" && u.Scheme != "https":
-			return httpapi.Invalid("url must use http or https, not %q", u.Scheme)
-		case u.Hostname() == "":
-			return httpapi.Invalid("url has no host")
-		case u.User != nil:
-			return httpapi.Invalid("url must not contain credentials")
-		}
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
 		defer cancel()
-		if err := a.Guard.CheckHost(ctx, u.Hostname()); err != nil {
+		u, err := a.Guard.CheckURL(ctx, *r.URL)
+		if err != nil {
 			return httpapi.Invalid("url: %v", err)
 		}
 		ep.URL = u.String()

@@ -121,6 +121,13 @@ func (d *Dispatcher) HandleBatch(ctx context.Context, ms []kafkabus.Message) err
 		if !ok || ev.Environment == "" {
 			continue
 		}
+		if ev.Time.IsZero() {
+			// Without a time nothing says the event is newer than an endpoint: a consumer
+			// group reading old history must not send it to endpoints created since.
+			d.Log.Error("skipping event without a time", "topic", m.Topic, "offset", m.Offset, "id", ev.ID)
+			continue
+		}
+		at := ev.Time.UnixMicro() // events carry microseconds; created_ns is compared at that precision
 		eps, ok := endpoints[ev.Environment]
 		if !ok {
 			if eps, err = d.Store.EnabledEndpoints(ctx, ev.Environment); err != nil {
@@ -130,8 +137,8 @@ func (d *Dispatcher) HandleBatch(ctx context.Context, ms []kafkabus.Message) err
 		}
 		var payload []byte
 		for _, ep := range eps {
-			if !ep.Wants(pub) {
-				continue
+			if !ep.Wants(pub) || at < ep.CreatedNS/1000 {
+				continue // not subscribed, or the event happened before the endpoint existed
 			}
 			if payload == nil {
 				env, err := d.environment(ctx, ev.Environment)

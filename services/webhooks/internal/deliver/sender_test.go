@@ -3,6 +3,8 @@ package deliver
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -31,6 +33,23 @@ func TestGuardRunsAtConnectTime(t *testing.T) {
 		res := s.Send(context.Background(), u, []byte("{}"), nil)
 		if res.Err == nil || !errors.Is(res.Err, ssrf.ErrRefused) {
 			t.Errorf("%s: err = %v, want ErrRefused", u, res.Err)
+		}
+	}
+	// A zone made netip.Prefix.Contains false, so [::1%lo] passed the check and connected.
+	if ln, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		srv6 := httptest.NewUnstartedServer(srv.Config.Handler)
+		srv6.Listener = ln
+		srv6.Start()
+		defer srv6.Close()
+		ifs, _ := net.Interfaces()
+		for _, i := range ifs {
+			if i.Flags&net.FlagLoopback == 0 {
+				continue
+			}
+			u := fmt.Sprintf("http://[::1%%25%s]:%d/", i.Name, ln.Addr().(*net.TCPAddr).Port)
+			if res := s.Send(context.Background(), u, []byte("{}"), nil); !errors.Is(res.Err, ssrf.ErrRefused) {
+				t.Errorf("%s: err = %v, status %d; want ErrRefused", u, res.Err, res.Status)
+			}
 		}
 	}
 	if hits.Load() != 0 {

@@ -54,6 +54,7 @@ type Endpoint struct {
 	PreviousSecret      string `json:"-"`
 	PreviousSecretUntil int64  `json:"-"` // unix ns
 	FailingSince        int64  `json:"-"` // unix ns, 0 = healthy
+	CreatedNS           int64  `json:"-"` // unix ns: the endpoint gets only events that happened after this
 }
 
 // Secrets returns the secrets that sign a delivery now.
@@ -217,7 +218,7 @@ func scanEndpoint(sc interface{ Scan(...any) error }) (Endpoint, error) {
 	if reason.Valid {
 		e.DisabledReason = &reason.String
 	}
-	e.CreatedAt = secs(ns)
+	e.CreatedAt, e.CreatedNS = secs(ns), ns
 	return e, nil
 }
 
@@ -227,7 +228,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 	evs, _ := json.Marshal(e.Events)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO endpoints (id, environment_id, url, events, enabled, secret, rate_limit, created_ns, updated_ns)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`, e.ID, e.EnvironmentID, e.URL, string(evs), e.Enabled, e.Secret, e.RateLimit, now)
-	e.CreatedAt = secs(now)
+	e.CreatedAt, e.CreatedNS = secs(now), now
 	return e, err
 }
 
