@@ -14,4 +14,6 @@ var (
 	ErrMissingExpiry = errors.New("token has no exp claim")
 	ErrRole          = errors.New("token role must be publisher or subscriber")
 	ErrSubject       = errors.New("token has no sub claim")
+	ErrParticipantID = errors.New("token participant_id must be at most 128 printable characters")
+	ErrLifetime      = errors.New("token is valid for longer than allowed (exp - iat)")
 )

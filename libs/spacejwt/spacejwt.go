@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -54,7 +56,17 @@ type Claims struct {
 	Role          string
 	ParticipantID string
 	ExpiresAt     time.Time
+	IssuedAt      time.Time // zero when the token has no iat
 }
+
+// Bounds on what a space JWT (aud rt) may carry.
+const (
+	// MaxParticipantIDLength is the longest participant_id accepted, in characters.
+	MaxParticipantIDLength = 128
+	// DefaultMaxLifetime is the longest validity (exp - iat, or exp - now without iat) of a
+	// space JWT unless Options.MaxLifetime says otherwise.
+	DefaultMaxLifetime = 30 * 24 * time.Hour
+)
 
 // Options tune a Verifier.
 type Options struct {
@@ -62,7 +74,10 @@ type Options struct {
 	RefreshEvery   time.Duration // periodic refresh (default 10 s)
 	MinUnknownWait time.Duration // at most one refresh per this on unknown kids (default 1 s)
 	Leeway         time.Duration // clock skew allowed on exp/nbf/iat (default 5 s)
-	Now            func() time.Time
+	// MaxLifetime bounds how long a space JWT (aud rt) may be valid: exp - iat, or exp - now
+	// when it has no iat (default DefaultMaxLifetime). Playback tokens are not bounded.
+	MaxLifetime time.Duration
+	Now         func() time.Time
 }
 
 // Verifier checks tokens.
@@ -93,6 +108,9 @@ func NewVerifier(src KeySource, o Options) (*Verifier, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = DefaultMaxLifetime
 	}
 	log := o.Logger
 	if log == nil {
@@ -192,12 +210,59 @@ func (v *Verifier) Verify(ctx context.Context, token, audience string) (Claims, 
 		if role != RolePublisher && role != RoleSubscriber {
 			return Claims{}, ErrRole
 		}
+		if err := CheckParticipantID(c.ParticipantID); err != nil {
+			return Claims{}, err
+		}
+		from := v.o.Now()
+		if c.IssuedAt != nil {
+			from = c.IssuedAt.Time
+		}
+		if c.ExpiresAt.Sub(from) > v.o.MaxLifetime {
+			return Claims{}, fmt.Errorf("%w (longest allowed: %s)", ErrLifetime, v.o.MaxLifetime)
+		}
 	}
 	out := Claims{Subject: c.Subject, EnvironmentID: pk.EnvironmentID, KeyID: pk.ID, Role: role, ParticipantID: c.ParticipantID}
 	if c.ExpiresAt != nil {
 		out.ExpiresAt = c.ExpiresAt.Time
 	}
+	if c.IssuedAt != nil {
+		out.IssuedAt = c.IssuedAt.Time
+	}
 	return out, nil
+}
+
+// CheckParticipantID accepts an empty id (the server generates one) or valid UTF-8 of at
+// most MaxParticipantIDLength printable characters; anything else is ErrParticipantID.
+func CheckParticipantID(id string) error {
+	if id == "" {
+		return nil
+	}
+	if !utf8.ValidString(id) {
+		return fmt.Errorf("%w: not valid UTF-8", ErrParticipantID)
+	}
+	if n := utf8.RuneCountInString(id); n > MaxParticipantIDLength {
+		return fmt.Errorf("%w: %d characters, at most %d allowed", ErrParticipantID, n, MaxParticipantIDLength)
+	}
+	for _, r := range id {
+		if !unicode.IsPrint(r) {
+			return fmt.Errorf("%w: contains the non-printable character %U", ErrParticipantID, r)
+		}
+	}
+	return nil
+}
+
+// HasKey reports whether kid is still a current signing key, refreshing the cached set when
+// it is older than RefreshEvery. While the key source is unreachable the cached set answers,
+// so an outage never reports keys as deleted.
+func (v *Verifier) HasKey(ctx context.Context, kid string) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	now := v.o.Now()
+	if now.Sub(v.loaded) > v.o.RefreshEvery {
+		v.reloadLocked(ctx, now)
+	}
+	_, ok := v.keys[kid]
+	return ok
 }
 
 func mapErr(err, keyErr error, expMissing bool) error {
@@ -267,6 +332,9 @@ func Sign(privateKeyPEM []byte, kid string, sc SignClaims) (string, error) {
 	}
 	if sc.TTL <= 0 {
 		sc.TTL = time.Hour
+	}
+	if err := CheckParticipantID(sc.ParticipantID); err != nil {
+		return "", err
 	}
 	now := time.Now()
 	c := claims{

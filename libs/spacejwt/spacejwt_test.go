@@ -203,7 +203,7 @@ func TestVerify(t *testing.T) {
 			if c.ExpiresAt.IsZero() {
 				t.Fatal("ExpiresAt not set")
 			}
-			c.ExpiresAt = time.Time{}
+			c.ExpiresAt, c.IssuedAt = time.Time{}, time.Time{}
 			if c != tt.want {
 				t.Fatalf("claims %+v, want %+v", c, tt.want)
 			}
@@ -474,4 +474,110 @@ func TestNewVerifierNeedsSource(t *testing.T) {
 	if _, err := spacejwt.NewVerifier(nil, spacejwt.Options{}); err == nil {
 		t.Fatal("nil source accepted")
 	}
+}
+
+// Space JWTs are bounded: participant_id (at most 128 printable characters) and lifetime
+// (exp - iat, or exp - now without iat, at most MaxLifetime; playback tokens are not bounded).
+func TestSpaceTokenBounds(t *testing.T) {
+	key, _ := keys(t)
+	src := &source{keys: []spacejwt.PublicKey{{ID: "k1", EnvironmentID: "env1", Key: &key.PublicKey}}}
+	now := time.Now()
+	const day = 24 * time.Hour
+	v, err := spacejwt.NewVerifier(src, spacejwt.Options{}) // default MaxLifetime: 30 days
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, err := spacejwt.NewVerifier(src, spacejwt.Options{MaxLifetime: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := func(mod func(jwt.MapClaims)) string {
+		c := jwt.MapClaims{"aud": "rt", "sub": "space1", "exp": now.Add(time.Hour).Unix(), "iat": now.Unix()}
+		mod(c)
+		return sign(t, jwt.SigningMethodRS256, key, "k1", c)
+	}
+	pid := func(id string) string { return tok(func(c jwt.MapClaims) { c["participant_id"] = id }) }
+	life := func(iat, exp time.Duration) string {
+		return tok(func(c jwt.MapClaims) { c["iat"] = now.Add(iat).Unix(); c["exp"] = now.Add(exp).Unix() })
+	}
+	noIAT := func(exp time.Duration) string {
+		return tok(func(c jwt.MapClaims) { delete(c, "iat"); c["exp"] = now.Add(exp).Unix() })
+	}
+	tests := []struct {
+		name     string
+		v        *spacejwt.Verifier
+		token    string
+		audience string
+		want     error // nil = accepted
+	}{
+		{"participant_id of 128 ASCII characters", v, pid(strings.Repeat("a", 128)), "rt", nil},
+		{"participant_id of 128 non-ASCII characters", v, pid(strings.Repeat("é", 128)), "rt", nil},
+		{"participant_id with spaces and punctuation", v, pid("Alice Smith <alice@example.com>"), "rt", nil},
+		{"participant_id of 129 characters", v, pid(strings.Repeat("a", 129)), "rt", spacejwt.ErrParticipantID},
+		{"participant_id of 100 kB", v, pid(strings.Repeat("a", 10000)), "rt", spacejwt.ErrParticipantID},
+		{"participant_id with NUL", v, pid("ali\x00ce"), "rt", spacejwt.ErrParticipantID},
+		{"participant_id with newline", v, pid("alice\n"), "rt", spacejwt.ErrParticipantID},
+		{"participant_id with tab", v, pid("al\tice"), "rt", spacejwt.ErrParticipantID},
+		{"participant_id with DEL", v, pid("alice\x7f"), "rt", spacejwt.ErrParticipantID},
+		{"participant_id with C1 control", v, pid("alice\u0085"), "rt", spacejwt.ErrParticipantID},
+		{"participant_id with bidi override", v, pid("alice\u202e"), "rt", spacejwt.ErrParticipantID},
+		{"participant_id with zero-width space", v, pid("ali\u200bce"), "rt", spacejwt.ErrParticipantID},
+		{"lifetime 30 days", v, life(0, 30*day), "rt", nil},
+		{"lifetime 30 days + 1 minute", v, life(0, 30*day+time.Minute), "rt", spacejwt.ErrLifetime},
+		{"lifetime 10 years", v, life(0, 3650*day), "rt", spacejwt.ErrLifetime},
+		{"issued 29 days ago, valid 2 more days", v, life(-29*day, 2*day), "rt", spacejwt.ErrLifetime},
+		{"no iat, exp in 29 days", v, noIAT(29 * day), "rt", nil},
+		{"no iat, exp in 31 days", v, noIAT(31 * day), "rt", spacejwt.ErrLifetime},
+		{"setting of 1 h: 59 min", short, life(0, 59*time.Minute), "rt", nil},
+		{"setting of 1 h: 2 h", short, life(0, 2*time.Hour), "rt", spacejwt.ErrLifetime},
+		{"playback token of 10 years", v, tok(func(c jwt.MapClaims) { c["aud"] = "v"; c["exp"] = now.Add(3650 * day).Unix() }), "v", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := tt.v.Verify(context.Background(), tt.token, tt.audience)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("err = %v, want %v", err, tt.want)
+			}
+			if c != (spacejwt.Claims{}) {
+				t.Fatalf("a rejected token returned claims %+v", c)
+			}
+		})
+	}
+	if _, err := spacejwt.Sign(pemOf(key), "k1", spacejwt.SignClaims{Audience: "rt", Subject: "s", ParticipantID: "a\x00"}); !errors.Is(err, spacejwt.ErrParticipantID) {
+		t.Fatalf("Sign with a NUL participant_id: %v", err)
+	}
+}
+
+// HasKey follows the key source within RefreshEvery and keeps answering from the cache while
+// the source is down.
+func TestHasKey(t *testing.T) {
+	key, _ := keys(t)
+	clk := &clock{now: time.Now()}
+	src := &source{keys: []spacejwt.PublicKey{{ID: "k1", Key: &key.PublicKey}}}
+	const every = 10 * time.Second
+	v, _ := spacejwt.NewVerifier(src, spacejwt.Options{Now: clk.Now, RefreshEvery: every, MinUnknownWait: time.Second})
+	ctx := context.Background()
+	if !v.HasKey(ctx, "k1") || v.HasKey(ctx, "k2") {
+		t.Fatal("HasKey wrong on the first load")
+	}
+	src.set(nil, errors.New("keys service down"))
+	clk.Add(every + time.Millisecond)
+	if !v.HasKey(ctx, "k1") {
+		t.Fatal("an outage made the key look deleted")
+	}
+	src.set(nil, nil) // deleted
+	clk.Add(every + time.Millisecond)
+	if v.HasKey(ctx, "k1") {
+		t.Fatal("deleted key still present after RefreshEvery")
+	}
+}
+
+func pemOf(k *rsa.PrivateKey) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
 }

@@ -1,6 +1,7 @@
 package sfu_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -45,6 +47,18 @@ func (k *keySet) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
 	return append([]spacejwt.PublicKey(nil), k.keys...), nil
 }
 
+// remove deletes a signing key, as DELETE /system/v1/signing-keys/{id} does.
+func (k *keySet) remove(kid string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for i, pk := range k.keys {
+		if pk.ID == kid {
+			k.keys = append(k.keys[:i], k.keys[i+1:]...)
+			return
+		}
+	}
+}
+
 func (k *keySet) add(t testing.TB, kid, env string) *rsa.PrivateKey {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -70,6 +84,7 @@ type world struct {
 	prefix   string
 	keys     *keySet
 	keyA     *rsa.PrivateKey
+	keyA2    *rsa.PrivateKey   // a second key of env A
 	spaces   map[string]string // space id -> environment
 	smu      sync.Mutex
 }
@@ -95,6 +110,7 @@ func newWorld(t *testing.T) *world {
 	w := &world{t: t, brokers: testenv.Kafka(t), rdb: rdb, redisURL: url, prefix: prefix, keys: &keySet{},
 		spaces: map[string]string{"space-1": envA, "space-2": envA, "space-b": envB}}
 	w.keyA = w.keys.add(t, "key-a", envA)
+	w.keyA2 = w.keys.add(t, "key-a2", envA)
 	w.keys.add(t, "key-b", envB)
 	return w
 }
@@ -172,7 +188,13 @@ func (w *world) node(id string, opts ...nodeOpt) *node {
 // token signs a space JWT with env A's key.
 func (w *world) token(space, role, participant string) string {
 	w.t.Helper()
-	tok, err := spacejwt.Sign(w.keys.priv["key-a"], "key-a", spacejwt.SignClaims{Audience: spacejwt.AudienceRT,
+	return w.tokenWith("key-a", space, role, participant)
+}
+
+// tokenWith signs a space JWT with the key kid.
+func (w *world) tokenWith(kid, space, role, participant string) string {
+	w.t.Helper()
+	tok, err := spacejwt.Sign(w.keys.priv[kid], kid, spacejwt.SignClaims{Audience: spacejwt.AudienceRT,
 		Subject: space, Role: role, ParticipantID: participant, TTL: 10 * time.Minute})
 	if err != nil {
 		w.t.Fatal(err)
@@ -228,9 +250,15 @@ func (r *rtcEvents) find(typ string, match map[string]string) []map[string]strin
 		if e.Type != typ {
 			continue
 		}
-		var d map[string]string
-		if json.Unmarshal(e.Data, &d) != nil {
+		var raw map[string]any
+		dec := json.NewDecoder(bytes.NewReader(e.Data))
+		dec.UseNumber()
+		if dec.Decode(&raw) != nil {
 			continue
+		}
+		d := make(map[string]string, len(raw))
+		for k, v := range raw {
+			d[k] = fmt.Sprint(v)
 		}
 		ok := true
 		for k, v := range match {

@@ -82,6 +82,15 @@ func TestBadTokensAreRefusedWithReason(t *testing.T) {
 		{"garbage", "not-a-jwt", rtcproto.CodeTokenMalformed},
 		{"empty", "", rtcproto.CodeTokenMalformed},
 		{"bad role", sign(with("role", "admin"), "key-a"), rtcproto.CodeTokenClaims},
+		{"participant_id of 129 characters", sign(with("participant_id", strings.Repeat("p", 129)), "key-a"), rtcproto.CodeTokenClaims},
+		{"participant_id with a control character", sign(with("participant_id", "eve\x1b[2J"), "key-a"), rtcproto.CodeTokenClaims},
+		{"valid for 31 days", sign(with("exp", now.Add(31*24*time.Hour).Unix()), "key-a"), rtcproto.CodeTokenLifetime},
+		{"no iat, valid for a year", func() string {
+			c := with("iat", nil)
+			c["exp"] = now.Add(365 * 24 * time.Hour).Unix()
+			return sign(c, "key-a")
+		}(),
+			rtcproto.CodeTokenLifetime},
 	}
 	// A connected participant is unaffected by everyone else's refusals.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -451,5 +460,46 @@ func TestDeadNodeParticipantsAreCleanedUp(t *testing.T) {
 	defer b.Close()
 	if b.Info().NodeID != "n2" {
 		t.Fatalf("rejoined on %s", b.Info().NodeID)
+	}
+}
+
+// Deleting a signing key disconnects, within 15 s and with a clear reason, the participants
+// who joined with a token of that key; participants of the environment's other key stay.
+// The node runs with the default key refresh (10 s) and key check (2 s).
+func TestDeletedSigningKeyDisconnectsItsParticipants(t *testing.T) {
+	w := newWorld(t)
+	rtc := w.watchRTC()
+	n := w.node("n1") // default key refresh (10 s) and key check (2 s)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	victim, err := rtcclient.Join(ctx, n.url, w.token("space-1", "publisher", "victim"), rtcclient.WithLoopbackOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	other, err := rtcclient.Join(ctx, n.url, w.tokenWith("key-a2", "space-1", "publisher", "other"), rtcclient.WithLoopbackOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	w.keys.remove("key-a")
+	deleted := time.Now()
+	select {
+	case <-victim.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("participant of a deleted signing key still connected after 15 s")
+	}
+	took := time.Since(deleted)
+	if code := serverCode(victim.Err()); code != rtcproto.CodeTokenKeyDeleted {
+		t.Fatalf("closed with %v, want %s", victim.Err(), rtcproto.CodeTokenKeyDeleted)
+	}
+	t.Logf("disconnected %v after the key was deleted", took.Round(time.Millisecond))
+	rtc.wait(t, "participant.left", map[string]string{"participant_id": "victim"}, 1)
+	if err := other.Ping(ctx); err != nil {
+		t.Fatalf("the other key's participant was disconnected: %v", err)
+	}
+	// The deleted key admits nobody any more.
+	if _, err := rtcclient.Join(ctx, n.url, w.token("space-1", "publisher", "again"), rtcclient.WithLoopbackOnly()); serverCode(err) != rtcproto.CodeTokenUnknownKey {
+		t.Fatalf("join with the deleted key: %v", err)
 	}
 }

@@ -23,6 +23,16 @@ import (
 // internalAPI plays the keys service's JWKS and spaces-api's space lookup, as the standalone
 // binary reaches them over HTTP with the internal secret.
 func (w *world) internalAPI(secret string) *httptest.Server {
+	return w.internalAPIServer(secret, nil)
+}
+
+// internalAPIWithToken also answers the keys service's access-token lookup for tok (so a
+// spaces-api binary can authenticate REST calls made with it) and returns the URL.
+func (w *world) internalAPIWithToken(secret string, tok auth.TokenRecord) string {
+	return w.internalAPIServer(secret, &tok).URL
+}
+
+func (w *world) internalAPIServer(secret string, tok *auth.TokenRecord) *httptest.Server {
 	mux := http.NewServeMux()
 	check := func(rw http.ResponseWriter, r *http.Request) bool {
 		if r.Header.Get(auth.InternalAuthHeader) != secret {
@@ -42,6 +52,18 @@ func (w *world) internalAPI(secret string) *httptest.Server {
 		}
 		_ = json.NewEncoder(rw).Encode(map[string]any{"data": set})
 	})
+	if tok != nil {
+		mux.HandleFunc("GET /internal/v1/access-tokens/{id}", func(rw http.ResponseWriter, r *http.Request) {
+			if !check(rw, r) {
+				return
+			}
+			if r.PathValue("id") != tok.ID {
+				rw.WriteHeader(http.StatusNotFound)
+				return
+			}
+			_ = json.NewEncoder(rw).Encode(map[string]any{"data": tok})
+		})
+	}
 	mux.HandleFunc("GET /internal/v1/spaces/{id}", func(rw http.ResponseWriter, r *http.Request) {
 		if !check(rw, r) {
 			return

@@ -49,9 +49,12 @@ type Config struct {
 	PublicIPs         []string      // SPACECAST_SFU_PUBLIC_IP: announced instead of local addresses (1:1 NAT)
 	ICEServers        []string      // SPACECAST_SFU_ICE_SERVERS: STUN URLs handed to clients
 	RedisPrefix       string        // SPACECAST_SFU_REDIS_PREFIX ("sfu:")
-	HeartbeatInterval time.Duration // SPACECAST_SFU_HEARTBEAT_INTERVAL (5s)
-	NodeTimeout       time.Duration // SPACECAST_SFU_NODE_TIMEOUT (15s): a node silent this long is dead
-	CleanupInterval   time.Duration // SPACECAST_SFU_CLEANUP_INTERVAL (5s)
+	HeartbeatInterval time.Duration // SPACECAST_SFU_HEARTBEAT_INTERVAL (2s): renews this node's lease
+	NodeTimeout       time.Duration // SPACECAST_SFU_NODE_TIMEOUT (8s): lease length; a node not renewing it this long is dead
+	CleanupInterval   time.Duration // SPACECAST_SFU_CLEANUP_INTERVAL (2s): sweep of expired leases
+	ReconcileInterval time.Duration // SPACECAST_SFU_RECONCILE_INTERVAL (30s): active spaces without participants (also at start)
+	KeyCheckInterval  time.Duration // SPACECAST_SFU_KEY_CHECK_INTERVAL (2s): participants of deleted signing keys are disconnected
+	MaxTokenLifetime  time.Duration // SPACECAST_SFU_MAX_TOKEN_LIFETIME (720h): longest exp - iat of a space JWT (give it to the verifier)
 	ConsumerGroup     string        // SPACECAST_SFU_CONSUMER_GROUP ("sfu"): reads space.deleted
 }
 
@@ -66,9 +69,12 @@ func LoadConfig(r *envconfig.Reader) Config {
 		PublicIPs:         r.List("SPACECAST_SFU_PUBLIC_IP", nil),
 		ICEServers:        r.List("SPACECAST_SFU_ICE_SERVERS", nil),
 		RedisPrefix:       r.String("SPACECAST_SFU_REDIS_PREFIX", "sfu:"),
-		HeartbeatInterval: r.Duration("SPACECAST_SFU_HEARTBEAT_INTERVAL", 5*time.Second),
-		NodeTimeout:       r.Duration("SPACECAST_SFU_NODE_TIMEOUT", 15*time.Second),
-		CleanupInterval:   r.Duration("SPACECAST_SFU_CLEANUP_INTERVAL", 5*time.Second),
+		HeartbeatInterval: r.Duration("SPACECAST_SFU_HEARTBEAT_INTERVAL", 2*time.Second),
+		NodeTimeout:       r.Duration("SPACECAST_SFU_NODE_TIMEOUT", 8*time.Second),
+		CleanupInterval:   r.Duration("SPACECAST_SFU_CLEANUP_INTERVAL", 2*time.Second),
+		ReconcileInterval: r.Duration("SPACECAST_SFU_RECONCILE_INTERVAL", 30*time.Second),
+		KeyCheckInterval:  r.Duration("SPACECAST_SFU_KEY_CHECK_INTERVAL", 2*time.Second),
+		MaxTokenLifetime:  r.Duration("SPACECAST_SFU_MAX_TOKEN_LIFETIME", spacejwt.DefaultMaxLifetime),
 		ConsumerGroup:     r.String("SPACECAST_SFU_CONSUMER_GROUP", "sfu"),
 	}
 	if c.UDPPort < 0 || c.UDPPort > 65535 {
@@ -82,6 +88,15 @@ func LoadConfig(r *envconfig.Reader) Config {
 	}
 	if c.CleanupInterval <= 0 {
 		r.Fail("SPACECAST_SFU_CLEANUP_INTERVAL", "must be positive")
+	}
+	if c.ReconcileInterval <= 0 {
+		r.Fail("SPACECAST_SFU_RECONCILE_INTERVAL", "must be positive")
+	}
+	if c.KeyCheckInterval <= 0 {
+		r.Fail("SPACECAST_SFU_KEY_CHECK_INTERVAL", "must be positive")
+	}
+	if c.MaxTokenLifetime < time.Minute {
+		r.Fail("SPACECAST_SFU_MAX_TOKEN_LIFETIME", "must be at least 1m")
 	}
 	for _, u := range c.ICEServers {
 		if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") {
@@ -98,12 +113,27 @@ type SpaceInfo = server.SpaceInfo
 // ErrSpaceNotFound.
 type SpaceLookup = server.SpaceLookup
 
+// ActiveSpaceLister pages through the spaces spaces-api shows active, ordered by id and
+// starting after the given id (the status reconciliation reads it).
+type ActiveSpaceLister = server.ActiveSpaceLister
+
 // SpaceLookupFunc adapts a function to SpaceLookup.
 type SpaceLookupFunc func(ctx context.Context, id string) (SpaceInfo, error)
 
 // LookupSpace implements SpaceLookup.
 func (f SpaceLookupFunc) LookupSpace(ctx context.Context, id string) (SpaceInfo, error) {
 	return f(ctx, id)
+}
+
+// ActiveSpacesFunc adapts a function to ActiveSpaceLister (the dev mode hands it the
+// in-process spaces-api's ActiveSpaces).
+type ActiveSpacesFunc func(ctx context.Context, after string, limit int) ([]SpaceInfo, error)
+
+var _ ActiveSpaceLister = ActiveSpacesFunc(nil)
+
+// ActiveSpaces implements ActiveSpaceLister.
+func (f ActiveSpacesFunc) ActiveSpaces(ctx context.Context, after string, limit int) ([]SpaceInfo, error) {
+	return f(ctx, after, limit)
 }
 
 // Deps are the clients the SFU uses.
@@ -115,6 +145,11 @@ type Deps struct {
 	Redis     redis.UniversalClient
 	JWT       *spacejwt.Verifier
 	Spaces    SpaceLookup
+	// ActiveSpaces lets the node reconcile space status at start and every
+	// ReconcileInterval: spaces spaces-api shows active while nobody is connected (their
+	// node died together with Redis, or events were lost) are announced with space.vacated.
+	// Without it there is no reconciliation.
+	ActiveSpaces ActiveSpaceLister
 }
 
 // Service is a running SFU node.
@@ -154,6 +189,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		cfg.ConsumerGroup = "sfu"
 	}
 	log := d.Logger.With("service", "sfu", "node_id", cfg.NodeID)
+	if d.ActiveSpaces == nil {
+		log.Warn("no active-space lister: space status is not reconciled after a crash that lost Redis")
+	}
 	if err := outbox.Migrate(ctx, d.DB); err != nil {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
@@ -180,8 +218,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		ice = []rtcproto.ICEServer{{URLs: cfg.ICEServers}}
 	}
 	srv := server.New(server.Config{NodeID: cfg.NodeID, PublicURL: cfg.PublicURL, ICEServers: ice,
-		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval},
-		log, reg, engine, d.JWT, d.Spaces, d.DB, relay)
+		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval,
+		ReconcileInterval: cfg.ReconcileInterval, KeyCheckInterval: cfg.KeyCheckInterval},
+		log, reg, engine, d.JWT, d.Spaces, d.ActiveSpaces, d.DB, relay)
 	if err := srv.CleanupOwn(ctx); err != nil {
 		engine.Close()
 		return nil, fmt.Errorf("sfu: cleaning this node's stale state: %w", err)
@@ -227,9 +266,11 @@ func (s *Service) Run(ctx context.Context) error {
 	relayErr := make(chan error, 1)
 	go func() { relayErr <- s.relay.Run(relayCtx) }()
 	consErr := make(chan error, 1)
-	wg.Add(3)
+	wg.Add(5)
 	go func() { defer wg.Done(); s.srv.RunHeartbeats(ctx) }()
 	go func() { defer wg.Done(); s.srv.RunCleanup(ctx) }()
+	go func() { defer wg.Done(); s.srv.RunReconcile(ctx) }()
+	go func() { defer wg.Done(); s.srv.RunKeyCheck(ctx) }()
 	go func() { defer wg.Done(); s.srv.RunDeletedSubscription(ctx) }()
 	go func() { consErr <- s.cons.Run(ctx, s.handleSpaceEvent) }()
 	var err error

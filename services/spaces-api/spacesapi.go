@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,6 +96,7 @@ func (s *Service) Register(e *echo.Echo) {
 	s.api.Register(e, s.authn)
 	if s.cfg.InternalSecret != "" {
 		e.GET("/internal/v1/spaces/:id", s.internalSpace)
+		e.GET("/internal/v1/spaces", s.internalActiveSpaces)
 	}
 }
 
@@ -129,11 +131,12 @@ func (s *Service) prune(ctx context.Context) {
 	}
 }
 
-// participantData is the part of participant.* event data the status needs.
-type participantData struct {
-	SpaceID       string `json:"space_id"`
-	ParticipantID string `json:"participant_id"`
-	ConnectionID  string `json:"connection_id"`
+// occupancyData is the part of the SFU's participant.joined, participant.left and
+// space.vacated data the status needs.
+type occupancyData struct {
+	SpaceID           string `json:"space_id"`
+	SpaceParticipants *int   `json:"space_participants"`
+	SpaceSeq          *int64 `json:"space_seq"`
 }
 
 // handle applies one spacecast.rtc event. Malformed events are logged and skipped: retrying
@@ -144,21 +147,18 @@ func (s *Service) handle(ctx context.Context, m kafkabus.Message) error {
 		s.log.Error("skipping malformed event", "err", err, "topic", m.Topic, "offset", m.Offset)
 		return nil
 	}
-	var apply func(context.Context, string, store.Connection) (bool, error)
 	switch ev.Type {
-	case "participant.joined":
-		apply = s.store.ApplyJoin
-	case "participant.left":
-		apply = s.store.ApplyLeave
+	case "participant.joined", "participant.left", "space.vacated":
 	default:
 		return nil
 	}
-	var d participantData
-	if err := json.Unmarshal(ev.Data, &d); err != nil || d.SpaceID == "" || d.ConnectionID == "" {
-		s.log.Error("skipping participant event without space_id/connection_id", "event_id", ev.ID, "type", ev.Type)
+	var d occupancyData
+	if err := json.Unmarshal(ev.Data, &d); err != nil || d.SpaceID == "" || d.SpaceParticipants == nil || d.SpaceSeq == nil ||
+		*d.SpaceParticipants < 0 || *d.SpaceSeq <= 0 {
+		s.log.Error("skipping rtc event without space_id, space_participants and space_seq", "event_id", ev.ID, "type", ev.Type)
 		return nil
 	}
-	changed, err := apply(ctx, ev.ID, store.Connection{SpaceID: d.SpaceID, ConnectionID: d.ConnectionID, ParticipantID: d.ParticipantID})
+	changed, err := s.store.ApplyOccupancy(ctx, ev.ID, store.Occupancy{SpaceID: d.SpaceID, Participants: *d.SpaceParticipants, Seq: *d.SpaceSeq})
 	if err != nil {
 		return fmt.Errorf("apply %s %s: %w", ev.Type, ev.ID, err)
 	}
@@ -187,10 +187,62 @@ func (s *Service) LookupSpace(ctx context.Context, id string) (SpaceInfo, error)
 	return SpaceInfo{ID: sp.ID, EnvironmentID: sp.EnvironmentID, Status: sp.Status}, nil
 }
 
-func (s *Service) internalSpace(c echo.Context) error {
+// MaxActivePage is the most spaces one ActiveSpaces call returns.
+const MaxActivePage = 1000
+
+// ActiveSpaces returns up to limit (1..MaxActivePage) active spaces of every environment with
+// an id greater than after, ordered by id: the SFU reconciles their status against its
+// registry of connected participants.
+func (s *Service) ActiveSpaces(ctx context.Context, after string, limit int) ([]SpaceInfo, error) {
+	if limit < 1 || limit > MaxActivePage {
+		return nil, fmt.Errorf("%w: limit must be between 1 and %d", httpapi.ErrInvalid, MaxActivePage)
+	}
+	sps, err := s.store.ActiveSpaces(ctx, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SpaceInfo, len(sps))
+	for i, sp := range sps {
+		out[i] = SpaceInfo{ID: sp.ID, EnvironmentID: sp.EnvironmentID, Status: sp.Status}
+	}
+	return out, nil
+}
+
+func (s *Service) internalAuth(c echo.Context) error {
 	got := c.Request().Header.Get(auth.InternalAuthHeader)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.InternalSecret)) != 1 {
 		return httpapi.Unauthorized("internal API: missing or wrong " + auth.InternalAuthHeader + " header")
+	}
+	return nil
+}
+
+// internalActiveSpaces serves GET /internal/v1/spaces?status=active&after=ID&limit=N.
+func (s *Service) internalActiveSpaces(c echo.Context) error {
+	if err := s.internalAuth(c); err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	if q.Get("status") != "active" {
+		return httpapi.Invalid("status must be active")
+	}
+	limit := 100
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > MaxActivePage {
+			return httpapi.Invalid("limit must be between 1 and %d", MaxActivePage)
+		}
+		limit = n
+	}
+	list, err := s.ActiveSpaces(c.Request().Context(), q.Get("after"), limit)
+	if err != nil {
+		return err
+	}
+	return httpapi.Data(c, http.StatusOK, list)
+}
+
+func (s *Service) internalSpace(c echo.Context) error {
+	if err := s.internalAuth(c); err != nil {
+		return err
 	}
 	info, err := s.LookupSpace(c.Request().Context(), c.Param("id"))
 	if errors.Is(err, ErrSpaceNotFound) {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -224,11 +225,13 @@ func TestSpacesBadInputAndIsolation(t *testing.T) {
 	})
 }
 
-// rtcEvent publishes a participant event as the SFU would.
-func (e *env) rtcEvent(typ, space, conn string) events.Envelope {
+// rtcEvent publishes a participant event as the SFU would: the space's participants (every
+// node) right after the change and the space's sequence number of that change.
+func (e *env) rtcEvent(typ, space, conn string, participants int, seq int64) events.Envelope {
 	e.t.Helper()
-	ev, err := events.New("spacecast/sfu", typ, space, "envA", map[string]string{
-		"space_id": space, "participant_id": "p-" + conn, "connection_id": conn, "role": "publisher", "node_id": "n1", "joined_at": "1"})
+	ev, err := events.New("spacecast/sfu", typ, space, "envA", map[string]any{
+		"space_id": space, "participant_id": "p-" + conn, "connection_id": conn, "role": "publisher", "node_id": "n1", "joined_at": "1",
+		"space_participants": participants, "space_seq": seq})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -255,7 +258,7 @@ func TestStatusFollowsParticipants(t *testing.T) {
 		_, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
 		id := data(body)["id"].(string)
 
-		join1 := e.rtcEvent("participant.joined", id, "c1")
+		join1 := e.rtcEvent("participant.joined", id, "c1", 1, 10)
 		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "active" }, "space never became active")
 		_, sess1 := e.status(id)
 		if sess1 == "" {
@@ -265,21 +268,24 @@ func TestStatusFollowsParticipants(t *testing.T) {
 			t.Fatalf("deleting an active space = %d, want 409", st)
 		}
 		e.publish(join1) // a redelivered event changes nothing
-		e.rtcEvent("participant.joined", id, "c2")
-		e.rtcEvent("participant.left", id, "c1")
-		e.rtcEvent("participant.left", id, "c1") // a second leave of the same connection is harmless
-		// Only after c2 leaves does the space go idle.
-		e.rtcEvent("track.published", id, "c2") // other rtc events are ignored
+		e.rtcEvent("participant.joined", id, "c2", 2, 11)
+		e.rtcEvent("participant.left", id, "c1", 1, 12)
+		e.rtcEvent("participant.left", id, "c9", 0, 9)    // an older report arriving late is ignored
+		e.rtcEvent("track.published", id, "c2", 0, 13)    // other rtc events are ignored
+		e.rtcEvent("participant.left", id, "c1", 0, 0)    // an event without a sequence is skipped
+		e.rtcEvent("participant.joined", id, "c3", 2, 14) // c3 joins...
+		e.rtcEvent("participant.left", id, "c3", 1, 15)   // ...and leaves: c2 is still there
 		time.Sleep(300 * time.Millisecond)
 		if s, sess := e.status(id); s != "active" || sess != sess1 {
 			t.Fatalf("with c2 still there: %s %s", s, sess)
 		}
-		e.rtcEvent("participant.left", id, "c2")
+		// c2's node died: the sweep's participant.left says nobody is left.
+		e.rtcEvent("participant.left", id, "c2", 0, 16)
 		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "idle" }, "space never became idle")
 		if _, sess := e.status(id); sess != "" {
 			t.Fatalf("idle space keeps active_session_id %q", sess)
 		}
-		e.rtcEvent("participant.joined", id, "c3")
+		e.rtcEvent("participant.joined", id, "c4", 1, 17)
 		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "active" }, "space never became active again")
 		if _, sess := e.status(id); sess == sess1 || sess == "" {
 			t.Fatalf("second session reuses id %q", sess)
@@ -291,7 +297,10 @@ func TestStatusFollowsParticipants(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cl.Close()
-		want := []string{"space.created", "space.active", "space.idle", "space.active"}
+		want := []string{"space.created", "space.active", "space.idle", "space.active", "space.idle"}
+		// The reconciliation's report: nobody is connected (the node died with Redis).
+		e.rtcEvent("space.vacated", id, "", 0, 18)
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "idle" }, "space.vacated did not idle the space")
 		var got []string
 		deadline := time.Now().Add(10 * time.Second)
 		for len(got) < len(want) && time.Now().Before(deadline) {
@@ -336,5 +345,101 @@ func TestLookup(t *testing.T) {
 	}
 	if _, err := e.svc.LookupSpace(context.Background(), "nope"); !errors.Is(err, spacesapi.ErrSpaceNotFound) {
 		t.Fatalf("missing = %v", err)
+	}
+}
+
+// A stranded connection (its node died and nobody reported its leave) no longer pins the
+// space: the status follows the SFU's count, so the next join and leave idle it. Before, the
+// store counted connections itself and the space stayed active for good.
+func TestStrandedConnectionDoesNotPinTheSpace(t *testing.T) {
+	eachBackend(t, func(t *testing.T, e *env) {
+		_, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
+		id := data(body)["id"].(string)
+		e.rtcEvent("participant.joined", id, "stranded", 1, 100) // its participant.left never comes
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "active" }, "space never became active")
+		// Redis lost the stranded participant (dev mode restart): a new participant is the first.
+		e.rtcEvent("participant.joined", id, "new", 1, 200)
+		e.rtcEvent("participant.left", id, "new", 0, 201)
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(id); return s == "idle" }, "the last leave did not idle the space")
+		if st, _ := e.call(writerA, "DELETE", "/video/v1/spaces/"+id, ""); st != 204 {
+			t.Fatalf("delete after the last leave = %d, want 204", st)
+		}
+	})
+}
+
+// The internal list of active spaces pages by id and needs the internal secret.
+func TestActiveSpaces(t *testing.T) {
+	e := setup(t, testenv.SQLBackends(t)[0])
+	var active []string
+	for i := range 5 {
+		_, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
+		id := data(body)["id"].(string)
+		if i%2 == 0 {
+			e.rtcEvent("participant.joined", id, "c", 1, 1)
+			active = append(active, id)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		l, err := e.svc.ActiveSpaces(context.Background(), "", 100)
+		return err == nil && len(l) == len(active)
+	}, "spaces never became active")
+	slices.Sort(active)
+	var got []string
+	after := ""
+	for {
+		l, err := e.svc.ActiveSpaces(context.Background(), after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sp := range l {
+			if sp.Status != "active" || sp.EnvironmentID != "envA" {
+				t.Fatalf("listed %+v", sp)
+			}
+			got = append(got, sp.ID)
+		}
+		if len(l) < 2 {
+			break
+		}
+		after = l[len(l)-1].ID
+	}
+	if !slices.Equal(got, active) {
+		t.Fatalf("paged %v, want %v", got, active)
+	}
+	req, _ := http.NewRequest("GET", e.url+"/internal/v1/spaces?status=active&limit=1", nil)
+	req.Header.Set(auth.InternalAuthHeader, "internal")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		Data []spacesapi.SpaceInfo `json:"data"`
+	}
+	_ = json.NewDecoder(res.Body).Decode(&b)
+	res.Body.Close()
+	if res.StatusCode != 200 || len(b.Data) != 1 || b.Data[0].ID != active[0] {
+		t.Fatalf("internal list = %d %+v", res.StatusCode, b)
+	}
+	for _, tt := range []struct {
+		path, secret string
+		status       int
+	}{
+		{"/internal/v1/spaces?status=active", "", 401},
+		{"/internal/v1/spaces?status=active", "wrong", 401},
+		{"/internal/v1/spaces", "internal", 400},
+		{"/internal/v1/spaces?status=active&limit=0", "internal", 400},
+		{"/internal/v1/spaces?status=active&limit=1001", "internal", 400},
+	} {
+		req, _ := http.NewRequest("GET", e.url+tt.path, nil)
+		if tt.secret != "" {
+			req.Header.Set(auth.InternalAuthHeader, tt.secret)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tt.status {
+			t.Fatalf("%s (secret %q) = %d, want %d", tt.path, tt.secret, res.StatusCode, tt.status)
+		}
 	}
 }

@@ -59,7 +59,9 @@ const (
 	CodeTokenNotYetValid   = "token_not_yet_valid"  // nbf or iat in the future
 	CodeTokenAudience      = "token_audience"       // aud is not "rt"
 	CodeTokenMissingExpiry = "token_missing_expiry" //
-	CodeTokenClaims        = "token_claims"         // bad role, no sub
+	CodeTokenClaims        = "token_claims"         // bad role, no sub, bad participant_id
+	CodeTokenLifetime      = "token_lifetime"       // exp - iat longer than the node allows (default 30 days)
+	CodeTokenKeyDeleted    = "token_key_deleted"    // sent to connected clients: the token's signing key was deleted
 	CodeSpaceNotFound      = "space_not_found"      // sub is not a space of the key's environment
 	CodeSpaceDeleted       = "space_deleted"        // the space was deleted (also sent to connected clients)
 	CodeDuplicate          = "duplicate_participant"

@@ -137,7 +137,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer rdb.Close()
 
-	jwtv, err := spacejwt.NewVerifier(keysSvc, spacejwt.Options{Logger: log})
+	sfuCfg := sfu.LoadConfig(envconfig.FromMap(nil))
+	jwtv, err := spacejwt.NewVerifier(keysSvc, spacejwt.Options{Logger: log, MaxLifetime: sfuCfg.MaxTokenLifetime})
 	if err != nil {
 		return err
 	}
@@ -146,7 +147,6 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	dbs = append(dbs, sfuDB)
-	sfuCfg := sfu.LoadConfig(envconfig.FromMap(nil))
 	sfuCfg.NodeID = "dev"
 	sfuCfg.UDPPort, sfuCfg.TCPPort = o.SFUUDPPort, o.SFUTCPPort
 	sfuCfg.ICEBindIP = "127.0.0.1"
@@ -161,6 +161,17 @@ func Run(ctx context.Context, o Options) error {
 				return sfu.SpaceInfo{}, err
 			}
 			return sfu.SpaceInfo{ID: sp.ID, EnvironmentID: sp.EnvironmentID, Status: sp.Status}, nil
+		}),
+		ActiveSpaces: sfu.ActiveSpacesFunc(func(ctx context.Context, after string, limit int) ([]sfu.SpaceInfo, error) {
+			list, err := spacesSvc.ActiveSpaces(ctx, after, limit)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]sfu.SpaceInfo, len(list))
+			for i, sp := range list {
+				out[i] = sfu.SpaceInfo{ID: sp.ID, EnvironmentID: sp.EnvironmentID, Status: sp.Status}
+			}
+			return out, nil
 		})})
 	if err != nil {
 		return err

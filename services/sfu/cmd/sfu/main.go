@@ -24,7 +24,7 @@ func main() {
 			if err != nil {
 				return nil, err
 			}
-			verifier, err := spacejwt.NewVerifier(keys, spacejwt.Options{Logger: c.Log})
+			verifier, err := spacejwt.NewVerifier(keys, spacejwt.Options{Logger: c.Log, MaxLifetime: cfg.MaxTokenLifetime})
 			if err != nil {
 				return nil, err
 			}
@@ -33,6 +33,6 @@ func main() {
 				return nil, err
 			}
 			return sfu.New(ctx, cfg, sfu.Deps{Logger: c.Log, DB: c.DB, Publisher: c.Producer, Brokers: c.Base.Brokers, Redis: c.Redis,
-				JWT: verifier, Spaces: spaces})
+				JWT: verifier, Spaces: spaces, ActiveSpaces: spaces})
 		}))
 }

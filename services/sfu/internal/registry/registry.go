@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -79,9 +80,28 @@ func (r *Registry) urlsKey() string                  { return r.prefix + "{nodes
 // DeletedChannel is the pub/sub channel announcing deleted spaces to every node.
 func (r *Registry) DeletedChannel() string { return r.prefix + "space-deleted" }
 
-// claimScript: KEYS deleted, node, participants; ARGV nodeID, participantID, record.
+// Occupancy is what one change of a space's participants left behind: how many participants
+// are connected (any node) and the space's sequence number, which grows with every change
+// (never below the caller's clock in microseconds, so it keeps growing after Redis lost
+// its data). Consumers keep the occupancy with the highest Seq.
+type Occupancy struct {
+	Participants int
+	Seq          int64
+}
+
+// bumpLua raises the sequence key (KEYS[n]) past its last value and past ARGV now (µs), and
+// returns it as a string (Lua numbers would lose digits when formatted).
+const bumpLua = `
+local function bump(key, now)
+  local s = redis.call('INCR', key)
+  if tonumber(now) > s then redis.call('SET', key, now) end
+  return redis.call('GET', key)
+end
+`
+
+// claimScript: KEYS deleted, node, participants, seq; ARGV nodeID, participantID, record, nowµs.
 // Order: tombstone, duplicate participant (anywhere), node assignment.
-var claimScript = redis.NewScript(`
+var claimScript = redis.NewScript(bumpLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'deleted', ''} end
 local cur = redis.call('HGET', KEYS[3], ARGV[2])
 if cur then return {'duplicate', cjson.decode(cur)['node_id']} end
@@ -89,67 +109,160 @@ local owner = redis.call('GET', KEYS[2])
 if owner and owner ~= ARGV[1] then return {'wrong_node', owner} end
 if not owner then redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-return {'ok', ARGV[1]}
+local n = redis.call('HLEN', KEYS[3])
+return {'ok', ARGV[1], tostring(n), bump(KEYS[4], ARGV[4])}
 `)
 
+func nowMicros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
 // Claim records p as connected, atomically refusing a duplicate participant id, a deleted
-// space and a space hosted by another node.
-func (r *Registry) Claim(ctx context.Context, p Participant) error {
+// space and a space hosted by another node. The occupancy says whether p is the first.
+func (r *Registry) Claim(ctx context.Context, p Participant) (Occupancy, error) {
 	rec, err := json.Marshal(p)
 	if err != nil {
-		return err
+		return Occupancy{}, err
 	}
 	// The node's space list is advisory (cleanup reads it); add it first so a crash
 	// right after the claim still leaves a trace to clean.
 	if err := r.rdb.SAdd(ctx, r.nodeSpacesKey(p.NodeID), p.SpaceID).Err(); err != nil {
-		return fmt.Errorf("registry: %w", err)
+		return Occupancy{}, fmt.Errorf("registry: %w", err)
 	}
 	res, err := claimScript.Run(ctx, r.rdb,
-		[]string{r.spaceKey(p.SpaceID, "deleted"), r.spaceKey(p.SpaceID, "node"), r.spaceKey(p.SpaceID, "participants")},
-		p.NodeID, p.ParticipantID, string(rec)).StringSlice()
+		[]string{r.spaceKey(p.SpaceID, "deleted"), r.spaceKey(p.SpaceID, "node"), r.spaceKey(p.SpaceID, "participants"), r.spaceKey(p.SpaceID, "seq")},
+		p.NodeID, p.ParticipantID, string(rec), nowMicros(time.Now())).StringSlice()
 	if err != nil {
-		return fmt.Errorf("registry claim: %w", err)
+		return Occupancy{}, fmt.Errorf("registry claim: %w", err)
 	}
 	switch res[0] {
 	case "ok":
-		return nil
+		return parseOccupancy(res[2], res[3])
 	case "deleted":
-		return ErrSpaceDeleted
+		return Occupancy{}, ErrSpaceDeleted
 	case "duplicate":
-		return &NodeError{Err: ErrDuplicate, NodeID: res[1]}
+		return Occupancy{}, &NodeError{Err: ErrDuplicate, NodeID: res[1]}
 	case "wrong_node":
-		return &NodeError{Err: ErrWrongNode, NodeID: res[1]}
+		return Occupancy{}, &NodeError{Err: ErrWrongNode, NodeID: res[1]}
 	}
-	return fmt.Errorf("registry claim: unexpected answer %q", res[0])
+	return Occupancy{}, fmt.Errorf("registry claim: unexpected answer %q", res[0])
 }
 
-// releaseScript: KEYS participants, tracks, node; ARGV participantID, connectionID, nodeID.
-// Removes the participant if it is still this connection, and the node assignment when the
-// space has no participant left. Returns 1 when the participant was removed.
-var releaseScript = redis.NewScript(`
-local removed = 0
+func parseOccupancy(n, seq string) (Occupancy, error) {
+	pn, err1 := strconv.Atoi(n)
+	ps, err2 := strconv.ParseInt(seq, 10, 64)
+	if err1 != nil || err2 != nil {
+		return Occupancy{}, fmt.Errorf("registry: bad occupancy %q %q", n, seq)
+	}
+	return Occupancy{Participants: pn, Seq: ps}, nil
+}
+
+// releaseScript: KEYS participants, tracks, node, seq, leaving; ARGV participantID,
+// connectionID, nodeID, nowµs. Moves the participant (if it is still this connection) to the
+// space's leaving hash together with the occupancy after it left, drops its tracks, and the
+// node assignment when the space has no participant left. A connection already in the
+// leaving hash answers what was recorded then, so a retry emits the same occupancy.
+var releaseScript = redis.NewScript(bumpLua + `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if cur and cjson.decode(cur)['connection_id'] == ARGV[2] then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  removed = 1
+if not (cur and cjson.decode(cur)['connection_id'] == ARGV[2]) then
+  redis.call('DEL', KEYS[2])
+  local l = redis.call('HGET', KEYS[5], ARGV[2])
+  if l then return {'leaving', l} end
+  return {'gone', ''}
 end
+redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
-if redis.call('HLEN', KEYS[1]) == 0 and redis.call('GET', KEYS[3]) == ARGV[3] then
+local n = redis.call('HLEN', KEYS[1])
+if n == 0 and redis.call('GET', KEYS[3]) == ARGV[3] then
   redis.call('DEL', KEYS[3])
 end
-return removed
+local rec = tostring(n) .. ':' .. bump(KEYS[4], ARGV[4]) .. ':' .. cur
+redis.call('HSET', KEYS[5], ARGV[2], rec)
+return {'leaving', rec}
 `)
 
-// Release removes a connection's participant record and tracks. It reports whether the
-// record was still there.
-func (r *Registry) Release(ctx context.Context, p Participant) (bool, error) {
-	n, err := releaseScript.Run(ctx, r.rdb,
-		[]string{r.spaceKey(p.SpaceID, "participants"), r.tracksKey(p.SpaceID, p.ConnectionID), r.spaceKey(p.SpaceID, "node")},
-		p.ParticipantID, p.ConnectionID, p.NodeID).Int()
-	if err != nil {
-		return false, fmt.Errorf("registry release: %w", err)
+// Leave is a participant moved out of a space, waiting for its participant.left to be
+// recorded (then call Left).
+type Leave struct {
+	Participant Participant
+	Occupancy   Occupancy
+}
+
+func parseLeave(rec string) (Leave, error) {
+	n, rest, ok1 := strings.Cut(rec, ":")
+	seq, p, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 {
+		return Leave{}, fmt.Errorf("registry: bad leaving record %q", rec)
 	}
-	return n == 1, nil
+	occ, err := parseOccupancy(n, seq)
+	if err != nil {
+		return Leave{}, err
+	}
+	var part Participant
+	if err := json.Unmarshal([]byte(p), &part); err != nil {
+		return Leave{}, fmt.Errorf("registry: bad leaving record: %w", err)
+	}
+	return Leave{Participant: part, Occupancy: occ}, nil
+}
+
+// Release removes a connection's participant record and tracks, keeping the leave (with the
+// occupancy after it) until Left is called. ok is false when the connection was neither
+// connected nor leaving.
+func (r *Registry) Release(ctx context.Context, p Participant) (l Leave, ok bool, err error) {
+	res, err := releaseScript.Run(ctx, r.rdb,
+		[]string{r.spaceKey(p.SpaceID, "participants"), r.tracksKey(p.SpaceID, p.ConnectionID), r.spaceKey(p.SpaceID, "node"),
+			r.spaceKey(p.SpaceID, "seq"), r.spaceKey(p.SpaceID, "leaving")},
+		p.ParticipantID, p.ConnectionID, p.NodeID, nowMicros(time.Now())).StringSlice()
+	if err != nil {
+		return Leave{}, false, fmt.Errorf("registry release: %w", err)
+	}
+	if res[0] != "leaving" {
+		return Leave{}, false, nil
+	}
+	l, err = parseLeave(res[1])
+	return l, err == nil, err
+}
+
+// Left forgets a leave whose participant.left is recorded.
+func (r *Registry) Left(ctx context.Context, space, conn string) error {
+	return r.rdb.HDel(ctx, r.spaceKey(space, "leaving"), conn).Err()
+}
+
+// NodeLeaves lists the leaves node started in space and did not finish (it died between
+// the Redis change and recording the event).
+func (r *Registry) NodeLeaves(ctx context.Context, node, space string) ([]Leave, error) {
+	m, err := r.rdb.HGetAll(ctx, r.spaceKey(space, "leaving")).Result()
+	if err != nil {
+		return nil, err
+	}
+	var out []Leave
+	for _, v := range m {
+		l, err := parseLeave(v)
+		if err == nil && l.Participant.NodeID == node {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// vacateScript: KEYS participants, seq; ARGV nowµs. When nobody is connected, bumps the
+// sequence and returns it; otherwise returns an empty string.
+var vacateScript = redis.NewScript(bumpLua + `
+if redis.call('HLEN', KEYS[1]) > 0 then return '' end
+return bump(KEYS[2], ARGV[1])
+`)
+
+// Vacant reports whether space has no participant on any node and, if so, the occupancy
+// (zero participants, a new sequence number) to announce.
+func (r *Registry) Vacant(ctx context.Context, space string) (Occupancy, bool, error) {
+	s, err := vacateScript.Run(ctx, r.rdb, []string{r.spaceKey(space, "participants"), r.spaceKey(space, "seq")},
+		nowMicros(time.Now())).Text()
+	if err != nil {
+		return Occupancy{}, false, fmt.Errorf("registry vacant: %w", err)
+	}
+	if s == "" {
+		return Occupancy{}, false, nil
+	}
+	occ, err := parseOccupancy("0", s)
+	return occ, err == nil, err
 }
 
 // ForgetSpace drops space from node's list once the node hosts nobody there.

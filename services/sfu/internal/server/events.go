@@ -21,6 +21,10 @@ const (
 	EventParticipantLeft   = "participant.left"
 	EventTrackPublished    = "track.published"
 	EventTrackUnpublished  = "track.unpublished"
+	// EventSpaceVacated says a space has nobody connected although no participant.left said
+	// so (its participants' node died with Redis, or the events were lost): the
+	// reconciliation emits it for spaces spaces-api still shows active.
+	EventSpaceVacated = "space.vacated"
 )
 
 // ParticipantData is the data of participant.joined / participant.left.
@@ -31,6 +35,20 @@ type ParticipantData struct {
 	Role          string `json:"role"`
 	NodeID        string `json:"node_id"`
 	JoinedAt      string `json:"joined_at"`
+	// SpaceParticipants is how many participants the space has (every node) right after
+	// this join or leave, and SpaceSeq the space's sequence number of that change: it only
+	// grows, so a consumer keeps the status of the highest SpaceSeq it saw and ignores
+	// older events arriving late (events of one space come from several nodes' outboxes).
+	SpaceParticipants int   `json:"space_participants"`
+	SpaceSeq          int64 `json:"space_seq"`
+}
+
+// VacatedData is the data of space.vacated.
+type VacatedData struct {
+	SpaceID           string `json:"space_id"`
+	SpaceParticipants int    `json:"space_participants"` // always 0
+	SpaceSeq          int64  `json:"space_seq"`
+	NodeID            string `json:"node_id"` // the node that noticed
 }
 
 // TrackData is the data of track.published / track.unpublished.
@@ -44,9 +62,10 @@ type TrackData struct {
 	Mid           string `json:"mid,omitempty"`
 }
 
-func participantData(p registry.Participant) ParticipantData {
+func participantData(p registry.Participant, occ registry.Occupancy) ParticipantData {
 	return ParticipantData{SpaceID: p.SpaceID, ParticipantID: p.ParticipantID, ConnectionID: p.ConnectionID,
-		Role: p.Role, NodeID: p.NodeID, JoinedAt: strconv.FormatInt(p.JoinedAt, 10)}
+		Role: p.Role, NodeID: p.NodeID, JoinedAt: strconv.FormatInt(p.JoinedAt, 10),
+		SpaceParticipants: occ.Participants, SpaceSeq: occ.Seq}
 }
 
 func trackData(p registry.Participant, t registry.Track) TrackData {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/spacecast/spacecast/services/sfu/internal/registry"
 	"github.com/spacecast/spacecast/services/sfu/rtcproto"
 )
 
@@ -100,8 +101,10 @@ func (s *Server) CleanupOwn(ctx context.Context) error {
 	return nil
 }
 
-// cleanNodeSpace removes node's participants of space, events first (so a crash here
-// repeats them rather than losing them). It reports success.
+// cleanNodeSpace removes node's participants of space and finishes the leaves node started
+// there: each participant is moved out atomically in Redis (which decides the occupancy its
+// participant.left carries), then its events are recorded, then the leave is forgotten; a
+// crash in between leaves the leave in Redis for the next sweep. It reports success.
 func (s *Server) cleanNodeSpace(ctx context.Context, node, space string) bool {
 	orphans, err := s.reg.NodeParticipants(ctx, node, space)
 	if err != nil {
@@ -109,26 +112,155 @@ func (s *Server) cleanNodeSpace(ctx context.Context, node, space string) bool {
 		return false
 	}
 	for _, o := range orphans {
+		l, ok, err := s.reg.Release(ctx, o.Participant)
+		if err != nil {
+			s.log.Warn("removing dead node's participant failed", "err", err)
+			return false
+		}
+		if !ok {
+			continue // it left meanwhile
+		}
 		var evs []pending
 		for _, t := range o.Tracks {
 			evs = append(evs, pending{typ: EventTrackUnpublished, p: o.Participant, data: trackData(o.Participant, t)})
 		}
-		evs = append(evs, pending{typ: EventParticipantLeft, p: o.Participant, data: participantData(o.Participant)})
-		if err := s.ev.emit(ctx, evs...); err != nil {
-			s.log.Error("recording participant.left for a dead node failed", "err", err)
-			return false
-		}
-		if _, err := s.reg.Release(ctx, o.Participant); err != nil {
-			s.log.Warn("removing dead node's participant failed", "err", err)
+		if !s.finishLeave(ctx, l, evs...) {
 			return false
 		}
 		s.log.Info("removed participant of a dead node", "node", node, "space_id", space, "participant_id", o.Participant.ParticipantID)
+	}
+	leaves, err := s.reg.NodeLeaves(ctx, node, space)
+	if err != nil {
+		s.log.Warn("reading dead node's unfinished leaves failed", "err", err, "node", node, "space_id", space)
+		return false
+	}
+	for _, l := range leaves {
+		if !s.finishLeave(ctx, l) {
+			return false
+		}
 	}
 	if err := s.reg.ReleaseNodeAssignment(ctx, node, space); err != nil {
 		return false
 	}
 	_ = s.reg.ForgetSpace(ctx, node, space)
 	return true
+}
+
+// finishLeave records a leave's participant.left (after evs) and forgets the leave.
+func (s *Server) finishLeave(ctx context.Context, l registry.Leave, evs ...pending) bool {
+	evs = append(evs, pending{typ: EventParticipantLeft, p: l.Participant, data: participantData(l.Participant, l.Occupancy)})
+	if err := s.ev.emit(ctx, evs...); err != nil {
+		s.log.Error("recording participant.left failed; kept in Redis for the next sweep", "err", err,
+			"space_id", l.Participant.SpaceID, "connection_id", l.Participant.ConnectionID)
+		return false
+	}
+	if err := s.reg.Left(ctx, l.Participant.SpaceID, l.Participant.ConnectionID); err != nil {
+		s.log.Warn("forgetting a recorded leave failed (it will be emitted again)", "err", err)
+	}
+	return true
+}
+
+// RunReconcile reconciles once at start and then every ReconcileInterval until ctx ends.
+func (s *Server) RunReconcile(ctx context.Context) {
+	if s.active == nil {
+		return
+	}
+	t := time.NewTicker(s.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		if s.isHalted() {
+			return
+		}
+		if err := s.ReconcileOnce(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconciling space status failed; retrying", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reconcilePage is how many active spaces one request asks for.
+const reconcilePage = 500
+
+// ReconcileOnce asks spaces-api which spaces it shows active and emits space.vacated for
+// each that has nobody connected on any node (participants that died with Redis, or whose
+// events were lost). A space with participants of a dead node is left to the dead-node sweep.
+func (s *Server) ReconcileOnce(ctx context.Context) error {
+	after := ""
+	n := 0
+	for {
+		page, err := s.active.ActiveSpaces(ctx, after, reconcilePage)
+		if err != nil {
+			return err
+		}
+		for _, sp := range page {
+			occ, vacant, err := s.reg.Vacant(ctx, sp.ID)
+			if err != nil {
+				return err
+			}
+			if !vacant {
+				continue
+			}
+			p := registry.Participant{SpaceID: sp.ID, EnvironmentID: sp.EnvironmentID}
+			if err := s.ev.emit(ctx, pending{typ: EventSpaceVacated, p: p,
+				data: VacatedData{SpaceID: sp.ID, SpaceSeq: occ.Seq, NodeID: s.cfg.NodeID}}); err != nil {
+				return err
+			}
+			n++
+		}
+		if len(page) < reconcilePage {
+			break
+		}
+		after = page[len(page)-1].ID
+	}
+	if n > 0 {
+		s.log.Info("space status reconciled: active spaces without participants announced vacant", "count", n)
+	}
+	return nil
+}
+
+// RunKeyCheck disconnects, every KeyCheckInterval, the participants whose token's signing
+// key was deleted (the verifier's key set follows the keys service within its refresh period).
+func (s *Server) RunKeyCheck(ctx context.Context) {
+	t := time.NewTicker(s.cfg.KeyCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if s.isHalted() {
+			return
+		}
+		s.CheckKeysOnce(ctx)
+	}
+}
+
+// CheckKeysOnce closes the local connections whose signing key no longer exists.
+func (s *Server) CheckKeysOnce(ctx context.Context) {
+	s.mu.Lock()
+	byKey := map[string][]*session{}
+	for _, ss := range s.sessions {
+		ss.mu.Lock()
+		if ss.keyID != "" {
+			byKey[ss.keyID] = append(byKey[ss.keyID], ss)
+		}
+		ss.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for kid, list := range byKey {
+		if s.jwt.HasKey(ctx, kid) {
+			continue
+		}
+		for _, ss := range list {
+			ss.fail(rtcproto.CodeTokenKeyDeleted, "the signing key of this participant's token was deleted")
+		}
+		s.log.Info("signing key deleted: participants disconnected", "kid", kid, "count", len(list))
+	}
 }
 
 func (s *Server) checkTombstones(ctx context.Context) {

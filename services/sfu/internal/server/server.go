@@ -42,9 +42,16 @@ type SpaceLookup interface {
 	LookupSpace(ctx context.Context, id string) (SpaceInfo, error)
 }
 
-// TokenVerifier checks space JWTs.
+// ActiveSpaceLister pages through the spaces spaces-api shows active (ordered by id, after
+// the given id), for the reconciliation.
+type ActiveSpaceLister interface {
+	ActiveSpaces(ctx context.Context, after string, limit int) ([]SpaceInfo, error)
+}
+
+// TokenVerifier checks space JWTs and whether their signing key still exists.
 type TokenVerifier interface {
 	Verify(ctx context.Context, token, audience string) (spacejwt.Claims, error)
+	HasKey(ctx context.Context, kid string) bool
 }
 
 var _ TokenVerifier = (*spacejwt.Verifier)(nil)
@@ -57,6 +64,8 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	NodeTimeout       time.Duration
 	CleanupInterval   time.Duration
+	ReconcileInterval time.Duration // how often active spaces without participants are looked for
+	KeyCheckInterval  time.Duration // how often connected participants' signing keys are checked
 	JoinTimeout       time.Duration
 	Leeway            time.Duration
 }
@@ -69,6 +78,7 @@ type Server struct {
 	engine *media.Engine
 	jwt    TokenVerifier
 	spaces SpaceLookup
+	active ActiveSpaceLister // nil: no reconciliation
 	ev     *emitter
 
 	mu       sync.Mutex
@@ -78,16 +88,22 @@ type Server struct {
 	wg       sync.WaitGroup
 }
 
-// New builds a node.
+// New builds a node; active may be nil (no reconciliation of space status).
 func New(cfg Config, log *slog.Logger, reg *registry.Registry, engine *media.Engine, jwt TokenVerifier, spaces SpaceLookup,
-	db *sqldb.DB, relay *outbox.Relay) *Server {
+	active ActiveSpaceLister, db *sqldb.DB, relay *outbox.Relay) *Server {
 	if cfg.JoinTimeout <= 0 {
 		cfg.JoinTimeout = 10 * time.Second
+	}
+	if cfg.ReconcileInterval <= 0 {
+		cfg.ReconcileInterval = 30 * time.Second
+	}
+	if cfg.KeyCheckInterval <= 0 {
+		cfg.KeyCheckInterval = 2 * time.Second
 	}
 	if cfg.Leeway <= 0 {
 		cfg.Leeway = 5 * time.Second
 	}
-	return &Server{cfg: cfg, log: log, reg: reg, engine: engine, jwt: jwt, spaces: spaces, ev: &emitter{db: db, relay: relay},
+	return &Server{cfg: cfg, log: log, reg: reg, engine: engine, jwt: jwt, spaces: spaces, active: active, ev: &emitter{db: db, relay: relay},
 		rooms: map[string]*media.Room{}, sessions: map[string]*session{}}
 }
 
@@ -105,6 +121,7 @@ type session struct {
 	mu       sync.Mutex
 	closeErr *rtcproto.Error // sent before closing
 	part     registry.Participant
+	keyID    string // the signing key of the join token
 	peer     *media.Peer
 	room     *media.Room
 	joined   bool
@@ -386,7 +403,9 @@ func tokenCode(err error) string {
 		return rtcproto.CodeTokenAudience
 	case errors.Is(err, spacejwt.ErrMissingExpiry):
 		return rtcproto.CodeTokenMissingExpiry
-	case errors.Is(err, spacejwt.ErrRole), errors.Is(err, spacejwt.ErrSubject):
+	case errors.Is(err, spacejwt.ErrLifetime):
+		return rtcproto.CodeTokenLifetime
+	case errors.Is(err, spacejwt.ErrRole), errors.Is(err, spacejwt.ErrSubject), errors.Is(err, spacejwt.ErrParticipantID):
 		return rtcproto.CodeTokenClaims
 	}
 	return rtcproto.CodeTokenMalformed
@@ -441,7 +460,8 @@ func (ss *session) join(token string) (string, string) {
 	}
 	part := registry.Participant{SpaceID: space.ID, ParticipantID: pid, ConnectionID: idgen.New(), Role: claims.Role,
 		NodeID: s.cfg.NodeID, EnvironmentID: space.EnvironmentID, JoinedAt: now.Unix()}
-	if code, msg, e := s.claim(ctx, part); code != "" {
+	occ, code, msg, e := s.claim(ctx, part)
+	if code != "" {
 		if e != nil {
 			ss.failWith(*e)
 			return "", ""
@@ -449,13 +469,18 @@ func (ss *session) join(token string) (string, string) {
 		return code, msg
 	}
 	ss.log = s.log.With("space_id", part.SpaceID, "participant_id", part.ParticipantID, "connection_id", part.ConnectionID)
-	if err := s.ev.emit(ctx, pending{typ: EventParticipantJoined, p: part, data: participantData(part)}); err != nil {
+	if err := s.ev.emit(ctx, pending{typ: EventParticipantJoined, p: part, data: participantData(part, occ)}); err != nil {
 		ss.log.Error("recording participant.joined failed", "err", err)
-		_, _ = s.reg.Release(context.Background(), part)
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if l, ok, rerr := s.reg.Release(rctx, part); rerr == nil && ok {
+			s.finishLeave(rctx, l)
+		}
+		rcancel()
 		return rtcproto.CodeInternal, "could not record the join"
 	}
 	ss.mu.Lock()
 	ss.part = part
+	ss.keyID = claims.KeyID
 	ss.joined = true
 	ss.mu.Unlock()
 	var peer *media.Peer
@@ -495,20 +520,20 @@ func (s *Server) iceServers() []rtcproto.ICEServer {
 
 // claim records the participant in Redis. A participant or space assignment held by a dead
 // node is cleaned up first; a space on a live node gets a redirect.
-func (s *Server) claim(ctx context.Context, p registry.Participant) (string, string, *rtcproto.Error) {
+func (s *Server) claim(ctx context.Context, p registry.Participant) (registry.Occupancy, string, string, *rtcproto.Error) {
 	for attempt := 0; ; attempt++ {
-		err := s.reg.Claim(ctx, p)
+		occ, err := s.reg.Claim(ctx, p)
 		if err == nil {
-			return "", "", nil
+			return occ, "", "", nil
 		}
 		var ne *registry.NodeError
 		switch {
 		case errors.Is(err, registry.ErrSpaceDeleted):
-			return rtcproto.CodeSpaceDeleted, "the space was deleted", nil
+			return occ, rtcproto.CodeSpaceDeleted, "the space was deleted", nil
 		case errors.As(err, &ne) && attempt == 0 && ne.NodeID != s.cfg.NodeID:
 			alive, aerr := s.reg.Alive(ctx, ne.NodeID, s.cfg.NodeTimeout, time.Now())
 			if aerr != nil {
-				return rtcproto.CodeInternal, "registry unavailable", nil
+				return occ, rtcproto.CodeInternal, "registry unavailable", nil
 			}
 			if !alive {
 				_ = s.cleanNodeSpace(ctx, ne.NodeID, p.SpaceID)
@@ -516,15 +541,15 @@ func (s *Server) claim(ctx context.Context, p registry.Participant) (string, str
 			}
 		}
 		if errors.As(err, &ne) && errors.Is(err, registry.ErrDuplicate) {
-			return rtcproto.CodeDuplicate, "participant_id " + p.ParticipantID + " is already connected to this space", nil
+			return occ, rtcproto.CodeDuplicate, "participant_id " + p.ParticipantID + " is already connected to this space", nil
 		}
 		if errors.As(err, &ne) && errors.Is(err, registry.ErrWrongNode) {
 			url, _ := s.reg.NodeURL(ctx, ne.NodeID)
-			return rtcproto.CodeWrongNode, "", &rtcproto.Error{Code: rtcproto.CodeWrongNode,
+			return occ, rtcproto.CodeWrongNode, "", &rtcproto.Error{Code: rtcproto.CodeWrongNode,
 				Message: "the space is hosted by node " + ne.NodeID + ": connect to node_url", NodeID: ne.NodeID, NodeURL: url}
 		}
 		s.log.Error("registry claim failed", "err", err)
-		return rtcproto.CodeInternal, "registry unavailable", nil
+		return occ, rtcproto.CodeInternal, "registry unavailable", nil
 	}
 }
 
@@ -554,14 +579,14 @@ func (ss *session) leave() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.ev.emit(ctx, pending{typ: EventParticipantLeft, p: part, data: participantData(part)}); err != nil {
-		ss.log.Error("recording participant.left failed; the node cleanup will emit it", "err", err)
-		// Keep the Redis record: when this node is gone, another node emits the event.
-		s.dropSession(part.ConnectionID, room)
-		return
-	}
-	if _, err := s.reg.Release(ctx, part); err != nil {
-		ss.log.Error("releasing participant failed", "err", err)
+	// Redis decides the occupancy after this leave; the leave stays recorded there until
+	// its participant.left is written, so a crash in between is finished by the node sweep.
+	l, ok, err := s.reg.Release(ctx, part)
+	switch {
+	case err != nil:
+		ss.log.Error("releasing participant failed; the node sweep will remove it", "err", err)
+	case ok:
+		s.finishLeave(ctx, l)
 	}
 	s.dropSession(part.ConnectionID, room)
 	ss.log.Info("participant left")

@@ -1,5 +1,7 @@
-// Package store keeps spaces and their live connection counts in SQL, writing each change's
-// event to the outbox in the same transaction.
+// Package store keeps spaces in SQL, writing each change's event to the outbox in the same
+// transaction. The status follows the occupancy the SFU reports (its Redis registry is the
+// only record of who is connected); the store keeps the sequence number of the last applied
+// occupancy so late or repeated reports change nothing.
 package store
 
 import (
@@ -180,9 +182,6 @@ func (s *Store) Delete(ctx context.Context, env, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM spaces WHERE id = $1`, id); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM space_connections WHERE space_id = $1`, id); err != nil {
-			return err
-		}
 		ev, err := event("space.deleted", sp)
 		if err != nil {
 			return err
@@ -191,34 +190,19 @@ func (s *Store) Delete(ctx context.Context, env, id string) error {
 	})
 }
 
-// Connection is one participant connection reported by the SFU.
-type Connection struct {
-	SpaceID       string
-	ConnectionID  string
-	ParticipantID string
+// Occupancy is what the SFU reported about a space: how many participants it has on every
+// node and the space's sequence number of that report (it only grows).
+type Occupancy struct {
+	SpaceID      string
+	Participants int
+	Seq          int64
 }
 
-// ApplyJoin records a connection (idempotent on eventID); the first connection makes the
-// space active with a new session id and emits space.active. It returns whether the status
-// changed.
-func (s *Store) ApplyJoin(ctx context.Context, eventID string, c Connection) (bool, error) {
-	return s.apply(ctx, eventID, c.SpaceID, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO space_connections (space_id, connection_id, participant_id, joined_ns) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (space_id, connection_id) DO NOTHING`, c.SpaceID, c.ConnectionID, c.ParticipantID, time.Now().UnixNano())
-		return err
-	})
-}
-
-// ApplyLeave removes a connection (idempotent on eventID); the last one leaving makes the
-// space idle and emits space.idle.
-func (s *Store) ApplyLeave(ctx context.Context, eventID string, c Connection) (bool, error) {
-	return s.apply(ctx, eventID, c.SpaceID, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM space_connections WHERE space_id = $1 AND connection_id = $2`, c.SpaceID, c.ConnectionID)
-		return err
-	})
-}
-
-func (s *Store) apply(ctx context.Context, eventID, spaceID string, change func(tx *sql.Tx) error) (bool, error) {
+// ApplyOccupancy applies an SFU report (idempotent on eventID). A report older than the last
+// applied one (lower or equal Seq) changes nothing; otherwise participants make an idle space
+// active with a new session id (space.active) and none make an active space idle
+// (space.idle). It returns whether the status changed.
+func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy) (bool, error) {
 	changed := false
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO processed_events (id, processed_ns) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, eventID, time.Now().UnixNano())
@@ -228,32 +212,31 @@ func (s *Store) apply(ctx context.Context, eventID, spaceID string, change func(
 		if n, _ := res.RowsAffected(); n == 0 {
 			return nil // seen before
 		}
-		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1`, spaceID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil // a space deleted meanwhile: nothing to track
-		}
+		// Conditional on the sequence, so concurrent reports cannot move it backwards.
+		now := time.Now().UnixNano()
+		res, err = tx.ExecContext(ctx, `UPDATE spaces SET status_seq = $1, updated_ns = $2 WHERE id = $3 AND status_seq < $1`, o.Seq, now, o.SpaceID)
 		if err != nil {
 			return err
 		}
-		if err := change(tx); err != nil {
-			return err
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // a deleted space, or an older report than the one applied
 		}
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM space_connections WHERE space_id = $1`, spaceID).Scan(&n); err != nil {
+		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1`, o.SpaceID))
+		if err != nil {
 			return err
 		}
 		typ := ""
 		switch {
-		case n > 0 && sp.Status == StatusIdle:
+		case o.Participants > 0 && sp.Status == StatusIdle:
 			sess := idgen.New()
 			sp.Status, sp.ActiveSessionID, typ = StatusActive, &sess, "space.active"
-		case n == 0 && sp.Status == StatusActive:
+		case o.Participants == 0 && sp.Status == StatusActive:
 			sp.Status, sp.ActiveSessionID, typ = StatusIdle, nil, "space.idle"
 		default:
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE spaces SET status = $1, active_session_id = $2, updated_ns = $3 WHERE id = $4`,
-			sp.Status, sp.ActiveSessionID, time.Now().UnixNano(), sp.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE spaces SET status = $1, active_session_id = $2 WHERE id = $3`,
+			sp.Status, sp.ActiveSessionID, sp.ID); err != nil {
 			return err
 		}
 		ev, err := event(typ, sp)
@@ -264,6 +247,25 @@ func (s *Store) apply(ctx context.Context, eventID, spaceID string, change func(
 		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
 	})
 	return changed, err
+}
+
+// ActiveSpaces returns up to limit active spaces of every environment with an id greater
+// than after, ordered by id (for the SFU's status reconciliation).
+func (s *Store) ActiveSpaces(ctx context.Context, after string, limit int) ([]Space, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM spaces WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3`, StatusActive, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Space{}
+	for rows.Next() {
+		sp, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sp)
+	}
+	return out, rows.Err()
 }
 
 // PruneProcessed forgets processed event ids older than age.
