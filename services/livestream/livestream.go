@@ -31,14 +31,24 @@ import (
 // Config are the live stream service's own settings.
 type Config struct {
 	RedisKeyPrefix string        // SPACECAST_LIVESTREAM_REDIS_PREFIX: prepended to every Redis key ("")
-	LockTTL        time.Duration // SPACECAST_LIVESTREAM_LOCK_TTL: publisher lock lifetime, renewed while media flows (10s)
+	LockTTL        time.Duration // SPACECAST_LIVESTREAM_LOCK_TTL: stream lease lifetime, renewed while media flows (10s)
 	TimerTick      time.Duration // SPACECAST_LIVESTREAM_TIMER_TICK: reconnect timer poll period (250ms)
+	SweepInterval  time.Duration // SPACECAST_LIVESTREAM_SWEEP_INTERVAL: orphan sweep period (2s)
 
 	RTMPAddr        string        // SPACECAST_RTMP_ADDR: RTMP ingest listen address (":1935")
 	RecordingsDir   string        // SPACECAST_RECORDINGS_DIR: segments and playlists, <dir>/<asset id>/ ("recordings")
 	SegmentDuration time.Duration // SPACECAST_HLS_SEGMENT_DURATION: HLS target segment duration (2s)
 	LiveWindow      int           // SPACECAST_HLS_LIVE_WINDOW: segments in a live playlist (6)
 	MaxPublishers   int           // SPACECAST_RTMP_MAX_CONNECTIONS: RTMP connections per instance, 0 = no limit (1000)
+
+	// What an RTMP connection may hold before and after its publish is accepted (docs/operations.md, "RTMP limits").
+	RTMPHandshakeTimeout    time.Duration // SPACECAST_RTMP_HANDSHAKE_TIMEOUT: fixed, from accept (5s)
+	RTMPPublishTimeout      time.Duration // SPACECAST_RTMP_PUBLISH_TIMEOUT: fixed, from accept (10s)
+	RTMPIdleTimeout         time.Duration // SPACECAST_RTMP_IDLE_TIMEOUT: a silent publisher is dropped (10s)
+	RTMPMaxConnectionsPerIP int           // SPACECAST_RTMP_MAX_CONNECTIONS_PER_IP: per IPv4 address or IPv6 /64, 0 = no limit (64)
+	RTMPPrePublishBufferKB  int           // SPACECAST_RTMP_PREPUBLISH_BUFFER_KB: buffered before publish (256)
+	RTMPMaxMessageMB        int           // SPACECAST_RTMP_MAX_MESSAGE_MB: largest message after publish (8)
+	RTMPMemoryBudgetMB      int           // SPACECAST_RTMP_MEMORY_BUDGET_MB: partial messages of all connections (256)
 }
 
 // LoadConfig reads the settings.
@@ -47,18 +57,48 @@ func LoadConfig(r *envconfig.Reader) Config {
 		RedisKeyPrefix: r.String("SPACECAST_LIVESTREAM_REDIS_PREFIX", ""),
 		LockTTL:        r.Duration("SPACECAST_LIVESTREAM_LOCK_TTL", 10*time.Second),
 		TimerTick:      r.Duration("SPACECAST_LIVESTREAM_TIMER_TICK", 250*time.Millisecond),
+		SweepInterval:  r.Duration("SPACECAST_LIVESTREAM_SWEEP_INTERVAL", 2*time.Second),
 
 		RTMPAddr:        r.String("SPACECAST_RTMP_ADDR", ":1935"),
 		RecordingsDir:   r.String("SPACECAST_RECORDINGS_DIR", "recordings"),
 		SegmentDuration: r.Duration("SPACECAST_HLS_SEGMENT_DURATION", 2*time.Second),
 		LiveWindow:      r.Int("SPACECAST_HLS_LIVE_WINDOW", 6),
 		MaxPublishers:   r.Int("SPACECAST_RTMP_MAX_CONNECTIONS", 1000),
+
+		RTMPHandshakeTimeout:    r.Duration("SPACECAST_RTMP_HANDSHAKE_TIMEOUT", 5*time.Second),
+		RTMPPublishTimeout:      r.Duration("SPACECAST_RTMP_PUBLISH_TIMEOUT", 10*time.Second),
+		RTMPIdleTimeout:         r.Duration("SPACECAST_RTMP_IDLE_TIMEOUT", 10*time.Second),
+		RTMPMaxConnectionsPerIP: r.Int("SPACECAST_RTMP_MAX_CONNECTIONS_PER_IP", 64),
+		RTMPPrePublishBufferKB:  r.Int("SPACECAST_RTMP_PREPUBLISH_BUFFER_KB", 256),
+		RTMPMaxMessageMB:        r.Int("SPACECAST_RTMP_MAX_MESSAGE_MB", 8),
+		RTMPMemoryBudgetMB:      r.Int("SPACECAST_RTMP_MEMORY_BUDGET_MB", 256),
 	}
 	if c.SegmentDuration < 500*time.Millisecond || c.SegmentDuration > 30*time.Second {
 		r.Fail("SPACECAST_HLS_SEGMENT_DURATION", "want between 500ms and 30s")
 	}
 	if c.LiveWindow < 3 || c.LiveWindow > 100 {
 		r.Fail("SPACECAST_HLS_LIVE_WINDOW", "want between 3 and 100 segments")
+	}
+	if c.RTMPHandshakeTimeout < time.Second || c.RTMPHandshakeTimeout > time.Minute {
+		r.Fail("SPACECAST_RTMP_HANDSHAKE_TIMEOUT", "want between 1s and 1m")
+	}
+	if c.RTMPPublishTimeout < c.RTMPHandshakeTimeout || c.RTMPPublishTimeout > 2*time.Minute {
+		r.Fail("SPACECAST_RTMP_PUBLISH_TIMEOUT", "want between the handshake timeout and 2m")
+	}
+	if c.RTMPIdleTimeout < time.Second {
+		r.Fail("SPACECAST_RTMP_IDLE_TIMEOUT", "want at least 1s")
+	}
+	if c.RTMPMaxConnectionsPerIP < 0 {
+		r.Fail("SPACECAST_RTMP_MAX_CONNECTIONS_PER_IP", "want 0 (no limit) or more")
+	}
+	if c.RTMPPrePublishBufferKB < 1 || c.RTMPPrePublishBufferKB > 16383 {
+		r.Fail("SPACECAST_RTMP_PREPUBLISH_BUFFER_KB", "want 1..16383")
+	}
+	if c.RTMPMaxMessageMB < 1 || c.RTMPMaxMessageMB > 15 {
+		r.Fail("SPACECAST_RTMP_MAX_MESSAGE_MB", "want 1..15")
+	}
+	if c.RTMPMemoryBudgetMB < c.RTMPMaxMessageMB {
+		r.Fail("SPACECAST_RTMP_MEMORY_BUDGET_MB", "want at least SPACECAST_RTMP_MAX_MESSAGE_MB")
 	}
 	if c.MaxPublishers < 0 {
 		r.Fail("SPACECAST_RTMP_MAX_CONNECTIONS", "want 0 (no limit) or more")
@@ -71,6 +111,9 @@ func LoadConfig(r *envconfig.Reader) Config {
 	}
 	if c.TimerTick <= 0 || c.TimerTick > 10*time.Second {
 		r.Fail("SPACECAST_LIVESTREAM_TIMER_TICK", "want between 1ms and 10s")
+	}
+	if c.SweepInterval < 100*time.Millisecond || c.SweepInterval > time.Minute {
+		r.Fail("SPACECAST_LIVESTREAM_SWEEP_INTERVAL", "want between 100ms and 1m")
 	}
 	return c
 }
@@ -118,23 +161,24 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	var in *ingest.Ingest
 	sess, err := session.New(session.Options{Store: st, Redis: d.Redis, KeyPrefix: cfg.RedisKeyPrefix, Relay: relay,
-		Logger: log, LockTTL: cfg.LockTTL, Tick: cfg.TimerTick,
-		OnFinish: func(_ context.Context, streamID, assetID string) {
-			if err := in.Finish(assetID); err != nil {
-				log.Error("closing the recording's playlists", "live_stream_id", streamID, "asset_id", assetID, "err", err)
-			}
-		}})
-	if err != nil {
-		return nil, err
-	}
-	in, err = ingest.New(ingest.Options{Sessions: sess, Dir: cfg.RecordingsDir, SegmentDuration: cfg.SegmentDuration,
-		LiveWindow: cfg.LiveWindow, Logger: log, Registerer: d.Registerer})
+		Logger: log, LockTTL: cfg.LockTTL, Tick: cfg.TimerTick, SweepInterval: cfg.SweepInterval,
+		Dir: cfg.RecordingsDir, SegmentDuration: cfg.SegmentDuration, LiveWindow: cfg.LiveWindow})
 	if err != nil {
 		return nil, fmt.Errorf("livestream: %w", err)
 	}
-	srv, err := rtmp.NewServer(rtmp.Config{Logger: log.With("component", "rtmp"), Handler: in, MaxConnections: cfg.MaxPublishers})
+	in, err := ingest.New(ingest.Options{Sessions: sess, Dir: cfg.RecordingsDir, Logger: log, Registerer: d.Registerer})
+	if err != nil {
+		return nil, fmt.Errorf("livestream: %w", err)
+	}
+	perIP := cfg.RTMPMaxConnectionsPerIP
+	if perIP == 0 {
+		perIP = -1 // rtmp.Config: -1 is no limit, 0 its default
+	}
+	srv, err := rtmp.NewServer(rtmp.Config{Logger: log.With("component", "rtmp"), Handler: in, MaxConnections: cfg.MaxPublishers,
+		HandshakeTimeout: cfg.RTMPHandshakeTimeout, PublishTimeout: cfg.RTMPPublishTimeout, IdleTimeout: cfg.RTMPIdleTimeout,
+		MaxConnectionsPerIP: perIP, PrePublishBuffer: cfg.RTMPPrePublishBufferKB << 10, MaxMessageSize: cfg.RTMPMaxMessageMB << 20,
+		MemoryBudget: int64(cfg.RTMPMemoryBudgetMB) << 20, Registerer: d.Registerer})
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +206,8 @@ func (s *Service) Register(e *echo.Echo) {
 // Ping checks the database (readiness).
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
-// Run serves RTMP ingest, publishes the outbox and fires reconnect_window timers until ctx ends.
+// Run serves RTMP ingest, publishes the outbox, fires reconnect_window timers, sweeps orphaned
+// streams and listens for control messages until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -180,5 +225,6 @@ func (s *Service) Run(ctx context.Context) error {
 	return err
 }
 
-// Sessions is the ingest state machine (used by the RTMP ingest and by tests).
+// Sessions is the ingest state machine: one owner per live stream (used by the RTMP ingest and
+// by tests).
 func (s *Service) Sessions() *session.Manager { return s.sess }

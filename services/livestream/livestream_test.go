@@ -96,6 +96,12 @@ func setup(t *testing.T, b testenv.SQLBackend) *env {
 // start runs a service instance on the given database, brokers and Redis.
 func start(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.UniversalClient, prefix, dir string) *env {
 	t.Helper()
+	return startWith(t, db, brokers, rdb, prefix, dir, nil)
+}
+
+// startWith is start with settings changed by tune.
+func startWith(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.UniversalClient, prefix, dir string, tune func(*livestream.Config)) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers})
 	if err != nil {
@@ -124,6 +130,9 @@ func start(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.UniversalClie
 	}
 	cfg := livestream.Config{RedisKeyPrefix: prefix, LockTTL: 2 * time.Second, TimerTick: 50 * time.Millisecond,
 		RecordingsDir: dir, SegmentDuration: time.Second, LiveWindow: 6}
+	if tune != nil {
+		tune(&cfg)
+	}
 	svc, err := livestream.New(ctx, cfg, livestream.Deps{Logger: log, DB: db, Publisher: prod, Auth: authn, Redis: rdb,
 		JWT: jwtv, RTMPListener: ln})
 	if err != nil {

@@ -1,13 +1,19 @@
 package livestream_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/testenv"
+	"github.com/spacecast/spacecast/services/livestream"
+	"github.com/spacecast/spacecast/services/livestream/internal/flv"
+	"github.com/spacecast/spacecast/services/livestream/internal/hls"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
 )
 
@@ -29,22 +35,32 @@ func (e *env) asset(id string) map[string]any {
 	return data(res)
 }
 
-// publish runs one encoder connection: media from 0 to dur, playable, then (unless keep) gone.
-func publish(t *testing.T, e *env, key string, dur time.Duration, keep bool) *session.Session {
+// frame is a stand-in video keyframe at ts (the segmenter does not decode it).
+func frame(ts time.Duration) flv.Packet {
+	return flv.Packet{Kind: flv.Video, DTS: ts, PTS: ts, Keyframe: true, Data: []byte{0, 0, 0, 1, 9, 0xf0}}
+}
+
+// feed writes keyframes every 250 ms from `from` to `to`: with 1 s segments the recording gets
+// to - from of media (the last frame opens a segment of its own that ends where it starts).
+func feed(t *testing.T, s *session.Session, from, to time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	s, err := e.svc.Sessions().Begin(ctx, key, nil)
-	if err != nil {
-		t.Fatalf("begin: %v", err)
-	}
-	for _, ts := range []time.Duration{0, dur / 2, dur} {
-		if err := s.Media(ctx, ts); err != nil {
+	for ts := from; ts <= to; ts += 250 * time.Millisecond {
+		if err := s.WritePacket(frame(ts)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Playable(ctx); err != nil {
-		t.Fatal(err)
+}
+
+// publish runs one encoder connection: media from 0 to dur (≥ 1 s: playable), then (unless
+// keep) gone.
+func publish(t *testing.T, e *env, key string, dur time.Duration, keep bool) *session.Session {
+	t.Helper()
+	ctx := context.Background()
+	s, err := e.svc.Sessions().Begin(ctx, key, session.Publisher{})
+	if err != nil {
+		t.Fatalf("begin: %v", err)
 	}
+	feed(t, s, 0, dur)
 	if !keep {
 		if err := s.End(ctx); err != nil {
 			t.Fatal(err)
@@ -79,7 +95,7 @@ func TestReconnectWindow(t *testing.T) {
 		if st := e.stream(id)["status"]; st != "active" {
 			t.Fatalf("status %v 1.5 s into the second window, want active", st)
 		}
-		// Past the window: idle, asset ready with the recorded duration.
+		// Past the window: idle, asset ready with the recorded duration (3 s + 2 s of segments).
 		testenv.Eventually(t, 10*time.Second, func() bool { return e.stream(id)["status"] == "idle" }, "stream never went idle")
 		a := e.asset(s1.Asset.ID)
 		if a["status"] != "ready" || a["duration"] != 5.0 {
@@ -119,20 +135,20 @@ func TestRefusedPublishers(t *testing.T) {
 	m := e.svc.Sessions()
 	ls := e.create(`{"playback_policy":"public"}`)
 	id, key := ls["id"].(string), ls["stream_key"].(string)
-	if _, err := m.Begin(ctx, "not-a-key", nil); !errors.Is(err, session.ErrBadKey) {
+	if _, err := m.Begin(ctx, "not-a-key", session.Publisher{}); !errors.Is(err, session.ErrBadKey) {
 		t.Fatalf("bad key: %v", err)
 	}
 	_, res := e.call(writerA, "POST", "/video/v1/live-streams/"+id+"/reset-stream-key", "")
 	newKey := data(res)["stream_key"].(string)
-	if _, err := m.Begin(ctx, key, nil); !errors.Is(err, session.ErrBadKey) {
+	if _, err := m.Begin(ctx, key, session.Publisher{}); !errors.Is(err, session.ErrBadKey) {
 		t.Fatalf("reset key: %v", err)
 	}
 	kicked := make(chan struct{}, 1)
-	s, err := m.Begin(ctx, newKey, func() { kicked <- struct{}{} })
+	s, err := m.Begin(ctx, newKey, session.Publisher{Kick: func() { kicked <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = s.Media(ctx, 0)
+	feed(t, s, 0, 0)
 	if st, _ := e.call(writerA, "PUT", "/video/v1/live-streams/"+id+"/disable", ""); st != 200 {
 		t.Fatal("disable failed")
 	}
@@ -144,11 +160,11 @@ func TestRefusedPublishers(t *testing.T) {
 	if cur := e.stream(id); cur["status"] != "disabled" || e.asset(s.Asset.ID)["status"] != "ready" {
 		t.Fatalf("after disable %v", cur)
 	}
-	if _, err := m.Begin(ctx, newKey, nil); !errors.Is(err, session.ErrDisabled) {
+	if _, err := m.Begin(ctx, newKey, session.Publisher{}); !errors.Is(err, session.ErrDisabled) {
 		t.Fatalf("disabled: %v", err)
 	}
 	e.call(writerA, "PUT", "/video/v1/live-streams/"+id+"/enable", "")
-	s2, err := m.Begin(ctx, newKey, nil)
+	s2, err := m.Begin(ctx, newKey, session.Publisher{})
 	if err != nil || s2.Resumed {
 		t.Fatalf("after enable: %v resumed=%v", err, s2 != nil && s2.Resumed)
 	}
@@ -158,7 +174,7 @@ func TestRefusedPublishers(t *testing.T) {
 	if a := e.asset(s2.Asset.ID); a["status"] != "ready" {
 		t.Fatalf("delete left the recording %v", a)
 	}
-	if _, err := m.Begin(ctx, newKey, nil); !errors.Is(err, session.ErrBadKey) {
+	if _, err := m.Begin(ctx, newKey, session.Publisher{}); !errors.Is(err, session.ErrBadKey) {
 		t.Fatalf("deleted stream: %v", err)
 	}
 }
@@ -170,7 +186,7 @@ func TestOnePublisherAcrossInstances(t *testing.T) {
 	ls := a.create(`{"playback_policy":"public","reconnect_window":30}`)
 	key := ls["stream_key"].(string)
 	kicked := make(chan struct{}, 1)
-	s1, err := a.svc.Sessions().Begin(ctx, key, func() { kicked <- struct{}{} })
+	s1, err := a.svc.Sessions().Begin(ctx, key, session.Publisher{Kick: func() { kicked <- struct{}{} }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,12 +198,12 @@ func TestOnePublisherAcrossInstances(t *testing.T) {
 			case <-stopMedia:
 				return
 			case <-time.After(100 * time.Millisecond):
-				_ = s1.Media(ctx, time.Duration(i)*100*time.Millisecond)
+				_ = s1.WritePacket(frame(time.Duration(i) * 100 * time.Millisecond))
 			}
 		}
 	}()
 	for i := 0; i < 4; i++ { // across two lock lifetimes: the lock is renewed
-		if _, err := b.svc.Sessions().Begin(ctx, key, nil); !errors.Is(err, session.ErrBusy) {
+		if _, err := b.svc.Sessions().Begin(ctx, key, session.Publisher{}); !errors.Is(err, session.ErrBusy) {
 			t.Fatalf("second publisher: %v, want busy", err)
 		}
 		time.Sleep(time.Second)
@@ -196,7 +212,7 @@ func TestOnePublisherAcrossInstances(t *testing.T) {
 	close(stopMedia)
 	var s2 *session.Session
 	testenv.Eventually(t, 10*time.Second, func() bool {
-		s2, err = b.svc.Sessions().Begin(ctx, key, nil)
+		s2, err = b.svc.Sessions().Begin(ctx, key, session.Publisher{})
 		return err == nil
 	}, "a new publisher never took over a silent session")
 	if !s2.Resumed || s2.Asset.ID != s1.Asset.ID {
@@ -207,9 +223,7 @@ func TestOnePublisherAcrossInstances(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the silent session was not kicked")
 	}
-	if err := s2.Playable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, s2, 0, 1500*time.Millisecond)
 	_ = s1.End(ctx) // must not end the recording the new publisher continues
 	if err := a.svc.Sessions().EndNow(ctx, "no-such-stream"); err == nil {
 		t.Fatal("EndNow of an unknown stream succeeded")
@@ -224,7 +238,7 @@ func TestOnePublisherAcrossInstances(t *testing.T) {
 	if err := s2.End(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.svc.Sessions().Begin(ctx, key, nil); err != nil {
+	if _, err := a.svc.Sessions().Begin(ctx, key, session.Publisher{}); err != nil {
 		t.Fatalf("after release: %v", err)
 	}
 }
@@ -266,21 +280,16 @@ func TestMaxContinuousDuration(t *testing.T) {
 	}
 	kicked := make(chan struct{}, 1)
 	ctx := context.Background()
-	s, err := e.svc.Sessions().Begin(ctx, key, func() {
+	s, err := e.svc.Sessions().Begin(ctx, key, session.Publisher{Kick: func() {
 		select {
 		case kicked <- struct{}{}:
 		default:
 		}
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Media(ctx, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Playable(ctx); err != nil {
-		t.Fatal(err)
-	}
+	feed(t, s, 0, 1250*time.Millisecond)
 	select {
 	case <-kicked:
 	case <-time.After(5 * time.Second):
@@ -289,5 +298,85 @@ func TestMaxContinuousDuration(t *testing.T) {
 	testenv.Eventually(t, 5*time.Second, func() bool { return e.stream(id)["status"] == "idle" }, "stream not idle after max_continuous_duration")
 	if a := e.asset(s.Asset.ID); a["status"] != "ready" {
 		t.Fatalf("asset %v", a)
+	}
+}
+
+// TestLeaseLoss: the owner renews the stream lease while media flows. If Redis loses the
+// lease record (a restart without persistence) the owner takes it again and the publisher goes
+// on; if another holder has it, the owner stops writing at once (nothing more reaches the
+// recording) and drops its publisher.
+func TestLeaseLoss(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		stolen bool
+	}{{"record lost", false}, {"taken by another holder", true}} {
+		t.Run(c.name, func(t *testing.T) {
+			rdb, prefix := testenv.Redis(t)
+			e := startWith(t, testenv.OpenSQL(t, testenv.SQLBackends(t)[0]), testenv.Kafka(t), rdb, prefix, t.TempDir(),
+				func(c *livestream.Config) { c.SweepInterval = time.Minute }) // the sweeper stays out of it
+			ls := e.create(`{"playback_policy":"public"}`)
+			id, key := ls["id"].(string), ls["stream_key"].(string)
+			ctx := context.Background()
+			kicked := make(chan struct{}, 1)
+			s, err := e.svc.Sessions().Begin(ctx, key, session.Publisher{Kick: func() {
+				select {
+				case kicked <- struct{}{}:
+				default:
+				}
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			feed(t, s, 0, 1500*time.Millisecond)
+			leases, tokens := prefix+"{livestream}:leases", prefix+"{livestream}:lease-tokens"
+			if c.stolen {
+				rdb.HSet(ctx, tokens, id, "someone-else")
+			} else {
+				rdb.Del(ctx, leases, tokens)
+			}
+			vod := filepath.Join(e.dir, s.Asset.ID, "vod.m3u8")
+			before, _ := os.ReadFile(vod)
+			var writeErr error
+			for ts := 1750 * time.Millisecond; ts < 5*time.Second && writeErr == nil; ts += 250 * time.Millisecond {
+				writeErr = s.WritePacket(frame(ts))
+				time.Sleep(100 * time.Millisecond)
+			}
+			after, _ := os.ReadFile(vod)
+			select {
+			case <-kicked:
+				if !c.stolen {
+					t.Fatal("the publisher was dropped although nobody else held the lease")
+				}
+			default:
+				if c.stolen {
+					t.Fatal("the publisher kept going without the lease")
+				}
+			}
+			if c.stolen {
+				if !errors.Is(writeErr, hls.ErrFinished) {
+					t.Fatalf("writing after the lease was lost: %v", writeErr)
+				}
+				time.Sleep(time.Second)
+				if err := s.WritePacket(frame(10 * time.Second)); !errors.Is(err, hls.ErrFinished) {
+					t.Fatalf("writing after the lease was lost: %v", err)
+				}
+				if later, _ := os.ReadFile(vod); !bytes.Equal(later, after) {
+					t.Fatalf("the playlist changed after the owner gave up:\n%s\nthen\n%s", after, later)
+				}
+				return
+			}
+			if writeErr != nil || bytes.Equal(before, after) {
+				t.Fatalf("the recording stopped: %v", writeErr)
+			}
+			if tok, _ := rdb.HGet(ctx, tokens, id).Result(); tok == "" {
+				t.Fatal("the owner did not take its lease again")
+			}
+			if err := s.End(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n, _ := rdb.ZCard(ctx, leases).Result(); n != 0 {
+				t.Fatalf("%d leases left after the end", n)
+			}
+		})
 	}
 }

@@ -247,11 +247,23 @@ func (a *API) delete(c echo.Context) error {
 	if _, err := a.Store.Get(ctx, env(c), c.Param("id")); err != nil {
 		return mapErr(err)
 	}
-	if err := a.Sessions.EndNow(ctx, c.Param("id")); err != nil {
-		return mapErr(err)
-	}
-	if _, err := a.Store.Delete(c.Request().Context(), env(c), c.Param("id")); err != nil {
-		return mapErr(err)
+	// End the recording, then delete; a publisher that got in between has its new recording
+	// ended the same way.
+	for try := 0; ; try++ {
+		if err := a.Sessions.EndNow(ctx, c.Param("id")); err != nil {
+			return mapErr(err)
+		}
+		_, err := a.Store.Delete(ctx, env(c), c.Param("id"))
+		if errors.Is(err, store.ErrRecordingActive) {
+			if try < 3 {
+				continue
+			}
+			return httpapi.Conflict("an encoder keeps reconnecting to the live stream; disable it first")
+		}
+		if err != nil {
+			return mapErr(err)
+		}
+		break
 	}
 	a.Relay.Notify()
 	return c.NoContent(http.StatusNoContent)

@@ -537,3 +537,37 @@ func (s *Segmenter) SegmentCount() int {
 	defer s.mu.Unlock()
 	return len(s.segs)
 }
+
+// Abort retires this Segmenter at once without writing anything more: the open segment is
+// dropped (its file is left unlisted, and is overwritten by whoever continues the recording)
+// and the playlists stay as they were. It is what a writer that lost the right to write does.
+func (s *Segmenter) Abort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.finished {
+		return
+	}
+	s.finished = true
+	if c := s.cur; c != nil {
+		_ = c.f.Close()
+		s.cur = nil
+		s.out.w = nil
+	}
+	s.mux = nil
+	s.probe = nil
+}
+
+// EndRecording ends the recording in cfg.Dir that no Segmenter writes any more (its writer
+// left, was stopped or crashed): the playlists get EXT-X-ENDLIST and the total duration of the
+// segments vod.m3u8 lists is returned. A Dir without vod.m3u8 has recorded nothing: 0, nil.
+// Calling it again returns the same.
+func EndRecording(cfg SegmenterConfig) (time.Duration, error) {
+	if _, err := os.Stat(filepath.Join(cfg.Dir, VODPlaylist)); errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	s, err := OpenSegmenter(cfg)
+	if err != nil {
+		return 0, err
+	}
+	return s.Finish()
+}

@@ -1,13 +1,22 @@
-// Package session is the live stream state machine around an encoder connection: stream key
-// lookup, the one-publisher lock in Redis, the connected → recording → active → disconnected
-// transitions, and the reconnect_window timers (a Redis sorted set) that end a recording.
+// Package session is the live stream ingest state machine. Each live stream with a publisher
+// has one owner: a goroutine on the instance that holds the stream's Redis lease (lease.go),
+// which alone writes the stream's recording (its HLS segmenter), renews the lease, enforces
+// max_continuous_duration, records the connected → recording → active → disconnected
+// transitions and schedules the reconnect_window timer. Other goroutines and other replicas
+// talk to it by message: the publisher's connection through its Session, complete / disable /
+// delete through Redis pub/sub (control channel). A stream nobody owns is settled (ended,
+// timed, or recorded as disconnected) by whoever takes its lease: the reconnect timer loop, the
+// orphan sweeper (sweep.go), or EndNow.
 package session
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +25,7 @@ import (
 
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/timers"
+	"github.com/spacecast/spacecast/services/livestream/internal/hls"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
 )
 
@@ -26,31 +36,41 @@ type Notifier interface{ Notify() }
 type Options struct {
 	Store     *store.Store
 	Redis     redis.UniversalClient
-	KeyPrefix string // prepended to every Redis key
+	KeyPrefix string // prepended to every Redis key and channel
 	Relay     Notifier
 	Logger    *slog.Logger
-	LockTTL   time.Duration // publisher lock lifetime, renewed every LockTTL/3 while media flows (default 10 s)
-	Tick      time.Duration // timer poll period (default 250 ms)
-	// OnFinish is called when a recording ends, on the instance that ends it, just before the
-	// asset becomes ready (so that whoever sees asset.ready finds the files closed): it closes
-	// the recording on disk. Optional.
-	OnFinish func(ctx context.Context, liveStreamID, assetID string)
+	// LockTTL is the stream lease lifetime, renewed every LockTTL/3 while media flows
+	// (default 10 s). A publisher silent for LockTTL is dropped.
+	LockTTL time.Duration
+	Tick    time.Duration // reconnect timer poll period (default 250 ms)
+	// SweepInterval is how often the orphan sweeper looks for streams whose lease holder died
+	// (default 2 s).
+	SweepInterval time.Duration
+	// Recordings: <Dir>/<asset id>/{live.m3u8,vod.m3u8,seg-N.ts}.
+	Dir             string
+	SegmentDuration time.Duration // HLS target duration (default 2 s)
+	LiveWindow      int           // segments in the live playlist (default 6)
 }
 
-// Manager runs sessions; one per service instance, sharing Redis and SQL with the others.
+// Manager runs the owners of this instance's live streams, the reconnect timers, the orphan
+// sweeper and the control channel subscription; one per service instance, sharing Redis and
+// SQL with the others.
 type Manager struct {
-	o      Options
-	timers *timers.Queue
-	log    *slog.Logger
+	o         Options
+	log       *slog.Logger
+	timers    *timers.Queue
+	leasesKey string
+	tokensKey string
+	channel   string
 
-	mu   sync.Mutex
-	live map[string]*Session // by live stream id, sessions of this instance
+	mu     sync.Mutex        // guards the registry only; each owner's state is its own goroutine's
+	owners map[string]*owner // by live stream id
 }
 
 // New builds a Manager.
 func New(o Options) (*Manager, error) {
-	if o.Store == nil || o.Redis == nil || o.Relay == nil || o.Logger == nil {
-		return nil, errors.New("session: Store, Redis, Relay and Logger are required")
+	if o.Store == nil || o.Redis == nil || o.Relay == nil || o.Logger == nil || o.Dir == "" {
+		return nil, errors.New("session: Store, Redis, Relay, Logger and Dir are required")
 	}
 	if o.LockTTL <= 0 {
 		o.LockTTL = 10 * time.Second
@@ -58,43 +78,50 @@ func New(o Options) (*Manager, error) {
 	if o.Tick <= 0 {
 		o.Tick = 250 * time.Millisecond
 	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = 2 * time.Second
+	}
+	if o.SegmentDuration <= 0 {
+		o.SegmentDuration = 2 * time.Second
+	}
+	if o.LiveWindow <= 0 {
+		o.LiveWindow = 6
+	}
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("session: recordings directory: %w", err)
+	}
 	q, err := timers.New(o.Redis, o.KeyPrefix+"{livestream}:reconnect")
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{o: o, timers: q, log: o.Logger, live: map[string]*Session{}}, nil
+	return &Manager{o: o, log: o.Logger, timers: q,
+		leasesKey: o.KeyPrefix + "{livestream}:leases", tokensKey: o.KeyPrefix + "{livestream}:lease-tokens",
+		channel: o.KeyPrefix + "{livestream}:control", owners: map[string]*owner{}}, nil
 }
-
-// Session is one encoder connection of a live stream.
-type Session struct {
-	m        *Manager
-	Stream   store.LiveStream
-	Asset    store.Asset
-	Resumed  bool // a reconnect inside reconnect_window: same asset, HLS needs a discontinuity
-	token    string
-	started  time.Time
-	kick     func()
-	mu       sync.Mutex
-	lastData time.Time
-	media    bool
-	first    time.Duration // first and last media timestamps of this connection
-	last     time.Duration
-	active   bool
-	ended    bool
-}
-
-func (m *Manager) lockKey(id string) string { return m.o.KeyPrefix + "{ls:" + id + "}:publisher" }
 
 func timerMember(streamID, assetID string) string { return streamID + ":" + assetID }
 
-var (
-	renewScript   = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("PEXPIRE", KEYS[1], ARGV[2]) end return 0`)
-	releaseScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then return redis.call("DEL", KEYS[1]) end return 0`)
-)
+// AssetDir is the recording directory of an asset.
+func (m *Manager) AssetDir(assetID string) string { return filepath.Join(m.o.Dir, assetID) }
 
-// Begin starts a session for key. kick is called (once, from any goroutine) when the session
-// must end from outside: complete, disable, delete, max_continuous_duration, or a lost lock.
-func (m *Manager) Begin(ctx context.Context, key string, kick func()) (*Session, error) {
+func (m *Manager) segmenterConfig(assetID string, log *slog.Logger) hls.SegmenterConfig {
+	return hls.SegmenterConfig{Dir: m.AssetDir(assetID), TargetDuration: m.o.SegmentDuration, LiveWindow: m.o.LiveWindow, Logger: log}
+}
+
+// Publisher is what Begin needs to know about the encoder's connection.
+type Publisher struct {
+	// Kick closes the connection (once, from any goroutine): the recording was ended from
+	// outside (complete, disable, delete, max_continuous_duration), the publisher went silent,
+	// or the lease was lost. Optional.
+	Kick func()
+	// OnSegment is called after each segment is listed (from the writer's goroutine). Optional.
+	OnSegment func(hls.SegmentInfo)
+}
+
+// Begin starts a session for key: it takes the stream's lease, settles what a previous
+// publisher left (a reconnect inside reconnect_window continues its asset; after the window
+// that asset is ended first and a new one starts), and starts the stream's owner.
+func (m *Manager) Begin(ctx context.Context, key string, p Publisher) (*Session, error) {
 	if key == "" {
 		return nil, ErrBadKey
 	}
@@ -109,288 +136,343 @@ func (m *Manager) Begin(ctx context.Context, key string, kick func()) (*Session,
 		return nil, ErrDisabled
 	}
 	token := idgen.New()
-	ok, err := m.o.Redis.SetNX(ctx, m.lockKey(ls.ID), token, m.o.LockTTL).Result()
+	ok, prev, settling, err := m.tryAcquire(ctx, ls.ID, token)
+	for wait := time.Now().Add(3 * time.Second); err == nil && !ok && settling && time.Now().Before(wait); {
+		// An instance is settling the stream (ending the recording whose window lapsed, ...):
+		// that takes a moment, then the encoder gets in.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		ok, prev, settling, err = m.tryAcquire(ctx, ls.ID, token)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, ErrBusy
 	}
-	if ls.ActiveAssetID != nil {
-		if _, err := m.timers.Cancel(ctx, timerMember(ls.ID, *ls.ActiveAssetID)); err != nil {
-			m.unlock(ls.ID, token)
-			return nil, err
-		}
-	}
-	ls, asset, resumed, err := m.o.Store.Connect(ctx, ls.ID)
+	s, err := m.begin(ctx, ls.ID, token, prev, p)
 	if err != nil {
-		m.unlock(ls.ID, token)
-		if errors.Is(err, store.ErrDisabled) {
+		m.release(ls.ID, token)
+		switch {
+		case errors.Is(err, store.ErrDisabled):
 			return nil, ErrDisabled
-		}
-		if errors.Is(err, store.ErrNotFound) {
+		case errors.Is(err, store.ErrNotFound):
 			return nil, ErrBadKey
 		}
 		return nil, err
 	}
-	m.o.Relay.Notify()
-	s := &Session{m: m, Stream: ls, Asset: asset, Resumed: resumed, token: token, started: time.Now(), lastData: time.Now(), kick: kick}
-	m.mu.Lock()
-	m.live[ls.ID] = s
-	m.mu.Unlock()
 	return s, nil
 }
 
-func (m *Manager) unlock(id, token string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := releaseScript.Run(ctx, m.o.Redis, []string{m.lockKey(id)}, token).Err(); err != nil {
-		m.log.Warn("releasing publisher lock", "live_stream_id", id, "err", err)
+func (m *Manager) begin(ctx context.Context, id, token string, prev time.Time, p Publisher) (*Session, error) {
+	if _, err := m.settle(ctx, id, prev, true); err != nil {
+		return nil, err
 	}
-}
-
-// Media records that media with timestamp ts arrived: the first call emits
-// livestream.recording. The span of timestamps is the duration this connection adds to the asset.
-func (s *Session) Media(ctx context.Context, ts time.Duration) error {
-	s.mu.Lock()
-	s.lastData = time.Now()
-	first := !s.media
-	s.media = true
-	if first || ts < s.first {
-		s.first = ts
-	}
-	if first || ts > s.last {
-		s.last = ts
-	}
-	s.mu.Unlock()
-	if !first {
-		return nil
-	}
-	if _, err := s.m.o.Store.Recording(ctx, s.Stream.ID); err != nil {
-		return err
-	}
-	s.m.o.Relay.Notify()
-	return nil
-}
-
-// Playable records that the first segment is ready: the stream becomes active.
-func (s *Session) Playable(ctx context.Context) error {
-	s.mu.Lock()
-	first := !s.active
-	s.active = true
-	s.mu.Unlock()
-	if !first {
-		return nil
-	}
-	if _, err := s.m.o.Store.Activate(ctx, s.Stream.ID); err != nil {
-		return err
-	}
-	s.m.o.Relay.Notify()
-	return nil
-}
-
-// End closes the session after the encoder left: livestream.disconnected, the lock released,
-// and the recording ends when reconnect_window lapses without a reconnect.
-func (s *Session) End(ctx context.Context) error { return s.end(ctx, false) }
-
-func (s *Session) end(ctx context.Context, now bool) error {
-	s.mu.Lock()
-	if s.ended {
-		s.mu.Unlock()
-		return nil
-	}
-	s.ended = true
-	recorded := s.last - s.first
-	s.mu.Unlock()
-	m := s.m
-	m.mu.Lock()
-	if m.live[s.Stream.ID] == s {
-		delete(m.live, s.Stream.ID)
-	}
-	m.mu.Unlock()
-	defer m.unlock(s.Stream.ID, s.token)
-	holder, err := m.o.Redis.Get(ctx, m.lockKey(s.Stream.ID)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return err
-	}
-	if holder != "" && holder != s.token {
-		return nil // a new publisher took the stream over: the session goes on there
-	}
-	cur, err := m.o.Store.Get(ctx, "", s.Stream.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // deleted meanwhile
-	}
+	ls, asset, resumed, err := m.o.Store.Connect(ctx, id)
 	if err != nil {
-		return err
-	}
-	if cur.ActiveAssetID == nil || *cur.ActiveAssetID != s.Asset.ID {
-		return nil // completed or disabled through another instance: that recording has ended
-	}
-	ls, err := m.o.Store.Disconnect(ctx, s.Stream.ID, recorded)
-	if err != nil {
-		return err
+		return nil, err
 	}
 	m.o.Relay.Notify()
-	if now {
-		return m.finish(ctx, ls.ID, s.Asset.ID)
+	if _, err := m.timers.Cancel(ctx, timerMember(id, asset.ID)); err != nil {
+		return nil, err
 	}
-	due := time.Now().Add(time.Duration(ls.ReconnectWindow) * time.Second)
-	return m.timers.Schedule(ctx, timerMember(ls.ID, s.Asset.ID), due)
+	log := m.log.With("live_stream_id", id, "asset_id", asset.ID)
+	o := &owner{m: m, log: log, stream: ls, assetID: asset.ID, token: token, kick: p.Kick, onSegment: p.OnSegment,
+		cmds: make(chan command, 16), done: make(chan struct{})}
+	o.lastMedia.Store(time.Now().UnixNano())
+	cfg := m.segmenterConfig(asset.ID, log)
+	cfg.OnSegment = o.segmentWritten
+	if resumed {
+		o.seg, err = hls.OpenSegmenter(cfg) // continues with EXT-X-DISCONTINUITY
+	} else {
+		o.seg, err = hls.NewSegmenter(cfg)
+	}
+	if err != nil {
+		// The asset stays as it is (connected, then disconnected at once): the window decides.
+		m.disconnected(ctx, id, asset.ID, time.Now(), ls.ReconnectWindow)
+		return nil, fmt.Errorf("opening the recording: %w", err)
+	}
+	m.mu.Lock()
+	m.owners[id] = o
+	m.mu.Unlock()
+	go o.run()
+	return &Session{Stream: ls, Asset: asset, Resumed: resumed, o: o}, nil
 }
 
-func (m *Manager) finish(ctx context.Context, id, assetID string) error {
-	if _, err := m.timers.Cancel(ctx, timerMember(id, assetID)); err != nil {
-		return err
-	}
-	m.finished(ctx, id, assetID)
-	if _, err := m.o.Store.Finish(ctx, id, assetID); err != nil {
-		return err
+// disconnected records that the current connection of assetID ended at `at` and schedules the
+// end of the recording at at + window (the caller holds the lease).
+func (m *Manager) disconnected(ctx context.Context, id, assetID string, at time.Time, windowSeconds int) {
+	if _, err := m.o.Store.Disconnect(ctx, id, assetID, at); err != nil {
+		m.log.Error("recording the disconnect", "live_stream_id", id, "err", err)
 	}
 	m.o.Relay.Notify()
-	return nil
-}
-
-func (m *Manager) finished(ctx context.Context, id, assetID string) {
-	if m.o.OnFinish != nil {
-		m.o.OnFinish(ctx, id, assetID)
+	due := at.Add(time.Duration(windowSeconds) * time.Second)
+	if err := m.timers.Schedule(ctx, timerMember(id, assetID), due); err != nil {
+		m.log.Error("scheduling the reconnect timer", "live_stream_id", id, "err", err)
 	}
 }
 
-// EndNow ends stream id's recording at once (complete, disable, delete): the publisher of this
-// instance is kicked, the pending timer dropped and the asset made ready.
-func (m *Manager) EndNow(ctx context.Context, id string) error {
-	m.mu.Lock()
-	s := m.live[id]
-	m.mu.Unlock()
-	if s != nil {
-		if s.kick != nil {
-			s.kick()
+// settle brings stream id, whose lease the caller holds and which has no live owner, to its
+// truthful state: a recording whose publisher died (no disconnect recorded) is disconnected
+// at the last thing known of it (the dead lease's last renewal, else the recording's last
+// write); a recording whose reconnect_window has lapsed is ended (asset ready). Otherwise,
+// unless connecting (the caller continues the recording), the reconnect timer is scheduled.
+// It reports whether the recording was ended.
+func (m *Manager) settle(ctx context.Context, id string, prev time.Time, connecting bool) (bool, error) {
+	st, err := m.o.Store.GetRecordingState(ctx, id)
+	if err != nil || st.AssetID == "" {
+		return false, err
+	}
+	disc := st.DisconnectedAt
+	if disc == nil {
+		at := m.lastKnown(st, prev)
+		if _, err := m.o.Store.Disconnect(ctx, id, st.AssetID, at); err != nil {
+			return false, err
 		}
-		if err := s.end(ctx, true); err != nil {
+		m.o.Relay.Notify()
+		m.log.Info("recording had no owner: disconnected at its last known time", "live_stream_id", id,
+			"asset_id", st.AssetID, "at", at)
+		disc = &at
+	}
+	due := disc.Add(st.ReconnectWindow)
+	if !time.Now().Before(due) {
+		return true, m.endRecording(ctx, id, st.AssetID)
+	}
+	if connecting {
+		return false, nil
+	}
+	return false, m.timers.Schedule(ctx, timerMember(id, st.AssetID), due)
+}
+
+// lastKnown is when a recording without owner was last known alive: its dead lease's last
+// renewal, else (no lease record, e.g. a fresh Redis) the later of its playlist's last write
+// and the stream's last SQL change.
+func (m *Manager) lastKnown(st store.RecordingState, prev time.Time) time.Time {
+	if !prev.IsZero() {
+		return prev.Add(-m.o.LockTTL)
+	}
+	at := st.UpdatedAt
+	if fi, err := os.Stat(filepath.Join(m.AssetDir(st.AssetID), hls.VODPlaylist)); err == nil && fi.ModTime().After(at) {
+		at = fi.ModTime()
+	}
+	return at
+}
+
+// endRecording ends a recording that no segmenter writes (the caller holds the lease): the
+// playlists are closed on disk, the asset becomes ready with the duration its playlist lists.
+func (m *Manager) endRecording(ctx context.Context, id, assetID string) error {
+	dur, err := hls.EndRecording(m.segmenterConfig(assetID, m.log))
+	if err != nil {
+		return fmt.Errorf("closing the recording %s: %w", assetID, err)
+	}
+	if _, err := m.o.Store.Finish(ctx, id, assetID, dur); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	m.o.Relay.Notify()
+	_, err = m.timers.Cancel(ctx, timerMember(id, assetID))
+	return err
+}
+
+func (m *Manager) owner(id string) *owner {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.owners[id]
+}
+
+func (m *Manager) unregister(o *owner) {
+	m.mu.Lock()
+	if m.owners[o.stream.ID] == o {
+		delete(m.owners, o.stream.ID)
+	}
+	m.mu.Unlock()
+}
+
+// control is a message on the control channel.
+type control struct {
+	Op       string `json:"op"` // "end": end the recording now (complete, disable, delete)
+	StreamID string `json:"live_stream_id"`
+	AssetID  string `json:"asset_id"`
+}
+
+// EndNow ends stream id's current recording at once (complete, disable, delete), whichever
+// instance owns it: the owner is told (directly, or by message on the control channel), kicks
+// its publisher, stops writing and makes the asset ready; a recording nobody owns (its owner
+// died) is ended here once its lease is free. It returns when the asset is ready.
+func (m *Manager) EndNow(ctx context.Context, id string) error {
+	st, err := m.o.Store.GetRecordingState(ctx, id)
+	if err != nil || st.AssetID == "" {
+		return err
+	}
+	assetID := st.AssetID
+	if o := m.owner(id); o != nil && o.assetID == assetID {
+		if err := o.call(ctx, cmdEnd); !errors.Is(err, errOwnerGone) {
 			return err
 		}
 	}
-	ls, err := m.o.Store.Get(ctx, "", id)
-	if err != nil || ls.ActiveAssetID == nil {
-		return err
+	ctx, cancel := context.WithTimeout(ctx, 2*m.o.LockTTL+5*time.Second)
+	defer cancel()
+	msg, _ := json.Marshal(control{Op: "end", StreamID: id, AssetID: assetID})
+	var published, checked time.Time
+	token := settlerToken()
+	for {
+		ok, prev, err := m.acquire(ctx, id, token)
+		if err != nil {
+			return err
+		}
+		if ok {
+			defer m.release(id, token)
+			st, err := m.o.Store.GetRecordingState(ctx, id)
+			if err != nil || st.AssetID != assetID {
+				return err // ended meanwhile
+			}
+			if st.DisconnectedAt == nil {
+				if _, err := m.o.Store.Disconnect(ctx, id, assetID, m.lastKnown(st, prev)); err != nil {
+					return err
+				}
+			}
+			return m.endRecording(ctx, id, assetID)
+		}
+		if time.Since(published) >= time.Second {
+			published = time.Now()
+			if err := m.o.Redis.Publish(ctx, m.channel, msg).Err(); err != nil {
+				return err
+			}
+		}
+		if time.Since(checked) >= 500*time.Millisecond {
+			checked = time.Now()
+			if st, err := m.o.Store.GetRecordingState(ctx, id); err != nil || st.AssetID != assetID {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ending the recording of %s: %w", id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return m.finish(ctx, id, *ls.ActiveAssetID)
 }
 
-// Run fires due reconnect timers and renews (or gives up) this instance's publisher locks
-// until ctx ends.
+// Run subscribes to the control channel, fires due reconnect timers and sweeps orphans until
+// ctx ends; then it disconnects this instance's owners (a clean stop).
 func (m *Manager) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); m.listen(ctx) }()
+	go func() { defer wg.Done(); m.sweepLoop(ctx) }()
 	t := time.NewTicker(m.o.Tick)
 	defer t.Stop()
-	lastRenew := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
+			wg.Wait()
+			m.shutdown()
 			return nil
 		case <-t.C:
 		}
 		if err := m.fire(ctx); err != nil && ctx.Err() == nil {
 			m.log.Error("reconnect timers", "err", err)
 		}
-		if time.Since(lastRenew) >= m.o.LockTTL/3 {
-			lastRenew = time.Now()
-			m.renew(ctx)
+	}
+}
+
+func (m *Manager) shutdown() {
+	m.mu.Lock()
+	owners := make([]*owner, 0, len(m.owners))
+	for _, o := range m.owners {
+		owners = append(owners, o)
+	}
+	m.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, o := range owners {
+		_ = o.call(ctx, cmdGone)
+	}
+}
+
+// listen hands control messages to this instance's owners.
+func (m *Manager) listen(ctx context.Context) {
+	ps := m.o.Redis.Subscribe(ctx, m.channel)
+	defer ps.Close()
+	ch := ps.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-ch:
+			if !ok {
+				return
+			}
+			var c control
+			if err := json.Unmarshal([]byte(msg.Payload), &c); err != nil || c.Op != "end" {
+				m.log.Warn("bad control message", "payload", msg.Payload)
+				continue
+			}
+			if o := m.owner(c.StreamID); o != nil && o.assetID == c.AssetID {
+				go func() { _ = o.call(context.WithoutCancel(ctx), cmdEnd) }()
+			}
 		}
 	}
 }
 
+// fire settles the streams whose reconnect timer is due.
 func (m *Manager) fire(ctx context.Context) error {
 	due, err := m.timers.Claim(ctx, time.Now(), 30*time.Second, 32)
 	if err != nil {
 		return err
 	}
 	for _, member := range due {
-		streamID, assetID, ok := strings.Cut(member, ":")
+		id, assetID, ok := strings.Cut(member, ":")
 		if !ok {
 			_ = m.timers.Done(ctx, member)
 			continue
 		}
-		n, err := m.o.Redis.Exists(ctx, m.lockKey(streamID)).Result()
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			// An encoder reconnected (it holds the lock and is cancelling this timer): the
-			// window did not lapse.
-			if err := m.timers.Done(ctx, member); err != nil {
-				return err
-			}
-			continue
-		}
-		m.finished(ctx, streamID, assetID)
-		if _, err := m.o.Store.Finish(ctx, streamID, assetID); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("ending recording %s: %w", assetID, err) // the lease brings it back
-		}
-		m.o.Relay.Notify()
-		if err := m.timers.Done(ctx, member); err != nil {
-			return err
+		if err := m.fireOne(ctx, member, id, assetID); err != nil {
+			return fmt.Errorf("reconnect timer %s: %w", member, err) // the claim lease brings it back
 		}
 	}
 	return nil
 }
 
-// renew extends the lock of every session that received media within LockTTL and enforces
-// max_continuous_duration; a silent session keeps its lock only until it expires, so that a
-// reconnecting encoder can take the stream over, and is kicked when the lock is lost.
-func (m *Manager) renew(ctx context.Context) {
-	m.mu.Lock()
-	live := make([]*Session, 0, len(m.live))
-	for _, s := range m.live {
-		live = append(live, s)
+func (m *Manager) fireOne(ctx context.Context, member, id, assetID string) error {
+	token := settlerToken()
+	ok, prev, err := m.acquire(ctx, id, token)
+	if err != nil {
+		return err
 	}
-	m.mu.Unlock()
-	for _, s := range live {
-		s.mu.Lock()
-		silent := time.Since(s.lastData) > m.o.LockTTL
-		s.mu.Unlock()
-		if time.Since(s.started) > time.Duration(s.Stream.MaxContinuousDuration)*time.Second {
-			m.log.Info("max_continuous_duration reached", "live_stream_id", s.Stream.ID)
-			if err := m.EndNow(ctx, s.Stream.ID); err != nil {
-				m.log.Error("ending recording", "live_stream_id", s.Stream.ID, "err", err)
-			}
-			continue
+	if !ok {
+		st, err := m.o.Store.GetRecordingState(ctx, id)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
 		}
-		if ls, err := m.o.Store.Get(ctx, "", s.Stream.ID); errors.Is(err, store.ErrNotFound) ||
-			(err == nil && (ls.ActiveAssetID == nil || *ls.ActiveAssetID != s.Asset.ID || ls.Status == store.StatusDisabled)) {
-			// Completed, disabled or deleted through another instance.
-			if s.kick != nil {
-				s.kick()
-			}
-			continue
+		if err != nil || st.AssetID != assetID || st.DisconnectedAt == nil {
+			// A publisher is back (its owner schedules a new timer when it leaves), or the
+			// recording is over.
+			return m.timers.Done(ctx, member)
 		}
-		if silent {
-			holder, err := m.o.Redis.Get(ctx, m.lockKey(s.Stream.ID)).Result()
-			if (err == nil && holder != s.token) && s.kick != nil {
-				s.kick() // a new publisher took over
-			}
-			continue
-		}
-		n, err := renewScript.Run(ctx, m.o.Redis, []string{m.lockKey(s.Stream.ID)}, s.token, m.o.LockTTL.Milliseconds()).Int()
-		if err != nil {
-			m.log.Warn("renewing publisher lock", "live_stream_id", s.Stream.ID, "err", err)
-			continue
-		}
-		if n == 0 && s.kick != nil {
-			m.log.Warn("publisher lock lost", "live_stream_id", s.Stream.ID)
-			s.kick()
-		}
+		// Someone settles the stream right now: look again shortly.
+		return m.timers.Schedule(ctx, member, time.Now().Add(time.Second))
 	}
-}
-
-// RecordingEnded reports whether an asset's recording is over (the asset is no longer
-// preparing, or is gone), whichever instance ended it.
-func (m *Manager) RecordingEnded(ctx context.Context, assetID string) (bool, error) {
-	a, err := m.o.Store.GetAsset(ctx, "", assetID)
-	if errors.Is(err, store.ErrNotFound) {
-		return true, nil
+	defer m.release(id, token)
+	st, err := m.o.Store.GetRecordingState(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && st.AssetID != assetID) {
+		return m.timers.Done(ctx, member) // deleted, or that recording is over
 	}
 	if err != nil {
-		return false, err
+		return err
 	}
-	return a.Status != store.AssetPreparing, nil
+	_, err = m.settle(ctx, id, prev, false)
+	return err
+}
+
+// Session is one encoder connection of a live stream: the publisher's handle on the stream's
+// owner.
+type Session struct {
+	Stream  store.LiveStream
+	Asset   store.Asset
+	Resumed bool // a reconnect inside reconnect_window: same asset, the playlist gets a discontinuity
+	o       *owner
+	media   bool // only the connection's goroutine touches it
 }

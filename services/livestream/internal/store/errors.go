@@ -11,3 +11,9 @@ var (
 
 // ErrDisabled: the live stream is disabled and refuses publishers.
 var ErrDisabled = errors.New("live stream is disabled")
+
+// ErrRecordingEnded: the stream's active asset is no longer recording (it is ready).
+var ErrRecordingEnded = errors.New("the recording has ended")
+
+// ErrRecordingActive: the live stream has a recording in progress (Delete refuses it).
+var ErrRecordingActive = errors.New("the live stream is recording")

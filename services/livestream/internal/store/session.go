@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/idgen"
@@ -26,8 +27,14 @@ func (s *Store) Connect(ctx context.Context, id string) (ls LiveStream, asset As
 		}
 		now := time.Now().UnixNano()
 		if cur.ActiveAssetID != nil {
-			resumed = true
 			if asset, err = getAsset(ctx, tx, "", *cur.ActiveAssetID); err != nil {
+				return err
+			}
+			if asset.Status != AssetPreparing {
+				return ErrRecordingEnded // never reopen a ready asset
+			}
+			resumed = true
+			if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET disconnected_ns = NULL, updated_ns = $1 WHERE id = $2`, now, id); err != nil {
 				return err
 			}
 		} else {
@@ -42,7 +49,7 @@ func (s *Store) Connect(ctx context.Context, id string) (ls LiveStream, asset As
 					return err
 				}
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET active_asset_id = $1, updated_ns = $2 WHERE id = $3`, aid, now, id); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET active_asset_id = $1, disconnected_ns = NULL, updated_ns = $2 WHERE id = $3`, aid, now, id); err != nil {
 				return err
 			}
 			if asset, err = getAsset(ctx, tx, "", aid); err != nil {
@@ -81,24 +88,93 @@ func (s *Store) Activate(ctx context.Context, id string) (LiveStream, error) {
 	})
 }
 
-// Disconnect emits livestream.disconnected and adds recorded to the active asset's duration.
-// The status stays as it is: the reconnect window decides what happens next.
-func (s *Store) Disconnect(ctx context.Context, id string, recorded time.Duration) (LiveStream, error) {
-	return s.mutate(ctx, "", id, "livestream.disconnected", func(tx *sql.Tx, ls LiveStream) error {
-		if ls.ActiveAssetID == nil {
-			return nil
+// Disconnect records that the connection to the stream's recording assetID ended at at:
+// livestream.disconnected, and reconnect_window runs from at. The status stays as it is. It
+// reports false, changing nothing, when assetID is no longer the active asset or the
+// disconnect is already recorded (a sweep that repeats).
+func (s *Store) Disconnect(ctx context.Context, id, assetID string, at time.Time) (bool, error) {
+	done := false
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE live_streams SET disconnected_ns = $1, updated_ns = $2
+			WHERE id = $3 AND active_asset_id = $4 AND disconnected_ns IS NULL`, at.UnixNano(), time.Now().UnixNano(), id, assetID)
+		if err != nil {
+			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE assets SET duration_ms = COALESCE(duration_ms, 0) + $1, updated_ns = $2 WHERE id = $3`,
-			recorded.Milliseconds(), time.Now().UnixNano(), *ls.ActiveAssetID)
-		return err
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		ls, err := getLS(ctx, tx, "", id)
+		if err != nil {
+			return err
+		}
+		done = true
+		return emit(ctx, tx, "livestream.disconnected", id, ls.EnvironmentID, ls)
 	})
+	return done, err
 }
 
-// Finish ends the recording assetID of stream id: the asset becomes ready (asset.ready,
-// asset.live_stream_completed), the stream forgets it and, unless disabled, goes idle
-// (livestream.idle). It reports false, changing nothing, when assetID is no longer the stream's
-// active asset (a timer that lost a race with a reconnect or complete).
-func (s *Store) Finish(ctx context.Context, id, assetID string) (bool, error) {
+// RecordingState is what the ingest needs to know about a stream's current recording.
+type RecordingState struct {
+	LiveStreamID    string
+	AssetID         string     // the active asset ("" without a recording)
+	DisconnectedAt  *time.Time // when its last connection ended; nil while connected
+	ReconnectWindow time.Duration
+	UpdatedAt       time.Time
+}
+
+const recStateCols = `id, active_asset_id, disconnected_ns, reconnect_window, updated_ns`
+
+func scanRecState(sc interface{ Scan(...any) error }) (RecordingState, error) {
+	var r RecordingState
+	var aid sql.NullString
+	var disc sql.NullInt64
+	var rw, upd int64
+	if err := sc.Scan(&r.LiveStreamID, &aid, &disc, &rw, &upd); err != nil {
+		return r, err
+	}
+	r.AssetID = aid.String
+	if disc.Valid {
+		t := time.Unix(0, disc.Int64)
+		r.DisconnectedAt = &t
+	}
+	r.ReconnectWindow = time.Duration(rw) * time.Second
+	r.UpdatedAt = time.Unix(0, upd)
+	return r, nil
+}
+
+// GetRecordingState returns stream id's recording state (ErrNotFound if it is gone).
+func (s *Store) GetRecordingState(ctx context.Context, id string) (RecordingState, error) {
+	r, err := scanRecState(s.db.QueryRowContext(ctx, `SELECT `+recStateCols+` FROM live_streams WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, ErrNotFound
+	}
+	return r, err
+}
+
+// ActiveRecordings returns the state of every stream that has an active asset (the sweeper's
+// list of candidates; the index on active_asset_id keeps it to the live ones).
+func (s *Store) ActiveRecordings(ctx context.Context) ([]RecordingState, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+recStateCols+` FROM live_streams WHERE active_asset_id IS NOT NULL ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []RecordingState
+	for rows.Next() {
+		r, err := scanRecState(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Finish ends the recording assetID of stream id: the asset becomes ready with duration (the
+// media its playlist lists; asset.ready, asset.live_stream_completed), the stream forgets it
+// and, unless disabled, goes idle (livestream.idle). It reports false, changing nothing, when
+// assetID is no longer the stream's active asset.
+func (s *Store) Finish(ctx context.Context, id, assetID string, duration time.Duration) (bool, error) {
 	done := false
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		ls, err := getLS(ctx, tx, "", id)
@@ -109,15 +185,15 @@ func (s *Store) Finish(ctx context.Context, id, assetID string) (bool, error) {
 			return nil
 		}
 		now := time.Now().UnixNano()
-		if _, err := tx.ExecContext(ctx, `UPDATE assets SET status = $1, duration_ms = COALESCE(duration_ms, 0), updated_ns = $2 WHERE id = $3`,
-			AssetReady, now, assetID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE assets SET status = $1, duration_ms = $2, updated_ns = $3 WHERE id = $4`,
+			AssetReady, duration.Milliseconds(), now, assetID); err != nil {
 			return err
 		}
 		status := StatusIdle
 		if ls.Status == StatusDisabled {
 			status = StatusDisabled
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET status = $1, active_asset_id = NULL, updated_ns = $2 WHERE id = $3`,
+		if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET status = $1, active_asset_id = NULL, disconnected_ns = NULL, updated_ns = $2 WHERE id = $3`,
 			status, now, id); err != nil {
 			return err
 		}

@@ -394,13 +394,18 @@ func (s *Store) SetEnabled(ctx context.Context, env, id string, enabled bool) (L
 	})
 }
 
-// Delete removes a live stream and its playback ids (its recordings stay) and emits livestream.deleted.
+// Delete removes a live stream and its playback ids (its recordings stay) and emits
+// livestream.deleted. A stream with a recording in progress gives ErrRecordingActive: end it
+// first.
 func (s *Store) Delete(ctx context.Context, env, id string) (LiveStream, error) {
 	var ls LiveStream
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		var err error
 		if ls, err = getLS(ctx, tx, env, id); err != nil {
 			return err
+		}
+		if ls.ActiveAssetID != nil {
+			return ErrRecordingActive // a publisher came back since its recording was ended
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM playback_ids WHERE live_stream_id = $1`, id); err != nil {
 			return err
