@@ -38,6 +38,8 @@ type env struct {
 	svc  *keys.Service
 	db   *sqldb.DB
 	envA string
+
+	brokers []string
 }
 
 type creds struct{ id, secret string }
@@ -49,7 +51,8 @@ func setup(t *testing.T, b testenv.SQLBackend) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	db := testenv.OpenSQL(t, b)
-	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: testenv.Kafka(t)})
+	brokers := testenv.Kafka(t)
+	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +77,7 @@ func setup(t *testing.T, b testenv.SQLBackend) *env {
 	svc.Register(e)
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
-	return &env{t: t, url: srv.URL, svc: svc, db: db, envA: boot.EnvironmentID}
+	return &env{t: t, url: srv.URL, svc: svc, db: db, envA: boot.EnvironmentID, brokers: brokers}
 }
 
 // call sends a request and returns the status and the decoded body.

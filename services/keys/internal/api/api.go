@@ -22,6 +22,7 @@ import (
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/spacejwt"
+	"github.com/spacecast/spacecast/services/keys/internal/resource"
 	"github.com/spacecast/spacecast/services/keys/internal/store"
 )
 
@@ -110,16 +111,22 @@ func (a *API) whoami(c echo.Context) error {
 	}
 	return httpapi.Data(c, http.StatusOK, map[string]any{
 		"access_token_id": p.TokenID,
-		"environment":     env,
+		"environment":     envView(env),
 		"permissions":     perms,
 		"admin":           p.Admin,
 	})
 }
 
-type keyView struct {
-	ID         string `json:"id"`
-	CreatedAt  string `json:"created_at"`
-	PrivateKey string `json:"private_key,omitempty"`
+func keyView(k store.SigningKey) resource.SigningKey {
+	return resource.SigningKey{ID: k.ID, CreatedAt: k.CreatedAt}
+}
+
+func tokenView(t store.AccessToken) resource.AccessToken {
+	return resource.AccessToken{ID: t.ID, Name: t.Name, EnvironmentID: t.EnvironmentID, Permissions: t.Permissions, Admin: t.Admin, CreatedAt: t.CreatedAt}
+}
+
+func envView(e store.Environment) resource.Environment {
+	return resource.Environment{ID: e.ID, Name: e.Name, CreatedAt: e.CreatedAt}
 }
 
 func (a *API) createKey(c echo.Context) error {
@@ -150,7 +157,9 @@ func (a *API) createKey(c echo.Context) error {
 	a.notify()
 	privPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(priv)})
 	// The private half exists only in this response: it is never stored.
-	return httpapi.Data(c, http.StatusCreated, keyView{ID: k.ID, CreatedAt: k.CreatedAt, PrivateKey: base64.StdEncoding.EncodeToString(privPEM)})
+	v := keyView(k)
+	v.PrivateKey = base64.StdEncoding.EncodeToString(privPEM)
+	return httpapi.Data(c, http.StatusCreated, v)
 }
 
 func (a *API) listKeys(c echo.Context) error {
@@ -162,9 +171,9 @@ func (a *API) listKeys(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := make([]keyView, len(ks))
+	out := make([]resource.SigningKey, len(ks))
 	for i, k := range ks {
-		out[i] = keyView{ID: k.ID, CreatedAt: k.CreatedAt}
+		out[i] = keyView(k)
 	}
 	return httpapi.List(c, out, next)
 }
@@ -174,7 +183,7 @@ func (a *API) getKey(c echo.Context) error {
 	if err != nil {
 		return mapErr(err, "signing key")
 	}
-	return httpapi.Data(c, http.StatusOK, keyView{ID: k.ID, CreatedAt: k.CreatedAt})
+	return httpapi.Data(c, http.StatusOK, keyView(k))
 }
 
 func (a *API) deleteKey(c echo.Context) error {
@@ -226,11 +235,6 @@ func (a *API) internalJWKS(c echo.Context) error { return a.jwks(c, "") }
 
 var nameRE = regexp.MustCompile(`^[\p{L}\p{N} _.\-]{1,100}$`)
 
-type tokenView struct {
-	store.AccessToken
-	Secret string `json:"secret,omitempty"`
-}
-
 func (a *API) createToken(c echo.Context) error {
 	var req struct {
 		Name          string    `json:"name"`
@@ -272,7 +276,9 @@ func (a *API) createToken(c echo.Context) error {
 		return mapErr(err, "access token")
 	}
 	a.notify()
-	return httpapi.Data(c, http.StatusCreated, tokenView{AccessToken: t, Secret: secret})
+	v := tokenView(t)
+	v.Secret = secret
+	return httpapi.Data(c, http.StatusCreated, v)
 }
 
 func (a *API) listTokens(c echo.Context) error {
@@ -284,7 +290,11 @@ func (a *API) listTokens(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return httpapi.List(c, ts, next)
+	out := make([]resource.AccessToken, len(ts))
+	for i, t := range ts {
+		out[i] = tokenView(t)
+	}
+	return httpapi.List(c, out, next)
 }
 
 func (a *API) getToken(c echo.Context) error {
@@ -295,7 +305,7 @@ func (a *API) getToken(c echo.Context) error {
 	if err != nil {
 		return mapErr(err, "access token")
 	}
-	return httpapi.Data(c, http.StatusOK, t)
+	return httpapi.Data(c, http.StatusOK, tokenView(t))
 }
 
 func (a *API) revokeToken(c echo.Context) error {
@@ -321,7 +331,7 @@ func (a *API) createEnv(c echo.Context) error {
 		return mapErr(err, "environment")
 	}
 	a.notify()
-	return httpapi.Data(c, http.StatusCreated, env)
+	return httpapi.Data(c, http.StatusCreated, envView(env))
 }
 
 func (a *API) listEnvs(c echo.Context) error {
@@ -333,7 +343,11 @@ func (a *API) listEnvs(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return httpapi.List(c, envs, next)
+	out := make([]resource.Environment, len(envs))
+	for i, e := range envs {
+		out[i] = envView(e)
+	}
+	return httpapi.List(c, out, next)
 }
 
 func (a *API) getEnv(c echo.Context) error {
@@ -341,7 +355,7 @@ func (a *API) getEnv(c echo.Context) error {
 	if err != nil {
 		return mapErr(err, "environment")
 	}
-	return httpapi.Data(c, http.StatusOK, env)
+	return httpapi.Data(c, http.StatusOK, envView(env))
 }
 
 func (a *API) internalToken(c echo.Context) error {

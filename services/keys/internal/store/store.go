@@ -18,6 +18,7 @@ import (
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/services/keys/internal/resource"
 )
 
 //go:embed migrations/*.sql
@@ -26,32 +27,43 @@ var migrations embed.FS
 // Source is the CloudEvents source of every event this store writes.
 const Source = "spacecast/keys"
 
-// Environment is an isolated set of resources.
+// Environment is the stored row of an isolated set of resources (never serialized: the REST
+// resources and event payloads are in package resource).
 type Environment struct {
-	ID        string `json:"id"`
-	Name      string `json:"name"`
-	CreatedAt string `json:"created_at"`
+	ID        string
+	Name      string
+	CreatedAt string // unix seconds
 }
 
-// AccessToken is a token as the API shows it (never its secret).
+// Event is the environment's event payload.
+func (e Environment) Event() resource.EnvironmentEvent {
+	return resource.EnvironmentEvent{ID: e.ID, Name: e.Name, CreatedAt: e.CreatedAt}
+}
+
+// AccessToken is the stored row of an access token: the hash of its secret, never the secret.
 type AccessToken struct {
-	ID            string   `json:"id"`
-	Name          string   `json:"name"`
-	EnvironmentID string   `json:"environment_id"`
-	Permissions   []string `json:"permissions"`
-	Admin         bool     `json:"admin,omitempty"`
-	CreatedAt     string   `json:"created_at"`
+	ID            string
+	Name          string
+	EnvironmentID string
+	Permissions   []string
+	Admin         bool
+	CreatedAt     string // unix seconds
 
-	SecretHash []byte `json:"-"`
-	Revoked    bool   `json:"-"`
+	SecretHash []byte `json:"-"` // a row marshalled by mistake still leaks no hash
+	Revoked    bool
 }
 
-// SigningKey is a signing key's public record.
+// Event is the token's event payload (no secret, no hash).
+func (t AccessToken) Event() resource.AccessTokenEvent {
+	return resource.AccessTokenEvent{ID: t.ID, Name: t.Name, EnvironmentID: t.EnvironmentID, Permissions: t.Permissions, Admin: t.Admin, CreatedAt: t.CreatedAt}
+}
+
+// SigningKey is the stored row of a signing key: its public half only.
 type SigningKey struct {
-	ID            string `json:"id"`
-	CreatedAt     string `json:"created_at"`
-	EnvironmentID string `json:"-"`
-	PublicKeyPEM  string `json:"-"`
+	ID            string
+	CreatedAt     string // unix seconds
+	EnvironmentID string
+	PublicKeyPEM  string
 }
 
 // Store is the keys service's SQL store.
@@ -98,7 +110,7 @@ func (s *Store) CreateEnvironment(ctx context.Context, id, name string) (Environ
 			}
 			return events.Envelope{}, err
 		}
-		return events.New(Source, "environment.created", id, id, env)
+		return events.New(Source, "environment.created", id, id, env.Event())
 	})
 	return env, err
 }
@@ -172,7 +184,7 @@ func (s *Store) CreateToken(ctx context.Context, t AccessToken) (AccessToken, er
 			}
 			return events.Envelope{}, err
 		}
-		return events.New(Source, "access_token.created", t.ID, t.EnvironmentID, t)
+		return events.New(Source, "access_token.created", t.ID, t.EnvironmentID, t.Event())
 	})
 	return t, err
 }
@@ -242,7 +254,7 @@ func (s *Store) RevokeToken(ctx context.Context, id string) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE access_tokens SET revoked_ns = $1 WHERE id = $2`, time.Now().UnixNano(), id); err != nil {
 			return events.Envelope{}, err
 		}
-		return events.New(Source, "access_token.revoked", id, t.EnvironmentID, t)
+		return events.New(Source, "access_token.revoked", id, t.EnvironmentID, t.Event())
 	})
 }
 
@@ -268,7 +280,7 @@ func (s *Store) CreateSigningKey(ctx context.Context, k SigningKey) (SigningKey,
 			k.ID, k.EnvironmentID, k.PublicKeyPEM, now); err != nil {
 			return events.Envelope{}, err
 		}
-		return events.New(Source, "signing_key.created", k.ID, k.EnvironmentID, k)
+		return events.New(Source, "signing_key.created", k.ID, k.EnvironmentID, resource.SigningKeyEvent{ID: k.ID, CreatedAt: k.CreatedAt})
 	})
 	return k, err
 }
@@ -337,7 +349,7 @@ func (s *Store) DeleteSigningKey(ctx context.Context, env, id string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return events.Envelope{}, ErrNotFound
 		}
-		return events.New(Source, "signing_key.deleted", id, env, map[string]string{"id": id})
+		return events.New(Source, "signing_key.deleted", id, env, resource.SigningKeyEvent{ID: id})
 	})
 }
 

@@ -1,4 +1,5 @@
-// Package api serves /system/v1/webhook-endpoints.
+// Package api serves /system/v1/webhooks (Mux's shape) and its legacy alias
+// /system/v1/webhook-endpoints.
 package api
 
 import (
@@ -15,6 +16,7 @@ import (
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/services/webhooks/internal/deliver"
+	"github.com/spacecast/spacecast/services/webhooks/internal/resource"
 	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
 	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
@@ -39,41 +41,103 @@ type API struct {
 // MaxRateLimit is the highest per-endpoint rate limit, in deliveries per second.
 const MaxRateLimit = 10000
 
-// Register mounts the routes.
+// Register mounts the routes: /system/v1/webhooks in Mux's shape, and the legacy
+// /system/v1/webhook-endpoints (url for address, secret for signing_secret, created_at in
+// unix seconds) as an alias over the same endpoints.
 func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
-	g := e.Group("/system/v1/webhook-endpoints", authn.Middleware())
-	g.POST("", a.create, auth.Require(auth.SystemWrite))
-	g.GET("", a.list, auth.Require(auth.SystemRead))
-	g.GET("/:id", a.get, auth.Require(auth.SystemRead))
-	g.PATCH("/:id", a.update, auth.Require(auth.SystemWrite))
-	g.DELETE("/:id", a.delete, auth.Require(auth.SystemWrite))
-	g.POST("/:id/rotate-secret", a.rotate, auth.Require(auth.SystemWrite))
-	g.GET("/:id/deliveries", a.deliveries, auth.Require(auth.SystemRead))
-	g.POST("/:id/deliveries/:did/redeliver", a.redeliver, auth.Require(auth.SystemWrite))
+	for _, sh := range []shape{{legacy: false}, {legacy: true}} {
+		h := handlers{API: a, shape: sh}
+		g := e.Group(sh.base(), authn.Middleware())
+		g.POST("", h.create, auth.Require(auth.SystemWrite))
+		g.GET("", h.list, auth.Require(auth.SystemRead))
+		g.GET("/:id", h.get, auth.Require(auth.SystemRead))
+		g.PATCH("/:id", h.update, auth.Require(auth.SystemWrite))
+		g.DELETE("/:id", h.delete, auth.Require(auth.SystemWrite))
+		g.POST("/:id/rotate-secret", h.rotate, auth.Require(auth.SystemWrite))
+		g.GET("/:id/deliveries", h.deliveries, auth.Require(auth.SystemRead))
+		g.POST("/:id/deliveries/:did/redeliver", h.redeliver, auth.Require(auth.SystemWrite))
+	}
 }
 
-func mapErr(err error) error {
+// shape is one of the two REST shapes of an endpoint.
+type shape struct{ legacy bool }
+
+func (s shape) base() string {
+	if s.legacy {
+		return "/system/v1/webhook-endpoints"
+	}
+	return "/system/v1/webhooks"
+}
+
+// addressField names the receiver URL's field in this shape.
+func (s shape) addressField() string {
+	if s.legacy {
+		return "url"
+	}
+	return "address"
+}
+
+// view is ep's resource in this shape; secret is shown when non-empty (create, rotation).
+func (s shape) view(ep store.Endpoint, secret string) any {
+	if s.legacy {
+		v := resource.NewEndpoint(ep)
+		v.Secret = secret
+		return v
+	}
+	v := resource.NewWebhook(ep)
+	v.SigningSecret = secret
+	return v
+}
+
+// bind reads a create or update body of this shape.
+func (s shape) bind(c echo.Context) (request, error) {
+	var r request
+	if s.legacy {
+		var l struct {
+			URL       *string   `json:"url"`
+			Events    *[]string `json:"events"`
+			Enabled   *bool     `json:"enabled"`
+			RateLimit *int      `json:"rate_limit"`
+		}
+		err := httpapi.Bind(c, &l)
+		r = request{Address: l.URL, Events: l.Events, Enabled: l.Enabled, RateLimit: l.RateLimit}
+		return r, err
+	}
+	err := httpapi.Bind(c, &r)
+	return r, err
+}
+
+type handlers struct {
+	*API
+	shape
+}
+
+// mapErr names the missing resource as this shape calls it.
+func (s shape) mapErr(err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return httpapi.NotFound("webhook endpoint not found")
+		if s.legacy {
+			return httpapi.NotFound("webhook endpoint not found")
+		}
+		return httpapi.NotFound("webhook not found")
 	}
 	return err
 }
 
 type request struct {
-	URL       *string   `json:"url"`
+	Address   *string   `json:"address"`
 	Events    *[]string `json:"events"`
 	Enabled   *bool     `json:"enabled"`
 	RateLimit *int      `json:"rate_limit"`
 }
 
 // apply validates r onto ep.
-func (a *API) apply(c echo.Context, r request, ep *store.Endpoint) error {
-	if r.URL != nil {
+func (h handlers) apply(c echo.Context, r request, ep *store.Endpoint) error {
+	if r.Address != nil {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 5*time.Second)
 		defer cancel()
-		u, err := a.Guard.CheckURL(ctx, *r.URL)
+		u, err := h.Guard.CheckURL(ctx, *r.Address)
 		if err != nil {
-			return httpapi.Invalid("url: %v", err)
+			return httpapi.Invalid("%s: %v", h.addressField(), err)
 		}
 		ep.URL = u.String()
 	}
@@ -102,119 +166,125 @@ func (a *API) apply(c echo.Context, r request, ep *store.Endpoint) error {
 	return nil
 }
 
-type withSecret struct {
-	store.Endpoint
-	Secret string `json:"secret"`
-}
-
-func (a *API) create(c echo.Context) error {
-	var r request
-	if err := httpapi.Bind(c, &r); err != nil {
-		return err
-	}
-	if r.URL == nil {
-		return httpapi.Invalid("url is required")
-	}
-	ep := store.Endpoint{ID: idgen.New(), EnvironmentID: auth.PrincipalFrom(c).EnvironmentID, Events: []string{}, Enabled: true, Secret: signing.NewSecret(), RateLimit: a.DefaultRateLimit}
-	if err := a.apply(c, r, &ep); err != nil {
-		return err
-	}
-	ep, err := a.Store.CreateEndpoint(c.Request().Context(), ep)
+func (h handlers) create(c echo.Context) error {
+	r, err := h.bind(c)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusCreated, withSecret{Endpoint: ep, Secret: ep.Secret})
+	if r.Address == nil {
+		return httpapi.Invalid("%s is required", h.addressField())
+	}
+	ep := store.Endpoint{ID: idgen.New(), EnvironmentID: auth.PrincipalFrom(c).EnvironmentID, Events: []string{}, Enabled: true, Secret: signing.NewSecret(), RateLimit: h.DefaultRateLimit}
+	if err := h.apply(c, r, &ep); err != nil {
+		return err
+	}
+	ep, err = h.Store.CreateEndpoint(c.Request().Context(), ep)
+	if err != nil {
+		return err
+	}
+	return httpapi.Data(c, http.StatusCreated, h.view(ep, ep.Secret))
 }
 
-func (a *API) list(c echo.Context) error {
+func (h handlers) list(c echo.Context) error {
 	pg, err := httpapi.Paging(c)
 	if err != nil {
 		return err
 	}
-	eps, next, err := a.Store.ListEndpoints(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg)
+	eps, next, err := h.Store.ListEndpoints(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.List(c, eps, next)
+	out := make([]any, len(eps))
+	for i, ep := range eps {
+		out[i] = h.view(ep, "")
+	}
+	return httpapi.List(c, out, next)
 }
 
-func (a *API) endpoint(c echo.Context) (store.Endpoint, error) {
-	ep, err := a.Store.GetEndpoint(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id"))
-	return ep, mapErr(err)
+func (h handlers) endpoint(c echo.Context) (store.Endpoint, error) {
+	ep, err := h.Store.GetEndpoint(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id"))
+	return ep, h.mapErr(err)
 }
 
-func (a *API) get(c echo.Context) error {
-	ep, err := a.endpoint(c)
+func (h handlers) get(c echo.Context) error {
+	ep, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, ep)
+	return httpapi.Data(c, http.StatusOK, h.view(ep, ""))
 }
 
-func (a *API) update(c echo.Context) error {
-	var r request
-	if err := httpapi.Bind(c, &r); err != nil {
-		return err
-	}
-	ep, err := a.endpoint(c)
+func (h handlers) update(c echo.Context) error {
+	r, err := h.bind(c)
 	if err != nil {
 		return err
 	}
-	if err := a.apply(c, r, &ep); err != nil {
-		return err
+	if !h.legacy && r == (request{}) {
+		return httpapi.Invalid("give at least one of address, enabled, events or rate_limit")
 	}
-	if err := a.Store.UpdateEndpoint(c.Request().Context(), ep); err != nil {
-		return mapErr(err)
-	}
-	ep, err = a.endpoint(c)
+	ep, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, ep)
+	if err := h.apply(c, r, &ep); err != nil {
+		return err
+	}
+	if err := h.Store.UpdateEndpoint(c.Request().Context(), ep); err != nil {
+		return h.mapErr(err)
+	}
+	ep, err = h.endpoint(c)
+	if err != nil {
+		return err
+	}
+	return httpapi.Data(c, http.StatusOK, h.view(ep, ""))
 }
 
-func (a *API) delete(c echo.Context) error {
-	if err := a.Store.DeleteEndpoint(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id")); err != nil {
-		return mapErr(err)
+func (h handlers) delete(c echo.Context) error {
+	if err := h.Store.DeleteEndpoint(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id")); err != nil {
+		return h.mapErr(err)
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
-func (a *API) rotate(c echo.Context) error {
+func (h handlers) rotate(c echo.Context) error {
 	var r struct{}
 	if err := httpapi.Bind(c, &r); err != nil {
 		return err
 	}
 	secret := signing.NewSecret()
 	env := auth.PrincipalFrom(c).EnvironmentID
-	if err := a.Store.RotateSecret(c.Request().Context(), env, c.Param("id"), secret, time.Now().Add(a.RotateKeep)); err != nil {
-		return mapErr(err)
+	if err := h.Store.RotateSecret(c.Request().Context(), env, c.Param("id"), secret, time.Now().Add(h.RotateKeep)); err != nil {
+		return h.mapErr(err)
 	}
-	ep, err := a.endpoint(c)
+	ep, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	return httpapi.Data(c, http.StatusOK, withSecret{Endpoint: ep, Secret: secret})
+	return httpapi.Data(c, http.StatusOK, h.view(ep, secret))
 }
 
-func (a *API) deliveries(c echo.Context) error {
+func (h handlers) deliveries(c echo.Context) error {
 	pg, err := httpapi.Paging(c)
 	if err != nil {
 		return err
 	}
-	ep, err := a.endpoint(c)
+	ep, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
-	ds, next, err := a.Store.ListDeliveries(c.Request().Context(), ep.ID, pg)
+	ds, next, err := h.Store.ListDeliveries(c.Request().Context(), ep.ID, pg)
 	if err != nil {
 		return err
 	}
-	return httpapi.List(c, ds, next)
+	out := make([]resource.Delivery, len(ds))
+	for i, d := range ds {
+		out[i] = resource.NewDelivery(d, h.legacy)
+	}
+	return httpapi.List(c, out, next)
 }
 
-func (a *API) redeliver(c echo.Context) error {
-	ep, err := a.endpoint(c)
+func (h handlers) redeliver(c echo.Context) error {
+	ep, err := h.endpoint(c)
 	if err != nil {
 		return err
 	}
@@ -222,15 +292,15 @@ func (a *API) redeliver(c echo.Context) error {
 		return httpapi.Conflict("the endpoint is disabled: enable it before redelivering")
 	}
 	did := c.Param("did")
-	if err := a.Store.Redeliver(c.Request().Context(), ep.ID, did); err != nil {
+	if err := h.Store.Redeliver(c.Request().Context(), ep.ID, did); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return httpapi.NotFound("delivery not found")
 		}
 		return err
 	}
-	if err := a.Queue.Schedule(c.Request().Context(), deliver.Member(ep.ID, did), time.Now()); err != nil {
+	if err := h.Queue.Schedule(c.Request().Context(), deliver.Member(ep.ID, did), time.Now()); err != nil {
 		return err
 	}
-	a.Wake()
+	h.Wake()
 	return httpapi.Empty(c)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/timers"
+	"github.com/spacecast/spacecast/services/webhooks/internal/resource"
 	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
 )
@@ -463,23 +464,22 @@ func (w *Worker) decide(d store.Delivery, ep store.Endpoint, res Response, now t
 	if o.Failing && o.Disable == "" && ep.FailingSince != 0 && now.Sub(time.Unix(0, ep.FailingSince)) >= w.c.DisableAfter {
 		o.Disable = fmt.Sprintf("the endpoint failed every delivery for %s", w.c.DisableAfter)
 	}
-	typ, data := "webhook.delivery.succeeded", map[string]any{
-		"delivery_id": d.ID, "webhook_endpoint_id": ep.ID, "event_id": d.EventID, "event_type": d.EventType, "attempt": n,
-		"response_status_code": res.Status, "latency_ms": a.LatencyMS,
-	}
+	typ, ok := "webhook.delivery.succeeded", resource.DeliveryEvent{DeliveryID: d.ID, WebhookEndpointID: ep.ID, EventID: d.EventID,
+		EventType: d.EventType, Attempt: n, ResponseStatusCode: res.Status, LatencyMS: a.LatencyMS}
+	var data any = ok
 	if o.Status != store.StatusSucceeded {
-		typ = "webhook.delivery.failed"
-		data["error"], data["will_retry"] = a.Error, o.Status == store.StatusPending
-		if o.Status == store.StatusPending {
-			data["next_attempt_at"] = o.Next.UTC().Format(time.RFC3339)
+		f := resource.DeliveryFailedEvent{DeliveryEvent: ok, Error: a.Error, WillRetry: o.Status == store.StatusPending}
+		if f.WillRetry {
+			f.NextAttemptAt = o.Next.UTC().Format(time.RFC3339)
 		}
+		typ, data = "webhook.delivery.failed", f
 	}
 	if ev, err := events.New(store.Source, typ, ep.ID, ep.EnvironmentID, data); err == nil {
 		o.Events = append(o.Events, ev)
 	}
 	if o.Disable != "" {
 		ep.Enabled, ep.DisabledReason = false, &o.Disable
-		if ev, err := events.New(store.Source, "webhook_endpoint.disabled", ep.ID, ep.EnvironmentID, ep); err == nil {
+		if ev, err := events.New(store.Source, "webhook_endpoint.disabled", ep.ID, ep.EnvironmentID, resource.NewWebhookEvent(ep)); err == nil {
 			o.DisabledEvent = &ev
 		}
 	}

@@ -39,22 +39,22 @@ const (
 	StatusFailed    = "failed"
 )
 
-// Endpoint is a receiver URL of one environment.
+// Endpoint is the stored row of a receiver URL of one environment. It is not meant to be
+// serialized: the REST resources and event payloads are in package resource.
 type Endpoint struct {
-	ID             string   `json:"id"`
-	CreatedAt      string   `json:"created_at"`
-	URL            string   `json:"url"`
-	Events         []string `json:"events"`
-	Enabled        bool     `json:"enabled"`
-	RateLimit      int      `json:"rate_limit"`
-	DisabledReason *string  `json:"disabled_reason,omitempty"`
+	ID             string
+	URL            string
+	Events         []string
+	Enabled        bool
+	RateLimit      int
+	DisabledReason *string
 
-	EnvironmentID       string `json:"-"`
-	Secret              string `json:"-"`
+	EnvironmentID       string
+	Secret              string `json:"-"` // a row marshalled by mistake still leaks no secret
 	PreviousSecret      string `json:"-"`
-	PreviousSecretUntil int64  `json:"-"` // unix ns
-	FailingSince        int64  `json:"-"` // unix ns, 0 = healthy
-	CreatedNS           int64  `json:"-"` // unix ns: the endpoint gets only events that happened after this
+	PreviousSecretUntil int64  // unix ns
+	FailingSince        int64  // unix ns, 0 = healthy
+	CreatedNS           int64  // unix ns: the endpoint gets only events that happened after this
 }
 
 // Secrets returns the secrets that sign a delivery now.
@@ -79,32 +79,32 @@ func (e Endpoint) Wants(typ string) bool {
 	return false
 }
 
-// Delivery is one event for one endpoint.
+// Delivery is the stored row of one event for one endpoint (never serialized as it is).
 type Delivery struct {
-	ID            string    `json:"id"`
-	CreatedAt     string    `json:"created_at"`
-	EndpointID    string    `json:"webhook_endpoint_id"`
-	EventID       string    `json:"event_id"`
-	EventType     string    `json:"event_type"`
-	Status        string    `json:"status"`
-	AttemptCount  int       `json:"attempt_count"`
-	NextAttemptAt *string   `json:"next_attempt_at,omitempty"`
-	Attempts      []Attempt `json:"attempts"`
+	ID            string
+	CreatedAt     string // unix seconds
+	EndpointID    string
+	EventID       string
+	EventType     string
+	Status        string
+	AttemptCount  int
+	NextAttemptAt *string // unix seconds, while pending
+	Attempts      []Attempt
 
-	EnvironmentID string          `json:"-"`
-	Payload       json.RawMessage `json:"-"`
-	NextAttemptNS int64           `json:"-"`
+	EnvironmentID string
+	Payload       json.RawMessage
+	NextAttemptNS int64
 }
 
-// Attempt is one HTTP try of a delivery.
+// Attempt is the stored row of one HTTP try of a delivery.
 type Attempt struct {
-	At           string  `json:"created_at"`
-	StatusCode   int     `json:"response_status_code"`
-	LatencyMS    int     `json:"latency_ms"`
-	Error        *string `json:"error,omitempty"`
-	ResponseBody string  `json:"response_body"`
+	At           string // RFC 3339
+	StatusCode   int
+	LatencyMS    int
+	Error        *string
+	ResponseBody string
 
-	AtNS int64 `json:"-"`
+	AtNS int64
 }
 
 // Store is the webhooks SQL store.
@@ -218,7 +218,7 @@ func scanEndpoint(sc interface{ Scan(...any) error }) (Endpoint, error) {
 	if reason.Valid {
 		e.DisabledReason = &reason.String
 	}
-	e.CreatedAt, e.CreatedNS = secs(ns), ns
+	e.CreatedNS = ns
 	return e, nil
 }
 
@@ -228,7 +228,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 	evs, _ := json.Marshal(e.Events)
 	_, err := s.db.ExecContext(ctx, `INSERT INTO endpoints (id, environment_id, url, events, enabled, secret, rate_limit, created_ns, updated_ns)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`, e.ID, e.EnvironmentID, e.URL, string(evs), e.Enabled, e.Secret, e.RateLimit, now)
-	e.CreatedAt, e.CreatedNS = secs(now), now
+	e.CreatedNS = now
 	return e, err
 }
 
