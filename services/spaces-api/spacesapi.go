@@ -25,6 +25,7 @@ import (
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/spaces-api/internal/api"
+	"github.com/spacecast/spacecast/services/spaces-api/internal/resource"
 	"github.com/spacecast/spacecast/services/spaces-api/internal/store"
 )
 
@@ -74,7 +75,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		cfg.ConsumerGroup = "spaces-api"
 	}
 	log := d.Logger.With("service", "spaces-api")
-	st, err := store.Open(ctx, d.DB)
+	st, err := store.Open(ctx, d.DB, resource.NewSpaceEvent)
 	if err != nil {
 		return nil, fmt.Errorf("spaces-api: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/httpapi"
+	"github.com/spacecast/spacecast/services/spaces-api/internal/resource"
 	"github.com/spacecast/spacecast/services/spaces-api/internal/store"
 )
 
@@ -30,7 +31,17 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 	g.GET("/:id", a.get, auth.Require(auth.VideoRead))
 	g.PATCH("/:id", a.update, auth.Require(auth.VideoWrite))
 	g.DELETE("/:id", a.delete, auth.Require(auth.VideoWrite))
+	// Broadcasts are not built yet: Mux's broadcast calls get an error naming the feature
+	// rather than "no such route".
+	g.POST("/:id/broadcasts", a.createBroadcast, auth.Require(auth.VideoWrite))
+	g.GET("/:id/broadcasts/:bid", a.noBroadcast, auth.Require(auth.VideoRead))
+	g.DELETE("/:id/broadcasts/:bid", a.noBroadcast, auth.Require(auth.VideoWrite))
+	g.POST("/:id/broadcasts/:bid/start", a.noBroadcast, auth.Require(auth.VideoWrite))
+	g.POST("/:id/broadcasts/:bid/stop", a.noBroadcast, auth.Require(auth.VideoWrite))
 }
+
+// errNoBroadcasts is the message of every refused broadcast call.
+const errNoBroadcasts = "broadcasts: this server does not support broadcasts yet"
 
 // mapErr is the one place store errors become API errors.
 func mapErr(err error) error {
@@ -69,14 +80,14 @@ func (a *API) create(c echo.Context) error {
 		return err
 	}
 	if req.Broadcasts != nil && len(*req.Broadcasts) > 0 {
-		return httpapi.Invalid("broadcasts: this server does not support broadcasts yet")
+		return httpapi.Invalid(errNoBroadcasts)
 	}
 	sp, err := a.Store.Create(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, typ, req.Passthrough)
 	if err != nil {
 		return err
 	}
 	a.Relay.Notify()
-	return httpapi.Data(c, http.StatusCreated, sp)
+	return httpapi.Data(c, http.StatusCreated, resource.NewSpace(sp))
 }
 
 func (a *API) list(c echo.Context) error {
@@ -88,7 +99,7 @@ func (a *API) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return httpapi.List(c, sps, next)
+	return httpapi.List(c, resource.NewSpaces(sps), next)
 }
 
 func (a *API) get(c echo.Context) error {
@@ -96,7 +107,7 @@ func (a *API) get(c echo.Context) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	return httpapi.Data(c, http.StatusOK, sp)
+	return httpapi.Data(c, http.StatusOK, resource.NewSpace(sp))
 }
 
 func (a *API) update(c echo.Context) error {
@@ -117,7 +128,7 @@ func (a *API) update(c echo.Context) error {
 		return mapErr(err)
 	}
 	a.Relay.Notify()
-	return httpapi.Data(c, http.StatusOK, sp)
+	return httpapi.Data(c, http.StatusOK, resource.NewSpace(sp))
 }
 
 func (a *API) delete(c echo.Context) error {
@@ -126,4 +137,22 @@ func (a *API) delete(c echo.Context) error {
 	}
 	a.Relay.Notify()
 	return c.NoContent(http.StatusNoContent)
+}
+
+// createBroadcast answers POST /video/v1/spaces/{id}/broadcasts: 404 for a space the caller
+// cannot see, else a 400 naming the missing feature. Nothing is stored.
+func (a *API) createBroadcast(c echo.Context) error {
+	if _, err := a.Store.Get(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	return httpapi.Invalid(errNoBroadcasts)
+}
+
+// noBroadcast answers the calls on one broadcast: no broadcast exists, so 404 (after the
+// space's own 404), naming the missing feature.
+func (a *API) noBroadcast(c echo.Context) error {
+	if _, err := a.Store.Get(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id")); err != nil {
+		return mapErr(err)
+	}
+	return httpapi.NotFound("broadcast not found: this server does not support broadcasts yet")
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/libs/testenv"
+	"github.com/spacecast/spacecast/services/spaces-api/internal/resource"
 	"github.com/spacecast/spacecast/services/spaces-api/internal/store"
 )
 
@@ -21,7 +22,7 @@ func BenchmarkDeepList(b *testing.B) {
 	for _, be := range testenv.SQLBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			db := testenv.OpenSQL(b, be)
-			st, err := store.Open(ctx, db)
+			st, err := store.Open(ctx, db, resource.NewSpaceEvent)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -10,7 +10,6 @@ import (
 	"embed"
 	"errors"
 	"io/fs"
-	"strconv"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/events"
@@ -32,26 +31,32 @@ const (
 	StatusActive = "active"
 )
 
-// Space is a space as the API shows it.
-type Space struct {
-	ID              string   `json:"id"`
-	CreatedAt       string   `json:"created_at"`
-	Type            string   `json:"type"`
-	Status          string   `json:"status"`
-	Passthrough     *string  `json:"passthrough,omitempty"`
-	Broadcasts      []string `json:"broadcasts"`
-	ActiveSessionID *string  `json:"active_session_id,omitempty"`
-
-	EnvironmentID string `json:"-"`
+// Row is a space as stored. It has no JSON form: the REST resource and the event payload are
+// rendered from it (internal/resource).
+type Row struct {
+	ID              string
+	EnvironmentID   string
+	Type            string
+	Status          string
+	Passthrough     *string
+	ActiveSessionID *string
+	CreatedNS       int64
 }
+
+// EventData renders a row as the data of a space.* event.
+type EventData func(Row) any
 
 // Store is the spaces SQL store.
 type Store struct {
-	db *sqldb.DB
+	db        *sqldb.DB
+	eventData EventData
 }
 
-// Open migrates db and returns the store.
-func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
+// Open migrates db and returns the store; eventData renders the data of the events it writes.
+func Open(ctx context.Context, db *sqldb.DB, eventData EventData) (*Store, error) {
+	if eventData == nil {
+		return nil, errors.New("store: an EventData function is required")
+	}
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, err
@@ -62,7 +67,7 @@ func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := outbox.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, eventData: eventData}, nil
 }
 
 // Ping checks the database.
@@ -70,12 +75,11 @@ func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 const cols = `id, environment_id, type, status, passthrough, active_session_id, created_ns`
 
-func scan(sc interface{ Scan(...any) error }) (Space, error) {
-	var sp Space
+func scan(sc interface{ Scan(...any) error }) (Row, error) {
+	var sp Row
 	var pt, sess sql.NullString
-	var ns int64
-	if err := sc.Scan(&sp.ID, &sp.EnvironmentID, &sp.Type, &sp.Status, &pt, &sess, &ns); err != nil {
-		return Space{}, err
+	if err := sc.Scan(&sp.ID, &sp.EnvironmentID, &sp.Type, &sp.Status, &pt, &sess, &sp.CreatedNS); err != nil {
+		return Row{}, err
 	}
 	if pt.Valid {
 		sp.Passthrough = &pt.String
@@ -83,26 +87,23 @@ func scan(sc interface{ Scan(...any) error }) (Space, error) {
 	if sess.Valid {
 		sp.ActiveSessionID = &sess.String
 	}
-	sp.CreatedAt = strconv.FormatInt(ns/int64(time.Second), 10)
-	sp.Broadcasts = []string{}
 	return sp, nil
 }
 
-func event(typ string, sp Space) (events.Envelope, error) {
-	return events.New(Source, typ, sp.ID, sp.EnvironmentID, sp)
+func (s *Store) event(typ string, sp Row) (events.Envelope, error) {
+	return events.New(Source, typ, sp.ID, sp.EnvironmentID, s.eventData(sp))
 }
 
 // Create inserts a new idle space.
-func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string) (Space, error) {
+func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string) (Row, error) {
 	now := time.Now().UnixNano()
-	sp := Space{ID: idgen.New(), EnvironmentID: env, Type: typ, Status: StatusIdle, Passthrough: passthrough,
-		CreatedAt: strconv.FormatInt(now/int64(time.Second), 10), Broadcasts: []string{}}
+	sp := Row{ID: idgen.New(), EnvironmentID: env, Type: typ, Status: StatusIdle, Passthrough: passthrough, CreatedNS: now}
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO spaces (id, environment_id, type, status, passthrough, created_ns, updated_ns)
 			VALUES ($1, $2, $3, $4, $5, $6, $6)`, sp.ID, env, typ, StatusIdle, passthrough, now); err != nil {
 			return err
 		}
-		ev, err := event("space.created", sp)
+		ev, err := s.event("space.created", sp)
 		if err != nil {
 			return err
 		}
@@ -112,39 +113,38 @@ func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string
 }
 
 // Get returns a space of env (env "" = any environment).
-func (s *Store) Get(ctx context.Context, env, id string) (Space, error) {
+func (s *Store) Get(ctx context.Context, env, id string) (Row, error) {
 	sp, err := scan(s.db.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND ($2 = '' OR environment_id = $2)`, id, env))
 	if errors.Is(err, sql.ErrNoRows) {
-		return Space{}, ErrNotFound
+		return Row{}, ErrNotFound
 	}
 	return sp, err
 }
 
 // List returns a page of env's spaces, newest first, and the cursor of the next page ("" on
 // the last). The keyset (created_ns, id) bounds the page: O(limit) at any depth with a cursor.
-func (s *Store) List(ctx context.Context, env string, pg httpapi.Page) ([]Space, string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+`, created_ns FROM spaces WHERE environment_id = $1 AND (created_ns, id) < ($2, $3)
+func (s *Store) List(ctx context.Context, env string, pg httpapi.Page) ([]Row, string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM spaces WHERE environment_id = $1 AND (created_ns, id) < ($2, $3)
 		ORDER BY created_ns DESC, id DESC LIMIT $4 OFFSET $5`, env, pg.After.Time, pg.After.ID, pg.Fetch(), pg.Offset)
 	if err != nil {
 		return nil, "", err
 	}
 	defer rows.Close()
-	out, keys := []Space{}, []httpapi.Key{}
+	out, keys := []Row{}, []httpapi.Key{}
 	for rows.Next() {
-		var ns int64
-		sp, err := scan(httpapi.ScanKey(rows, &ns))
+		sp, err := scan(rows)
 		if err != nil {
 			return nil, "", err
 		}
-		out, keys = append(out, sp), append(keys, httpapi.Key{Time: ns, ID: sp.ID})
+		out, keys = append(out, sp), append(keys, httpapi.Key{Time: sp.CreatedNS, ID: sp.ID})
 	}
 	out, next := httpapi.PageOf(pg, out, keys)
 	return out, next, rows.Err()
 }
 
 // UpdatePassthrough sets a space's passthrough.
-func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrough *string) (Space, error) {
-	var sp Space
+func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrough *string) (Row, error) {
+	var sp Row
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE spaces SET passthrough = $1, updated_ns = $2 WHERE id = $3 AND environment_id = $4`,
 			passthrough, time.Now().UnixNano(), id, env)
@@ -157,7 +157,7 @@ func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrou
 		if sp, err = scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1`, id)); err != nil {
 			return err
 		}
-		ev, err := event("space.updated", sp)
+		ev, err := s.event("space.updated", sp)
 		if err != nil {
 			return err
 		}
@@ -182,7 +182,7 @@ func (s *Store) Delete(ctx context.Context, env, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM spaces WHERE id = $1`, id); err != nil {
 			return err
 		}
-		ev, err := event("space.deleted", sp)
+		ev, err := s.event("space.deleted", sp)
 		if err != nil {
 			return err
 		}
@@ -239,7 +239,7 @@ func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy)
 			sp.Status, sp.ActiveSessionID, sp.ID); err != nil {
 			return err
 		}
-		ev, err := event(typ, sp)
+		ev, err := s.event(typ, sp)
 		if err != nil {
 			return err
 		}
@@ -251,13 +251,13 @@ func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy)
 
 // ActiveSpaces returns up to limit active spaces of every environment with an id greater
 // than after, ordered by id (for the SFU's status reconciliation).
-func (s *Store) ActiveSpaces(ctx context.Context, after string, limit int) ([]Space, error) {
+func (s *Store) ActiveSpaces(ctx context.Context, after string, limit int) ([]Row, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM spaces WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3`, StatusActive, after, limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	out := []Space{}
+	out := []Row{}
 	for rows.Next() {
 		sp, err := scan(rows)
 		if err != nil {
