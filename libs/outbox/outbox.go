@@ -34,13 +34,19 @@ func Migrate(ctx context.Context, db *sqldb.DB) error {
 
 // Add records env for publication on topic, keyed by env.Subject, inside tx.
 func Add(ctx context.Context, tx *sql.Tx, topic string, env events.Envelope) error {
+	return AddKeyed(ctx, tx, topic, env.Subject, env)
+}
+
+// AddKeyed is Add with a Kafka record key other than env.Subject: an event about one resource
+// ordered with the events of another (an asset's events with its live stream's).
+func AddKeyed(ctx context.Context, tx *sql.Tx, topic, key string, env events.Envelope) error {
 	b, err := env.Marshal()
 	if err != nil {
 		return err
 	}
 	_, err = tx.ExecContext(ctx,
 		`INSERT INTO spacecast_outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
-		topic, env.Subject, string(b), time.Now().UnixMilli())
+		topic, key, string(b), time.Now().UnixMilli())
 	if err != nil {
 		return fmt.Errorf("outbox add: %w", err)
 	}

@@ -155,7 +155,7 @@ func pids(ls map[string]any) map[string]string {
 func TestFFmpegLiveToVOD(t *testing.T) {
 	needFFmpeg(t)
 	e := setup(t, testenv.SQLBackends(t)[0])
-	ls := e.create(`{"playback_policies":["public","signed"],"reconnect_window":3}`)
+	ls := e.create(`{"playback_policies":["public","signed"],"reconnect_window":3,"new_asset_settings":{"playback_policies":["public"]}}`)
 	id, key := ls["id"].(string), ls["stream_key"].(string)
 	pub, signed := pids(ls)["public"], pids(ls)["signed"]
 

@@ -167,7 +167,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("livestream: %w", err)
 	}
-	in, err := ingest.New(ingest.Options{Sessions: sess, Dir: cfg.RecordingsDir, Logger: log, Registerer: d.Registerer})
+	in, err := ingest.New(ingest.Options{Sessions: sess, Media: st, Dir: cfg.RecordingsDir, Logger: log, Registerer: d.Registerer})
 	if err != nil {
 		return nil, fmt.Errorf("livestream: %w", err)
 	}

@@ -1,6 +1,7 @@
 package livestream_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
@@ -340,16 +341,21 @@ func readEvents(t *testing.T, brokers []string, id string, n int) ([]string, []m
 			}
 			var res map[string]any
 			isAsset := strings.HasPrefix(ev.Type, "asset.")
-			if err := json.Unmarshal(ev.Data, &res); err != nil || (!isAsset && (res["id"] != id || res["stream_key"] == nil)) ||
-				(isAsset && res["live_stream_id"] != id) {
+			if err := json.Unmarshal(ev.Data, &res); err != nil || (!isAsset && res["id"] != id) ||
+				(isAsset && (res["live_stream_id"] != id || res["id"] == nil)) {
 				t.Errorf("%s data %s is not the resource", ev.Type, ev.Data)
+			}
+			if _, has := res["stream_key"]; has || bytes.Contains(r.Value, []byte("stream_key")) {
+				t.Errorf("%s carries a stream key: %s", ev.Type, r.Value)
 			}
 			if seen[ev.ID] {
 				return
 			}
 			seen[ev.ID] = true
-			if ev.Environment != "envA" || ev.Subject != id {
-				t.Errorf("envelope %+v", ev)
+			// The subject (a webhook's object) is the event's own resource: the asset for
+			// asset events; the Kafka key stays the live stream.
+			if ev.Environment != "envA" || ev.Subject != res["id"] {
+				t.Errorf("envelope %+v, want subject %v", ev, res["id"])
 			}
 			got = append(got, ev.Type)
 			datas = append(datas, res)

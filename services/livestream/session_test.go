@@ -71,7 +71,7 @@ func publish(t *testing.T, e *env, key string, dur time.Duration, keep bool) *se
 
 func TestReconnectWindow(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
-		ls := e.create(`{"playback_policy":"public","reconnect_window":2}`)
+		ls := e.create(`{"playback_policy":"public","reconnect_window":2,"new_asset_settings":{"playback_policy":"public"}}`)
 		id, key := ls["id"].(string), ls["stream_key"].(string)
 
 		s1 := publish(t, e, key, 3*time.Second, false)

@@ -64,9 +64,20 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 	g.GET("/:id/playback-ids/:pid", a.getPlaybackID, r)
 	g.DELETE("/:id/playback-ids/:pid", a.deletePlaybackID, w)
 	as := e.Group("/video/v1/assets", authn.Middleware())
+	as.POST("", createAssetUnsupported, w)
 	as.GET("", a.listAssets, r)
 	as.GET("/:id", a.getAsset, r)
 	as.DELETE("/:id", a.deleteAsset, w)
+	as.POST("/:id/playback-ids", a.addAssetPlaybackID, w)
+	as.GET("/:id/playback-ids/:pid", a.getAssetPlaybackID, r)
+	as.DELETE("/:id/playback-ids/:pid", a.deleteAssetPlaybackID, w)
+	e.GET("/video/v1/playback-ids/:id", a.lookupPlaybackID, authn.Middleware(), r)
+}
+
+// createAssetUnsupported answers Mux's assets.create: Spacecast makes assets only by recording
+// live streams.
+func createAssetUnsupported(echo.Context) error {
+	return httpapi.Invalid("creating assets from a URL or a direct upload is not supported: assets are the recordings of live streams")
 }
 
 // mapErr is the one place store errors become API errors.
@@ -92,32 +103,32 @@ func checkPolicy(field, p string) error {
 }
 
 // policies reads playback_policy (a string or an array) and playback_policies (an array).
-func policies(one, many json.RawMessage) ([]string, error) {
+func policies(prefix string, one, many json.RawMessage) ([]string, error) {
 	var out []string
 	if len(one) > 0 && !bytes.Equal(one, []byte("null")) {
 		var s string
 		if err := json.Unmarshal(one, &s); err == nil {
 			out = append(out, s)
 		} else if err := json.Unmarshal(one, &out); err != nil {
-			return nil, httpapi.Invalid("playback_policy: want a string or an array of strings")
+			return nil, httpapi.Invalid("%splayback_policy: want a string or an array of strings", prefix)
 		}
 	}
 	if len(many) > 0 && !bytes.Equal(many, []byte("null")) {
 		var more []string
 		if err := json.Unmarshal(many, &more); err != nil {
-			return nil, httpapi.Invalid("playback_policies: want an array of strings")
+			return nil, httpapi.Invalid("%splayback_policies: want an array of strings", prefix)
 		}
 		out = append(out, more...)
 	}
 	for _, p := range out {
-		if err := checkPolicy("playback_policy", p); err != nil {
+		if err := checkPolicy(prefix+"playback_policy", p); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func checkSettings(rw, mcd *int, lm, pt *string, nas json.RawMessage) error {
+func checkSettings(rw, mcd *int, lm, pt *string) error {
 	if rw != nil && (*rw < 0 || *rw > MaxReconnectWindow) {
 		return httpapi.Invalid("reconnect_window must be between 0 and %d seconds", MaxReconnectWindow)
 	}
@@ -130,32 +141,63 @@ func checkSettings(rw, mcd *int, lm, pt *string, nas json.RawMessage) error {
 	if pt != nil && utf8.RuneCountInString(*pt) > maxPassthrough {
 		return httpapi.Invalid("passthrough must be at most %d characters", maxPassthrough)
 	}
-	if len(nas) > 0 && !bytes.Equal(nas, []byte("null")) {
-		var obj map[string]any
-		if err := json.Unmarshal(nas, &obj); err != nil {
-			return httpapi.Invalid("new_asset_settings: want an object")
-		}
-	}
 	return nil
 }
 
-func compactObject(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return nil
-	}
-	var b bytes.Buffer
-	if err := json.Compact(&b, raw); err != nil {
-		return nil
-	}
-	return b.Bytes()
-}
-
+// settings are what create and PATCH both accept. The json.RawMessage fields are Mux features
+// Spacecast does not implement: present, they are refused by name (see unsupported).
 type settings struct {
 	ReconnectWindow       *int            `json:"reconnect_window"`
 	LatencyMode           *string         `json:"latency_mode"`
 	MaxContinuousDuration *int            `json:"max_continuous_duration"`
 	Passthrough           *string         `json:"passthrough"`
 	NewAssetSettings      json.RawMessage `json:"new_asset_settings"`
+	Meta                  json.RawMessage `json:"meta"`
+	AudioOnly             *bool           `json:"audio_only"`
+	ReducedLatency        *bool           `json:"reduced_latency"`
+	LowLatency            *bool           `json:"low_latency"`
+
+	ReconnectSlateURL          json.RawMessage `json:"reconnect_slate_url"`
+	UseSlateForStandardLatency json.RawMessage `json:"use_slate_for_standard_latency"`
+	EmbeddedSubtitles          json.RawMessage `json:"embedded_subtitles"`
+	GeneratedSubtitles         json.RawMessage `json:"generated_subtitles"`
+	SimulcastTargets           json.RawMessage `json:"simulcast_targets"`
+	AdvancedPlaybackPolicies   json.RawMessage `json:"advanced_playback_policies"`
+	DRMConfigurationID         json.RawMessage `json:"drm_configuration_id"`
+}
+
+// read checks the settings and returns the latency mode the latency fields ask for (nil:
+// none), new_asset_settings and meta.
+func (s settings) read() (*string, *store.AssetSettings, *store.Meta, error) {
+	if err := checkUnsupported("", unsupported, s.unsupportedSet()); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := checkSettings(s.ReconnectWindow, s.MaxContinuousDuration, s.LatencyMode, s.Passthrough); err != nil {
+		return nil, nil, nil, err
+	}
+	lm := s.LatencyMode
+	for _, alias := range []struct {
+		name, mode string
+		on         *bool
+	}{{"reduced_latency", "reduced", s.ReducedLatency}, {"low_latency", "low", s.LowLatency}} {
+		if alias.on == nil || !*alias.on {
+			continue
+		}
+		if lm != nil && *lm != alias.mode {
+			return nil, nil, nil, httpapi.Invalid("%s: true asks for latency_mode %q, which contradicts latency_mode %q", alias.name, alias.mode, *lm)
+		}
+		m := alias.mode
+		lm = &m
+	}
+	nas, err := readAssetSettings(s.NewAssetSettings)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	meta, err := readMeta("meta", s.Meta, false)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return lm, nas, meta, nil
 }
 
 func (a *API) create(c echo.Context) error {
@@ -164,27 +206,25 @@ func (a *API) create(c echo.Context) error {
 		PlaybackPolicy   json.RawMessage `json:"playback_policy"`
 		PlaybackPolicies json.RawMessage `json:"playback_policies"`
 		Test             *bool           `json:"test"`
-		ReducedLatency   *bool           `json:"reduced_latency"`
 	}
 	if err := httpapi.Bind(c, &req); err != nil {
 		return err
 	}
-	pols, err := policies(req.PlaybackPolicy, req.PlaybackPolicies)
+	pols, err := policies("", req.PlaybackPolicy, req.PlaybackPolicies)
 	if err != nil {
 		return err
 	}
-	if err := checkSettings(req.ReconnectWindow, req.MaxContinuousDuration, req.LatencyMode, req.Passthrough, req.NewAssetSettings); err != nil {
+	lm, nas, meta, err := req.settings.read()
+	if err != nil {
 		return err
 	}
 	n := store.NewLiveStream{Policies: pols, ReconnectWindow: DefaultReconnectWindow, LatencyMode: "standard",
-		MaxContinuousDuration: DefaultMaxContinuous, Passthrough: req.Passthrough, NewAssetSettings: compactObject(req.NewAssetSettings)}
+		MaxContinuousDuration: DefaultMaxContinuous, Passthrough: req.Passthrough, NewAssetSettings: nas, Meta: meta}
 	if req.ReconnectWindow != nil {
 		n.ReconnectWindow = *req.ReconnectWindow
 	}
-	if req.LatencyMode != nil {
-		n.LatencyMode = *req.LatencyMode
-	} else if req.ReducedLatency != nil && *req.ReducedLatency {
-		n.LatencyMode = "reduced"
+	if lm != nil {
+		n.LatencyMode = *lm
 	}
 	if req.MaxContinuousDuration != nil {
 		n.MaxContinuousDuration = *req.MaxContinuousDuration
@@ -192,12 +232,31 @@ func (a *API) create(c echo.Context) error {
 	if req.Test != nil {
 		n.Test = *req.Test
 	}
+	if req.AudioOnly != nil {
+		n.AudioOnly = *req.AudioOnly
+	}
 	ls, err := a.Store.Create(c.Request().Context(), env(c), n)
 	if err != nil {
 		return err
 	}
 	a.Relay.Notify()
-	return httpapi.Data(c, http.StatusCreated, ls)
+	return httpapi.Data(c, http.StatusCreated, ls.Resource())
+}
+
+// unsupportedSet is the unsupported settings the request set, by name.
+func (s settings) unsupportedSet() map[string]json.RawMessage {
+	out := map[string]json.RawMessage{}
+	for k, v := range map[string]json.RawMessage{
+		"reconnect_slate_url": s.ReconnectSlateURL, "use_slate_for_standard_latency": s.UseSlateForStandardLatency,
+		"embedded_subtitles": s.EmbeddedSubtitles, "generated_subtitles": s.GeneratedSubtitles,
+		"simulcast_targets": s.SimulcastTargets, "advanced_playback_policies": s.AdvancedPlaybackPolicies,
+		"drm_configuration_id": s.DRMConfigurationID,
+	} {
+		if len(v) > 0 {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func (a *API) list(c echo.Context) error {
@@ -209,9 +268,13 @@ func (a *API) list(c echo.Context) error {
 	if status != "" && status != store.StatusIdle && status != store.StatusActive && status != store.StatusDisabled {
 		return httpapi.Invalid(`status: want "idle", "active" or "disabled", got %q`, status)
 	}
-	out, next, err := a.Store.List(c.Request().Context(), env(c), status, c.QueryParam("stream_key"), pg)
+	rows, next, err := a.Store.List(c.Request().Context(), env(c), status, c.QueryParam("stream_key"), pg)
 	if err != nil {
 		return err
+	}
+	out := make([]store.LiveStreamResource, len(rows))
+	for i, ls := range rows {
+		out[i] = ls.Resource()
 	}
 	return httpapi.List(c, out, next)
 }
@@ -221,7 +284,7 @@ func (a *API) get(c echo.Context) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	return httpapi.Data(c, http.StatusOK, ls)
+	return httpapi.Data(c, http.StatusOK, ls.Resource())
 }
 
 func (a *API) update(c echo.Context) error {
@@ -229,17 +292,18 @@ func (a *API) update(c echo.Context) error {
 	if err := httpapi.Bind(c, &req); err != nil {
 		return err
 	}
-	if err := checkSettings(req.ReconnectWindow, req.MaxContinuousDuration, req.LatencyMode, req.Passthrough, req.NewAssetSettings); err != nil {
+	lm, nas, meta, err := req.read()
+	if err != nil {
 		return err
 	}
 	ls, err := a.Store.Update(c.Request().Context(), env(c), c.Param("id"), store.Patch{
-		ReconnectWindow: req.ReconnectWindow, LatencyMode: req.LatencyMode, MaxContinuousDuration: req.MaxContinuousDuration,
-		Passthrough: req.Passthrough, NewAssetSettings: compactObject(req.NewAssetSettings)})
+		ReconnectWindow: req.ReconnectWindow, LatencyMode: lm, MaxContinuousDuration: req.MaxContinuousDuration,
+		Passthrough: req.Passthrough, NewAssetSettings: nas, AudioOnly: req.AudioOnly, Meta: meta})
 	if err != nil {
 		return mapErr(err)
 	}
 	a.Relay.Notify()
-	return httpapi.Data(c, http.StatusOK, ls)
+	return httpapi.Data(c, http.StatusOK, ls.Resource())
 }
 
 func (a *API) delete(c echo.Context) error {
@@ -275,7 +339,7 @@ func (a *API) resetKey(c echo.Context) error {
 		return mapErr(err)
 	}
 	a.Relay.Notify()
-	return httpapi.Data(c, http.StatusCreated, ls)
+	return httpapi.Data(c, http.StatusCreated, ls.Resource())
 }
 
 func (a *API) enable(c echo.Context) error  { return a.setEnabled(c, true) }
@@ -307,20 +371,33 @@ func (a *API) complete(c echo.Context) error {
 	return httpapi.Empty(c)
 }
 
-func (a *API) addPlaybackID(c echo.Context) error {
+// playbackIDRequest reads the body of a playback id creation: {policy}.
+func playbackIDRequest(c echo.Context) (string, error) {
 	var req struct {
-		Policy *string `json:"policy"`
+		Policy             *string         `json:"policy"`
+		DRMConfigurationID json.RawMessage `json:"drm_configuration_id"`
 	}
 	if err := httpapi.Bind(c, &req); err != nil {
-		return err
+		return "", err
+	}
+	if len(req.DRMConfigurationID) > 0 && string(req.DRMConfigurationID) != "null" {
+		return "", httpapi.Invalid("drm_configuration_id: Spacecast does not implement DRM")
 	}
 	if req.Policy == nil {
-		return httpapi.Invalid("policy is required")
+		return "", httpapi.Invalid("policy is required")
 	}
-	if err := checkPolicy("policy", *req.Policy); err != nil {
+	if *req.Policy == "drm" {
+		return "", httpapi.Invalid(`policy: Spacecast does not implement DRM (want "public" or "signed")`)
+	}
+	return *req.Policy, checkPolicy("policy", *req.Policy)
+}
+
+func (a *API) addPlaybackID(c echo.Context) error {
+	policy, err := playbackIDRequest(c)
+	if err != nil {
 		return err
 	}
-	p, err := a.Store.AddPlaybackID(c.Request().Context(), env(c), c.Param("id"), *req.Policy)
+	p, err := a.Store.AddPlaybackID(c.Request().Context(), env(c), c.Param("id"), policy)
 	if err != nil {
 		return mapErr(err)
 	}
@@ -349,9 +426,13 @@ func (a *API) listAssets(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out, next, err := a.Store.ListAssets(c.Request().Context(), env(c), c.QueryParam("live_stream_id"), pg)
+	rows, next, err := a.Store.ListAssets(c.Request().Context(), env(c), c.QueryParam("live_stream_id"), pg)
 	if err != nil {
 		return err
+	}
+	out := make([]store.AssetResource, len(rows))
+	for i, as := range rows {
+		out[i] = as.Resource()
 	}
 	return httpapi.List(c, out, next)
 }
@@ -361,7 +442,7 @@ func (a *API) getAsset(c echo.Context) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	return httpapi.Data(c, http.StatusOK, as)
+	return httpapi.Data(c, http.StatusOK, as.Resource())
 }
 
 func (a *API) deleteAsset(c echo.Context) error {
@@ -383,4 +464,42 @@ func (a *API) deleteAsset(c echo.Context) error {
 		}
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+func (a *API) addAssetPlaybackID(c echo.Context) error {
+	policy, err := playbackIDRequest(c)
+	if err != nil {
+		return err
+	}
+	p, err := a.Store.AddAssetPlaybackID(c.Request().Context(), env(c), c.Param("id"), policy)
+	if err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return httpapi.Data(c, http.StatusCreated, p)
+}
+
+func (a *API) getAssetPlaybackID(c echo.Context) error {
+	p, err := a.Store.GetAssetPlaybackID(c.Request().Context(), env(c), c.Param("id"), c.Param("pid"))
+	if err != nil {
+		return mapErr(err)
+	}
+	return httpapi.Data(c, http.StatusOK, p)
+}
+
+func (a *API) deleteAssetPlaybackID(c echo.Context) error {
+	if err := a.Store.DeleteAssetPlaybackID(c.Request().Context(), env(c), c.Param("id"), c.Param("pid")); err != nil {
+		return mapErr(err)
+	}
+	a.Relay.Notify()
+	return c.NoContent(http.StatusNoContent)
+}
+
+// lookupPlaybackID answers what a playback id belongs to: {id, policy, object: {type, id}}.
+func (a *API) lookupPlaybackID(c echo.Context) error {
+	p, err := a.Store.LookupPlaybackID(c.Request().Context(), env(c), c.Param("id"))
+	if err != nil {
+		return mapErr(err)
+	}
+	return httpapi.Data(c, http.StatusOK, p)
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -20,6 +21,7 @@ import (
 	"github.com/spacecast/spacecast/services/livestream/internal/hls"
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
+	"github.com/spacecast/spacecast/services/livestream/internal/store"
 )
 
 // Sessions starts ingest sessions (a *session.Manager).
@@ -29,10 +31,18 @@ type Sessions interface {
 
 var _ Sessions = (*session.Manager)(nil)
 
+// MediaRecorder keeps what the ingest learnt of a recording's media (a *store.Store).
+type MediaRecorder interface {
+	SetAssetMedia(ctx context.Context, assetID string, m store.Media) error
+}
+
+var _ MediaRecorder = (*store.Store)(nil)
+
 // Options configure an Ingest.
 type Options struct {
 	Sessions   Sessions
-	Dir        string // recordings: <Dir>/<asset id>/{live.m3u8,vod.m3u8,seg-N.ts}
+	Media      MediaRecorder // optional: the recording's tracks (asset tracks, resolution, frame rate)
+	Dir        string        // recordings: <Dir>/<asset id>/{live.m3u8,vod.m3u8,seg-N.ts}
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // optional
 }
@@ -130,6 +140,67 @@ type stream struct {
 
 	mu       sync.Mutex
 	arrivals map[time.Duration]time.Time // video keyframe DTS → when it arrived (pruned per segment)
+
+	probe mediaProbe // only the connection's goroutine uses it
+}
+
+// probeSpan is how much media the ingest watches before it describes the recording's media.
+const probeSpan = 2 * time.Second
+
+// mediaProbe measures a connection's media until it describes it once.
+type mediaProbe struct {
+	videoFrames          int
+	videoFirst, videoAt  time.Duration
+	audioFirst, audioAt  time.Duration
+	audioSeen, described bool
+}
+
+func (m *mediaProbe) add(p flv.Packet) {
+	if p.Kind == flv.Video {
+		if m.videoFrames == 0 {
+			m.videoFirst = p.DTS
+		}
+		m.videoFrames++
+		m.videoAt = p.DTS
+		return
+	}
+	if !m.audioSeen {
+		m.audioSeen, m.audioFirst = true, p.DTS
+	}
+	m.audioAt = p.DTS
+}
+
+// ready: enough media to describe it (probeSpan of video, or of audio without video).
+func (m *mediaProbe) ready() bool {
+	return m.videoAt-m.videoFirst >= probeSpan || (m.videoFrames == 0 && m.audioAt-m.audioFirst >= probeSpan)
+}
+
+// describe records the recording's media once per connection (errors are logged: the media
+// description is not worth refusing a publisher).
+func (s *stream) describe() {
+	if s.probe.described || s.in.o.Media == nil {
+		return
+	}
+	s.probe.described = true
+	var m store.Media
+	if vi, ok := s.demux.VideoCodecInfo(); ok {
+		m.Video = &store.VideoMedia{Width: vi.Width, Height: vi.Height}
+		if span := s.probe.videoAt - s.probe.videoFirst; s.probe.videoFrames > 1 && span > 0 {
+			fps := float64(s.probe.videoFrames-1) / span.Seconds()
+			m.Video.FrameRate = math.Round(fps*100) / 100
+		}
+	}
+	if ai, ok := s.demux.AudioCodecInfo(); ok {
+		m.Audio = &store.AudioMedia{Channels: ai.Channels, SampleRate: ai.SampleRate}
+	}
+	if m.Video == nil && m.Audio == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.in.o.Media.SetAssetMedia(ctx, s.sess.Asset.ID, m); err != nil {
+		s.log.Warn("recording the media description", "err", err)
+	}
 }
 
 // WriteTag implements rtmp.Stream.
@@ -143,6 +214,11 @@ func (s *stream) WriteTag(tag flv.Tag) error {
 		return err
 	}
 	for _, p := range pkts {
+		if !s.probe.described {
+			if s.probe.add(p); s.probe.ready() {
+				s.describe()
+			}
+		}
 		if p.Kind == flv.Video && p.Keyframe {
 			s.mu.Lock()
 			s.arrivals[p.DTS] = time.Now()
@@ -176,6 +252,7 @@ func (s *stream) onSegment(si hls.SegmentInfo) {
 // reconnect window starts, unless the recording was ended from outside).
 func (s *stream) Close(cause error) {
 	s.in.streams.Dec()
+	s.describe() // a connection shorter than probeSpan: what it had
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.sess.End(ctx); err != nil {

@@ -10,8 +10,8 @@ import (
 )
 
 // This file holds the state changes of an ingest session. Each writes its events in the same
-// transaction; all carry the live stream id as subject (asset events too) so one stream's events
-// stay in order on spacecast.livestreams.
+// transaction; all have the live stream id as Kafka key (asset events too, whose subject is the
+// asset) so one stream's events stay in order on spacecast.livestreams.
 
 // Connect records an encoder connection: it continues the stream's active asset (a reconnect
 // inside reconnect_window, resumed = true) or starts a new one (asset.created), and emits
@@ -37,15 +37,29 @@ func (s *Store) Connect(ctx context.Context, id string) (ls LiveStream, asset As
 			if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET disconnected_ns = NULL, updated_ns = $1 WHERE id = $2`, now, id); err != nil {
 				return err
 			}
-		} else {
-			aid := idgen.New()
-			if _, err := tx.ExecContext(ctx, `INSERT INTO assets (id, environment_id, live_stream_id, status, passthrough, created_ns, updated_ns)
-				VALUES ($1, $2, $3, $4, $5, $6, $6)`, aid, cur.EnvironmentID, id, AssetPreparing, nullString(cur.Passthrough), now); err != nil {
+			spans := asset.spans
+			closeSpan(spans, now) // a disconnect that was never recorded (a crash) ends here at the latest
+			if _, err := tx.ExecContext(ctx, `UPDATE assets SET recording_times = $1 WHERE id = $2`,
+				encodeSpans(append(spans, span{Start: now})), asset.ID); err != nil {
 				return err
 			}
-			for i, p := range cur.PlaybackIDs {
+		} else {
+			// The recording takes its settings from new_asset_settings, as on Mux: without
+			// playback policies there it has no playback ids; the stream's own passthrough
+			// and playback ids are not copied.
+			aid := idgen.New()
+			nas := cur.NewAssetSettings
+			if nas == nil {
+				nas = &AssetSettings{}
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO assets (id, environment_id, live_stream_id, status, passthrough, test, meta,
+				recording_times, created_ns, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)`, aid, cur.EnvironmentID, id,
+				AssetPreparing, nullString(nas.Passthrough), cur.Test || nas.Test, encodeMeta(nas.Meta), encodeSpans([]span{{Start: now}}), now); err != nil {
+				return err
+			}
+			for i, p := range nas.PlaybackPolicies {
 				if _, err := tx.ExecContext(ctx, `INSERT INTO playback_ids (id, environment_id, asset_id, policy, created_ns)
-					VALUES ($1, $2, $3, $4, $5)`, idgen.New(), cur.EnvironmentID, aid, p.Policy, now+int64(i)); err != nil {
+					VALUES ($1, $2, $3, $4, $5)`, idgen.New(), cur.EnvironmentID, aid, p, now+int64(i)); err != nil {
 					return err
 				}
 			}
@@ -55,16 +69,15 @@ func (s *Store) Connect(ctx context.Context, id string) (ls LiveStream, asset As
 			if asset, err = getAsset(ctx, tx, "", aid); err != nil {
 				return err
 			}
-			asset.IsLive = true
 		}
 		if ls, err = getLS(ctx, tx, "", id); err != nil {
 			return err
 		}
-		if err := emit(ctx, tx, "livestream.connected", id, ls.EnvironmentID, ls); err != nil {
+		if err := emit(ctx, tx, "livestream.connected", id, ls.EnvironmentID, ls.Event()); err != nil {
 			return err
 		}
 		if !resumed {
-			return emit(ctx, tx, "asset.created", id, ls.EnvironmentID, asset)
+			return emitAsset(ctx, tx, "asset.created", asset)
 		}
 		return nil
 	})
@@ -103,12 +116,15 @@ func (s *Store) Disconnect(ctx context.Context, id, assetID string, at time.Time
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return err
 		}
+		if err := endSpan(ctx, tx, assetID, at.UnixNano()); err != nil {
+			return err
+		}
 		ls, err := getLS(ctx, tx, "", id)
 		if err != nil {
 			return err
 		}
 		done = true
-		return emit(ctx, tx, "livestream.disconnected", id, ls.EnvironmentID, ls)
+		return emit(ctx, tx, "livestream.disconnected", id, ls.EnvironmentID, ls.Event())
 	})
 	return done, err
 }
@@ -185,6 +201,9 @@ func (s *Store) Finish(ctx context.Context, id, assetID string, duration time.Du
 			return nil
 		}
 		now := time.Now().UnixNano()
+		if err := endSpan(ctx, tx, assetID, now); err != nil {
+			return err
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE assets SET status = $1, duration_ms = $2, updated_ns = $3 WHERE id = $4`,
 			AssetReady, duration.Milliseconds(), now, assetID); err != nil {
 			return err
@@ -201,7 +220,7 @@ func (s *Store) Finish(ctx context.Context, id, assetID string, duration time.Du
 			return err
 		}
 		if status == StatusIdle {
-			if err := emit(ctx, tx, "livestream.idle", id, ls.EnvironmentID, ls); err != nil {
+			if err := emit(ctx, tx, "livestream.idle", id, ls.EnvironmentID, ls.Event()); err != nil {
 				return err
 			}
 		}
@@ -210,7 +229,7 @@ func (s *Store) Finish(ctx context.Context, id, assetID string, duration time.Du
 			return err
 		}
 		for _, typ := range []string{"asset.ready", "asset.live_stream_completed"} {
-			if err := emit(ctx, tx, typ, id, ls.EnvironmentID, a); err != nil {
+			if err := emitAsset(ctx, tx, typ, a); err != nil {
 				return err
 			}
 		}
@@ -218,4 +237,17 @@ func (s *Store) Finish(ctx context.Context, id, assetID string, duration time.Du
 		return nil
 	})
 	return done, err
+}
+
+// endSpan ends the recording's open connection span at at (ns), if one is open.
+func endSpan(ctx context.Context, tx *sql.Tx, assetID string, at int64) error {
+	a, err := getAsset(ctx, tx, "", assetID)
+	if err != nil {
+		return err
+	}
+	if !closeSpan(a.spans, at) {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE assets SET recording_times = $1 WHERE id = $2`, encodeSpans(a.spans), assetID)
+	return err
 }

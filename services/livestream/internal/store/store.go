@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"strconv"
@@ -51,37 +50,43 @@ type PlaybackID struct {
 	Policy string `json:"policy"`
 }
 
-// LiveStream is a live stream as the API shows it.
+// LiveStream is a live stream's stored row with its playback ids and recent assets. It is
+// never marshalled: the API shows Resource(), events carry Event() (no stream key).
 type LiveStream struct {
-	ID                    string          `json:"id"`
-	CreatedAt             string          `json:"created_at"`
-	StreamKey             string          `json:"stream_key"`
-	Status                string          `json:"status"`
-	PlaybackIDs           []PlaybackID    `json:"playback_ids"`
-	ReconnectWindow       int             `json:"reconnect_window"`
-	LatencyMode           string          `json:"latency_mode"`
-	MaxContinuousDuration int             `json:"max_continuous_duration"`
-	Passthrough           *string         `json:"passthrough,omitempty"`
-	NewAssetSettings      json.RawMessage `json:"new_asset_settings,omitempty"`
-	RecentAssetIDs        []string        `json:"recent_asset_ids"`
-	ActiveAssetID         *string         `json:"active_asset_id,omitempty"`
-	Test                  bool            `json:"test,omitempty"`
-
-	EnvironmentID string `json:"-"`
+	ID                    string
+	EnvironmentID         string
+	CreatedAt             string // unix seconds
+	StreamKey             string
+	Status                string
+	PlaybackIDs           []PlaybackID
+	ReconnectWindow       int
+	LatencyMode           string
+	MaxContinuousDuration int
+	Passthrough           *string
+	NewAssetSettings      *AssetSettings
+	RecentAssetIDs        []string
+	ActiveAssetID         *string
+	Connected             bool // an encoder is connected to the active recording
+	Test                  bool
+	AudioOnly             bool
+	Meta                  *Meta
 }
 
-// Asset is a recording as the API shows it.
+// Asset is a recording's stored row with its playback ids. It is never marshalled: the API
+// shows Resource(), events carry Event().
 type Asset struct {
-	ID           string       `json:"id"`
-	CreatedAt    string       `json:"created_at"`
-	Status       string       `json:"status"`
-	Duration     *float64     `json:"duration,omitempty"`
-	LiveStreamID string       `json:"live_stream_id"`
-	PlaybackIDs  []PlaybackID `json:"playback_ids"`
-	Passthrough  *string      `json:"passthrough,omitempty"`
-	IsLive       bool         `json:"is_live"`
-
-	EnvironmentID string `json:"-"`
+	ID            string
+	EnvironmentID string
+	CreatedAt     string // unix seconds
+	Status        string
+	Duration      *float64 // seconds
+	LiveStreamID  string
+	PlaybackIDs   []PlaybackID
+	Passthrough   *string
+	Test          bool
+	Meta          *Meta
+	Media         *Media
+	spans         []span
 }
 
 // NewLiveStream are the settings of a live stream to create.
@@ -91,8 +96,10 @@ type NewLiveStream struct {
 	LatencyMode           string
 	MaxContinuousDuration int
 	Passthrough           *string
-	NewAssetSettings      json.RawMessage
+	NewAssetSettings      *AssetSettings
 	Test                  bool
+	AudioOnly             bool
+	Meta                  *Meta
 }
 
 // Patch holds the fields PATCH may change; nil leaves a field as it is.
@@ -101,7 +108,9 @@ type Patch struct {
 	LatencyMode           *string
 	MaxContinuousDuration *int
 	Passthrough           *string
-	NewAssetSettings      json.RawMessage
+	NewAssetSettings      *AssetSettings
+	AudioOnly             *bool
+	Meta                  *Meta // an empty Meta clears it
 }
 
 // Store is the live stream SQL store.
@@ -133,16 +142,17 @@ type querier interface {
 }
 
 const lsCols = `id, environment_id, stream_key, status, reconnect_window, latency_mode, max_continuous_duration,
-	passthrough, new_asset_settings, test, active_asset_id, created_ns`
+	passthrough, new_asset_settings, test, active_asset_id, created_ns, disconnected_ns, audio_only, meta`
 
 func unixSeconds(ns int64) string { return strconv.FormatInt(ns/int64(time.Second), 10) }
 
 func scanLS(sc interface{ Scan(...any) error }) (LiveStream, error) {
 	var ls LiveStream
-	var pt, nas, active sql.NullString
+	var pt, nas, active, meta sql.NullString
 	var rw, mcd, ns int64
+	var disc sql.NullInt64
 	if err := sc.Scan(&ls.ID, &ls.EnvironmentID, &ls.StreamKey, &ls.Status, &rw, &ls.LatencyMode, &mcd,
-		&pt, &nas, &ls.Test, &active, &ns); err != nil {
+		&pt, &nas, &ls.Test, &active, &ns, &disc, &ls.AudioOnly, &meta); err != nil {
 		return LiveStream{}, err
 	}
 	ls.ReconnectWindow, ls.MaxContinuousDuration = int(rw), int(mcd)
@@ -150,10 +160,14 @@ func scanLS(sc interface{ Scan(...any) error }) (LiveStream, error) {
 		ls.Passthrough = &pt.String
 	}
 	if nas.Valid {
-		ls.NewAssetSettings = json.RawMessage(nas.String)
+		ls.NewAssetSettings = decodeAssetSettings(nas.String)
 	}
 	if active.Valid {
 		ls.ActiveAssetID = &active.String
+		ls.Connected = !disc.Valid
+	}
+	if meta.Valid {
+		ls.Meta = decodeMeta(meta.String)
 	}
 	ls.CreatedAt = unixSeconds(ns)
 	return ls, nil
@@ -217,18 +231,22 @@ func emit(ctx context.Context, tx *sql.Tx, typ, subject, env string, data any) e
 	return outbox.Add(ctx, tx, events.TopicLivestreams, ev)
 }
 
+// emitAsset writes an asset event: subject (and so the webhook's object) the asset, Kafka key
+// its live stream, so that one stream's events, its recordings' too, stay in order on one
+// partition.
+func emitAsset(ctx context.Context, tx *sql.Tx, typ string, a Asset) error {
+	ev, err := events.New(Source, typ, a.ID, a.EnvironmentID, a.Event())
+	if err != nil {
+		return err
+	}
+	return outbox.AddKeyed(ctx, tx, events.TopicLivestreams, a.LiveStreamID, ev)
+}
+
 func nullString(p *string) any {
 	if p == nil {
 		return nil
 	}
 	return *p
-}
-
-func nullJSON(b json.RawMessage) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return string(b)
 }
 
 // Create inserts a new idle live stream with a fresh stream key and one playback id per policy.
@@ -238,10 +256,10 @@ func (s *Store) Create(ctx context.Context, env string, n NewLiveStream) (LiveSt
 	var ls LiveStream
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO live_streams (id, environment_id, stream_key, status, reconnect_window,
-			latency_mode, max_continuous_duration, passthrough, new_asset_settings, test, created_ns, updated_ns)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+			latency_mode, max_continuous_duration, passthrough, new_asset_settings, test, audio_only, meta, created_ns, updated_ns)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13)`,
 			id, env, idgen.Secret(), StatusIdle, n.ReconnectWindow, n.LatencyMode, n.MaxContinuousDuration,
-			nullString(n.Passthrough), nullJSON(n.NewAssetSettings), n.Test, now); err != nil {
+			nullString(n.Passthrough), encodeAssetSettings(n.NewAssetSettings), n.Test, n.AudioOnly, encodeMeta(n.Meta), now); err != nil {
 			return err
 		}
 		for i, p := range n.Policies {
@@ -254,7 +272,7 @@ func (s *Store) Create(ctx context.Context, env string, n NewLiveStream) (LiveSt
 		if ls, err = getLS(ctx, tx, env, id); err != nil {
 			return err
 		}
-		return emit(ctx, tx, "livestream.created", id, env, ls)
+		return emit(ctx, tx, "livestream.created", id, env, ls.Event())
 	})
 	return ls, err
 }
@@ -326,7 +344,7 @@ func (s *Store) mutate(ctx context.Context, env, id, typ string, f func(tx *sql.
 		if typ == "" {
 			return nil
 		}
-		return emit(ctx, tx, typ, id, out.EnvironmentID, out)
+		return emit(ctx, tx, typ, id, out.EnvironmentID, out.Event())
 	})
 	return out, err
 }
@@ -346,13 +364,19 @@ func (s *Store) Update(ctx context.Context, env, id string, p Patch) (LiveStream
 		if p.Passthrough != nil {
 			ls.Passthrough = p.Passthrough
 		}
-		if len(p.NewAssetSettings) > 0 {
+		if p.NewAssetSettings != nil {
 			ls.NewAssetSettings = p.NewAssetSettings
 		}
+		if p.AudioOnly != nil {
+			ls.AudioOnly = *p.AudioOnly
+		}
+		if p.Meta != nil {
+			ls.Meta = p.Meta
+		}
 		_, err := tx.ExecContext(ctx, `UPDATE live_streams SET reconnect_window = $1, latency_mode = $2,
-			max_continuous_duration = $3, passthrough = $4, new_asset_settings = $5, updated_ns = $6 WHERE id = $7`,
+			max_continuous_duration = $3, passthrough = $4, new_asset_settings = $5, audio_only = $6, meta = $7, updated_ns = $8 WHERE id = $9`,
 			ls.ReconnectWindow, ls.LatencyMode, ls.MaxContinuousDuration, nullString(ls.Passthrough),
-			nullJSON(ls.NewAssetSettings), time.Now().UnixNano(), ls.ID)
+			encodeAssetSettings(ls.NewAssetSettings), ls.AudioOnly, encodeMeta(ls.Meta), time.Now().UnixNano(), ls.ID)
 		return err
 	})
 }
@@ -413,7 +437,7 @@ func (s *Store) Delete(ctx context.Context, env, id string) (LiveStream, error) 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM live_streams WHERE id = $1`, id); err != nil {
 			return err
 		}
-		return emit(ctx, tx, "livestream.deleted", id, ls.EnvironmentID, ls)
+		return emit(ctx, tx, "livestream.deleted", id, ls.EnvironmentID, ls.Event())
 	})
 	return ls, err
 }
@@ -461,14 +485,14 @@ func (s *Store) DeletePlaybackID(ctx context.Context, env, id, pid string) error
 	return err
 }
 
-const assetCols = `id, environment_id, live_stream_id, status, duration_ms, passthrough, created_ns`
+const assetCols = `id, environment_id, live_stream_id, status, duration_ms, passthrough, created_ns, test, meta, media, recording_times`
 
 func scanAsset(sc interface{ Scan(...any) error }) (Asset, error) {
 	var a Asset
 	var dur sql.NullInt64
-	var pt sql.NullString
+	var pt, meta, media, spans sql.NullString
 	var ns int64
-	if err := sc.Scan(&a.ID, &a.EnvironmentID, &a.LiveStreamID, &a.Status, &dur, &pt, &ns); err != nil {
+	if err := sc.Scan(&a.ID, &a.EnvironmentID, &a.LiveStreamID, &a.Status, &dur, &pt, &ns, &a.Test, &meta, &media, &spans); err != nil {
 		return Asset{}, err
 	}
 	if dur.Valid {
@@ -477,6 +501,15 @@ func scanAsset(sc interface{ Scan(...any) error }) (Asset, error) {
 	}
 	if pt.Valid {
 		a.Passthrough = &pt.String
+	}
+	if meta.Valid {
+		a.Meta = decodeMeta(meta.String)
+	}
+	if media.Valid {
+		a.Media = decodeMedia(media.String)
+	}
+	if spans.Valid {
+		a.spans = decodeSpans(spans.String)
 	}
 	a.CreatedAt = unixSeconds(ns)
 	return a, nil
@@ -532,7 +565,7 @@ func (s *Store) ListAssets(ctx context.Context, env, liveStreamID string, pg htt
 	return out, next, nil
 }
 
-// DeleteAsset removes an asset and its playback ids and emits asset.deleted (subject: its live stream).
+// DeleteAsset removes an asset and its playback ids and emits asset.deleted.
 func (s *Store) DeleteAsset(ctx context.Context, env, id string) (Asset, error) {
 	var a Asset
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -549,7 +582,7 @@ func (s *Store) DeleteAsset(ctx context.Context, env, id string) (Asset, error) 
 		if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET active_asset_id = NULL WHERE active_asset_id = $1`, id); err != nil {
 			return err
 		}
-		return emit(ctx, tx, "asset.deleted", a.LiveStreamID, a.EnvironmentID, a)
+		return emitAsset(ctx, tx, "asset.deleted", a)
 	})
 	return a, err
 }
