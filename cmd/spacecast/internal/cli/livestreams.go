@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 
@@ -16,12 +17,20 @@ func newLiveStreamsCmd(g *globalFlags) *cobra.Command {
 		maxDuration int
 		passthrough string
 		latency     string
+		assetPols   []string
 	)
 	create := &cobra.Command{
 		Use: "create", Short: "Create a live stream and print it with its stream key", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body := map[string]any{"playback_policies": policies}
 			f := cmd.Flags()
+			// As on Mux, the recordings take their playback ids from new_asset_settings.
+			if !f.Changed("asset-playback-policy") {
+				assetPols = policies
+			}
+			if len(assetPols) > 0 {
+				body["new_asset_settings"] = map[string]any{"playback_policies": assetPols}
+			}
 			if f.Changed("reconnect-window") {
 				body["reconnect_window"] = window
 			}
@@ -47,6 +56,40 @@ func newLiveStreamsCmd(g *globalFlags) *cobra.Command {
 	cf.IntVar(&maxDuration, "max-continuous-duration", 43200, "longest session in seconds (60-43200)")
 	cf.StringVar(&passthrough, "passthrough", "", "arbitrary string stored with the live stream")
 	cf.StringVar(&latency, "latency-mode", "standard", "standard, reduced or low")
+	cf.StringSliceVar(&assetPols, "asset-playback-policy", nil, "playback policies of each recording's asset (default: the --playback-policy values; empty for none)")
+
+	update := &cobra.Command{
+		Use: "update LIVE_STREAM_ID", Short: "Change a live stream's settings (only the flags given)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			body := map[string]any{}
+			f := cmd.Flags()
+			if f.Changed("reconnect-window") {
+				body["reconnect_window"] = window
+			}
+			if f.Changed("max-continuous-duration") {
+				body["max_continuous_duration"] = maxDuration
+			}
+			if f.Changed("passthrough") {
+				body["passthrough"] = passthrough
+			}
+			if f.Changed("latency-mode") {
+				body["latency_mode"] = latency
+			}
+			if len(body) == 0 {
+				return fmt.Errorf("nothing to change: give --reconnect-window, --max-continuous-duration, --passthrough or --latency-mode")
+			}
+			var out map[string]any
+			if err := g.client().do(cmd.Context(), http.MethodPatch, "/video/v1/live-streams/"+url.PathEscape(args[0]), body, &out); err != nil {
+				return err
+			}
+			return printJSON(cmd, out)
+		},
+	}
+	uf := update.Flags()
+	uf.IntVar(&window, "reconnect-window", 60, "seconds an encoder may take to reconnect into the same recording (0-1800)")
+	uf.IntVar(&maxDuration, "max-continuous-duration", 43200, "longest session in seconds (60-43200)")
+	uf.StringVar(&passthrough, "passthrough", "", "arbitrary string stored with the live stream")
+	uf.StringVar(&latency, "latency-mode", "standard", "standard, reduced or low")
 
 	list := &cobra.Command{Use: "list", Short: "List live streams, newest first", Args: cobra.NoArgs}
 	q := listFlags(list)
@@ -90,7 +133,7 @@ func newLiveStreamsCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list,
+	cmd.AddCommand(create, list, update,
 		one("get", "Show a live stream", http.MethodGet, ""),
 		one("reset-key", "Give a live stream a new stream key; the old one stops working at once", http.MethodPost, "/reset-stream-key"),
 		one("enable", "Accept publishers again", http.MethodPut, "/enable"),

@@ -42,6 +42,8 @@ func newRoot() *cobra.Command {
 		newDevCmd(),
 		newSpacesCmd(g),
 		newLiveStreamsCmd(g),
+		newAssetsCmd(g),
+		newPlaybackIDsCmd(g),
 		newSigningKeysCmd(g),
 		newTokenCmd(),
 		newEventsCmd(g),

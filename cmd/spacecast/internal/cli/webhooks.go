@@ -19,7 +19,7 @@ import (
 )
 
 func newWebhooksCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "webhooks", Short: "Receive webhooks locally"}
+	cmd := &cobra.Command{Use: "webhooks", Short: "Manage webhook endpoints and receive webhooks locally"}
 	var port int
 	var evs []string
 	listen := &cobra.Command{
@@ -89,6 +89,7 @@ func newWebhooksCmd(g *globalFlags) *cobra.Command {
 	listen.Flags().IntVar(&port, "port", 4242, "local port to receive on")
 	listen.Flags().StringSliceVar(&evs, "events", nil, "webhook types to receive (default all)")
 	cmd.AddCommand(listen)
+	cmd.AddCommand(webhookEndpointCmds(g)...)
 	return cmd
 }
 
