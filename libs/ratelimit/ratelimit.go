@@ -122,8 +122,8 @@ type Decision struct {
 type Limiter struct {
 	buckets buckets
 	cfg     Config
-	o   Options
-	log *slog.Logger
+	o       Options
+	log     *slog.Logger
 
 	backoffUntil atomic.Int64 // unix ns: Redis failed, pass without asking until then
 	lastWarn     atomic.Int64 // unix ns of the last fail-open warning
