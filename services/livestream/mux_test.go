@@ -151,6 +151,21 @@ func TestUnimplementedFeaturesAreNamed(t *testing.T) {
 		!strings.Contains(messages(res), "creating assets from a URL or a direct upload is not supported") {
 		t.Errorf("POST /video/v1/assets: %d %v, want 400 naming the missing feature", st, res)
 	}
+	for _, c := range []struct{ method, path, want string }{
+		{"POST", "/video/v1/live-streams/" + id + "/simulcast-targets", "simulcast targets"},
+		{"DELETE", "/video/v1/live-streams/" + id + "/simulcast-targets/t1", "simulcast targets"},
+		{"PUT", "/video/v1/live-streams/" + id + "/embedded-subtitles", "embedded subtitles"},
+		{"PUT", "/video/v1/assets/a1/mp4-support", "MP4 support"},
+		{"POST", "/video/v1/assets/a1/tracks", "asset tracks"},
+		{"POST", "/video/v1/uploads", "direct uploads"},
+		{"GET", "/video/v1/playback-restrictions/r1", "playback restrictions"},
+		{"GET", "/data/v1/metrics/comparison", "Mux Data"},
+		{"PATCH", "/video/v1/assets/a1", "updating an asset"},
+	} {
+		if st, res := e.call(writerA, c.method, c.path, "{}"); st != 400 || !strings.Contains(messages(res), c.want) {
+			t.Errorf("%s %s: %d %v, want 400 naming %q", c.method, c.path, st, res, c.want)
+		}
+	}
 	if _, res := e.call(readerA, "GET", "/video/v1/live-streams", ""); len(list(res)) != 1 {
 		t.Fatalf("refused creates left rows: %v", res)
 	}

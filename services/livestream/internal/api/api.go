@@ -72,6 +72,49 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 	as.GET("/:id/playback-ids/:pid", a.getAssetPlaybackID, r)
 	as.DELETE("/:id/playback-ids/:pid", a.deleteAssetPlaybackID, w)
 	e.GET("/video/v1/playback-ids/:id", a.lookupPlaybackID, authn.Middleware(), r)
+
+	// Mux API calls for features Spacecast does not have: a 400 that names the feature, so a
+	// backend written for Mux learns what is missing instead of seeing "no such route".
+	for _, u := range []struct {
+		group         *echo.Group
+		path, feature string
+	}{
+		{g, "/:id/simulcast-targets", "simulcast targets (restreaming)"},
+		{g, "/:id/simulcast-targets/*", "simulcast targets (restreaming)"},
+		{g, "/:id/embedded-subtitles", "embedded subtitles"},
+		{g, "/:id/generated-subtitles", "generated subtitles"},
+		{g, "/:id/new-asset-settings/static-renditions", "static (MP4) renditions"},
+		{as, "/:id/static-renditions", "static (MP4) renditions"},
+		{as, "/:id/static-renditions/*", "static (MP4) renditions"},
+		{as, "/:id/mp4-support", "MP4 support"},
+		{as, "/:id/master-access", "master access"},
+		{as, "/:id/tracks", "adding or removing asset tracks"},
+		{as, "/:id/tracks/*", "adding or removing asset tracks"},
+		{as, "/:id/input-info", "asset input info"},
+		{as, "/:id/shots", "shot detection"},
+		{as, "/:id/thumbnail-time", "thumbnail times"},
+	} {
+		u.group.Any(u.path, notImplemented(u.feature))
+	}
+	as.PATCH("/:id", notImplemented("updating an asset (passthrough, meta)"))
+	for path, feature := range map[string]string{
+		"/video/v1/uploads":                    "direct uploads",
+		"/video/v1/playback-restrictions":      "playback restrictions",
+		"/video/v1/transcription-vocabularies": "transcription vocabularies",
+		"/video/v1/drm-configurations":         "DRM",
+		"/video/v1/delivery-usage":             "delivery usage reports",
+		"/data/v1":                             "Mux Data (video analytics; read the Kafka topics instead)",
+	} {
+		e.Any(path, notImplemented(feature), authn.Middleware())
+		e.Any(path+"/*", notImplemented(feature), authn.Middleware())
+	}
+}
+
+// notImplemented answers a Mux API call for a feature Spacecast does not implement.
+func notImplemented(feature string) echo.HandlerFunc {
+	return func(echo.Context) error {
+		return httpapi.Invalid("%s: Spacecast does not implement this Mux feature", feature)
+	}
 }
 
 // createAssetUnsupported answers Mux's assets.create: Spacecast makes assets only by recording

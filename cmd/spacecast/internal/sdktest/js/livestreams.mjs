@@ -124,4 +124,23 @@ await rejects('a bad playback policy is BadRequestError', mux.video.assets.creat
 await rejects('a wrong asset id is NotFoundError', mux.video.assets.retrieve('no-such-asset'), Mux.NotFoundError);
 await mux.video.assets.delete(recorded[2]);
 await rejects('a deleted asset is NotFoundError', mux.video.assets.retrieve(recorded[2]), Mux.NotFoundError);
+// SDK calls for features Spacecast does not have: a BadRequestError that names the feature.
+const missing = [
+  ['video.uploads.create', () => mux.video.uploads.create({ new_asset_settings: { playback_policy: ['public'] } }), 'direct uploads'],
+  ['video.assets.create', () => mux.video.assets.create({ inputs: [{ url: 'https://example.com/a.mp4' }] }), 'assets are the recordings of live streams'],
+  ['video.liveStreams.createSimulcastTarget', () => mux.video.liveStreams.createSimulcastTarget(ls.id, { url: 'rtmp://example.com/app' }), 'simulcast'],
+  ['video.liveStreams.updateGeneratedSubtitles', () => mux.video.liveStreams.updateGeneratedSubtitles(ls.id, { generated_subtitles: [] }), 'generated subtitles'],
+  ['video.assets.createStaticRendition', () => mux.video.assets.createStaticRendition(recorded[0], { resolution: 'highest' }), 'static (MP4) renditions'],
+  ['video.assets.updateMP4Support', () => mux.video.assets.updateMP4Support(recorded[0], { mp4_support: 'standard' }), 'MP4 support'],
+  ['video.assets.createTrack', () => mux.video.assets.createTrack(recorded[0], { url: 'https://example.com/en.vtt', type: 'text', text_type: 'subtitles', language_code: 'en' }), 'asset tracks'],
+  ['video.playbackRestrictions.create', () => mux.video.playbackRestrictions.create({ referrer: { allowed_domains: ['*'] } }), 'playback restrictions'],
+  ['video.transcriptionVocabularies.list', () => mux.video.transcriptionVocabularies.list(), 'transcription vocabularies'],
+  ['video.drmConfigurations.list', () => mux.video.drmConfigurations.list(), 'DRM'],
+  ['video.deliveryUsage.list', () => mux.video.deliveryUsage.list(), 'delivery usage'],
+  ['data.metrics.list', () => mux.data.metrics.list(), 'Mux Data'],
+  ['video.assets.update', () => mux.video.assets.update(recorded[0], { passthrough: 'x' }), 'updating an asset'],
+];
+for (const [name, call, mention] of missing) {
+  await rejects(`${name} is a BadRequestError naming "${mention}"`, (async () => call())(), Mux.BadRequestError, mention);
+}
 console.log(JSON.stringify({ done: 'livestreams.mjs' }));
