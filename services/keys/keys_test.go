@@ -210,7 +210,8 @@ func TestTokensEnvironmentsAndIsolation(t *testing.T) {
 			t.Fatalf("GET token shows its secret: %d %v", st, body)
 		}
 		st, body = e.call(b, "GET", "/system/v1/whoami", "")
-		if st != 200 || data(body)["environment"].(map[string]any)["id"] != envB || data(body)["admin"] != false {
+		if st != 200 || data(body)["environment"].(map[string]any)["id"] != envB || data(body)["admin"] != false ||
+			data(body)["environment_id"] != envB || data(body)["access_token_name"] == "" || data(body)["access_token_name"] == nil {
 			t.Fatalf("whoami = %d %v", st, body)
 		}
 		// A key of environment A is invisible to B (404, not 403).

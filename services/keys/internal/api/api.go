@@ -109,11 +109,20 @@ func (a *API) whoami(c echo.Context) error {
 	if p.Admin {
 		perms = auth.AllPermissions
 	}
+	tok, err := a.Store.GetToken(c.Request().Context(), p.TokenID)
+	if err != nil {
+		return mapErr(err, "access token")
+	}
+	// Spacecast's fields, and those of Mux's whoami that Spacecast has (it has no organizations
+	// and no environment types, so organization_* and environment_type are absent).
 	return httpapi.Data(c, http.StatusOK, map[string]any{
-		"access_token_id": p.TokenID,
-		"environment":     envView(env),
-		"permissions":     perms,
-		"admin":           p.Admin,
+		"access_token_id":   p.TokenID,
+		"access_token_name": tok.Name,
+		"environment":       envView(env),
+		"environment_id":    env.ID,
+		"environment_name":  env.Name,
+		"permissions":       perms,
+		"admin":             p.Admin,
 	})
 }
 

@@ -86,3 +86,8 @@ const err7 = await Video.SigningKeys.get(extra7.id).then(() => null, (e) => e);
 check('7.3.5 Video.SigningKeys.get after del -> not_found', err7?.type === 'not_found', err7);
 await rejects('retrieve a deleted key -> NotFoundError', mux.system.signingKeys.retrieve(more[0].id), Mux.NotFoundError);
 await rejects('delete a deleted key -> NotFoundError', mux.system.signingKeys.delete(more[0].id), Mux.NotFoundError);
+
+const me = await mux.system.utilities.whoami();
+check('system.utilities.whoami names the environment and the token',
+  typeof me.environment_id === 'string' && me.environment_id !== '' && typeof me.environment_name === 'string' &&
+  typeof me.access_token_name === 'string' && Array.isArray(me.permissions) && me.permissions.length > 0, me);
