@@ -187,3 +187,49 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, format st
 	}
 	t.Fatalf("condition not met within %v: %s", timeout, fmt.Sprintf(format, args...))
 }
+
+// WalkCursor lists path page by page with ?limit= and ?cursor= as the Mux SDKs' cursor
+// iterators do, calling between after each page but the last, and returns the ids in the
+// order served. get performs one GET and returns the status and the decoded body. Every page
+// must answer 200, hold at most limit rows and carry a next_cursor member (null on the last).
+func WalkCursor(t testing.TB, path string, limit int, get func(path string) (int, map[string]any), between func(page int, ids []string)) []string {
+	t.Helper()
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	var all []string
+	cursor := ""
+	for page := 1; page < 1000; page++ {
+		q := fmt.Sprintf("%slimit=%d", sep, limit)
+		if cursor != "" {
+			q += "&cursor=" + url.QueryEscape(cursor)
+		}
+		st, body := get(path + q)
+		if st != 200 {
+			t.Fatalf("%s page %d: %d %v", path, page, st, body)
+		}
+		rows, _ := body["data"].([]any)
+		if len(rows) > limit {
+			t.Fatalf("%s page %d has %d rows, limit %d", path, page, len(rows), limit)
+		}
+		var ids []string
+		for _, r := range rows {
+			ids = append(ids, r.(map[string]any)["id"].(string))
+		}
+		all = append(all, ids...)
+		nc, present := body["next_cursor"]
+		if !present {
+			t.Fatalf("%s page %d has no next_cursor member: %v", path, page, body)
+		}
+		if nc == nil {
+			return all
+		}
+		cursor = nc.(string)
+		if between != nil {
+			between(page, ids)
+		}
+	}
+	t.Fatalf("%s: the walk never ended", path)
+	return nil
+}

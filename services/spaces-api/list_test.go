@@ -2,50 +2,18 @@ package spacesapi_test
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/spacecast/spacecast/libs/testenv"
 )
 
 // walk lists path page by page with ?cursor= (the Mux SDKs' cursor iterator), calling between
 // after each page, and returns the ids in the order served.
 func (e *env) walk(c creds, path string, limit int, between func(page int, ids []string)) []string {
 	e.t.Helper()
-	var all []string
-	cursor := ""
-	for page := 1; page < 1000; page++ {
-		q := fmt.Sprintf("?limit=%d", limit)
-		if cursor != "" {
-			q += "&cursor=" + url.QueryEscape(cursor)
-		}
-		st, body := e.call(c, "GET", path+q, "")
-		if st != 200 {
-			e.t.Fatalf("page %d: %d %v", page, st, body)
-		}
-		rows, _ := body["data"].([]any)
-		if len(rows) > limit {
-			e.t.Fatalf("page %d has %d rows, limit %d", page, len(rows), limit)
-		}
-		var ids []string
-		for _, r := range rows {
-			ids = append(ids, r.(map[string]any)["id"].(string))
-		}
-		all = append(all, ids...)
-		nc, present := body["next_cursor"]
-		if !present {
-			e.t.Fatalf("page %d has no next_cursor member: %v", page, body)
-		}
-		if nc == nil {
-			return all
-		}
-		cursor = nc.(string)
-		if between != nil {
-			between(page, ids)
-		}
-	}
-	e.t.Fatal("the walk never ended")
-	return nil
+	return testenv.WalkCursor(e.t, path, limit, func(p string) (int, map[string]any) { return e.call(c, "GET", p, "") }, between)
 }
 
 func TestListWalksEveryPageByCursor(t *testing.T) {

@@ -2,7 +2,6 @@ package webhooks_test
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -30,40 +29,7 @@ func backingOn(t *testing.T, be testenv.SQLBackend) *backing {
 // after each page, and returns the ids in the order served.
 func (s *svc) walk(c creds, path string, limit int, between func(page int, ids []string)) []string {
 	s.t.Helper()
-	var all []string
-	cursor := ""
-	for page := 1; page < 1000; page++ {
-		q := fmt.Sprintf("?limit=%d", limit)
-		if cursor != "" {
-			q += "&cursor=" + url.QueryEscape(cursor)
-		}
-		st, body := s.call(c, "GET", path+q, "")
-		if st != 200 {
-			s.t.Fatalf("%s page %d: %d %v", path, page, st, body)
-		}
-		rows, _ := body["data"].([]any)
-		if len(rows) > limit {
-			s.t.Fatalf("page %d has %d rows, limit %d", page, len(rows), limit)
-		}
-		var ids []string
-		for _, r := range rows {
-			ids = append(ids, r.(map[string]any)["id"].(string))
-		}
-		all = append(all, ids...)
-		nc, present := body["next_cursor"]
-		if !present {
-			s.t.Fatalf("%s page %d has no next_cursor member: %v", path, page, body)
-		}
-		if nc == nil {
-			return all
-		}
-		cursor = nc.(string)
-		if between != nil {
-			between(page, ids)
-		}
-	}
-	s.t.Fatal("the walk never ended")
-	return nil
+	return testenv.WalkCursor(s.t, path, limit, func(p string) (int, map[string]any) { return s.call(c, "GET", p, "") }, between)
 }
 
 func TestListsWalkEveryPageByCursor(t *testing.T) {
