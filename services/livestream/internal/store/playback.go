@@ -104,12 +104,7 @@ func (s *Store) GetAssetPlaybackID(ctx context.Context, env, id, pid string) (Pl
 	if err != nil {
 		return PlaybackID{}, err
 	}
-	for _, p := range a.PlaybackIDs {
-		if p.ID == pid {
-			return p, nil
-		}
-	}
-	return PlaybackID{}, ErrPlaybackID
+	return findPlaybackID(a.PlaybackIDs, pid)
 }
 
 // DeleteAssetPlaybackID removes a playback id of an asset and emits asset.updated.

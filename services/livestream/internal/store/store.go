@@ -453,18 +453,23 @@ func (s *Store) AddPlaybackID(ctx context.Context, env, id, policy string) (Play
 	return p, err
 }
 
+// findPlaybackID is pid among ids, or ErrPlaybackID.
+func findPlaybackID(ids []PlaybackID, pid string) (PlaybackID, error) {
+	for _, p := range ids {
+		if p.ID == pid {
+			return p, nil
+		}
+	}
+	return PlaybackID{}, ErrPlaybackID
+}
+
 // GetPlaybackID returns one playback id of a live stream.
 func (s *Store) GetPlaybackID(ctx context.Context, env, id, pid string) (PlaybackID, error) {
 	ls, err := s.Get(ctx, env, id)
 	if err != nil {
 		return PlaybackID{}, err
 	}
-	for _, p := range ls.PlaybackIDs {
-		if p.ID == pid {
-			return p, nil
-		}
-	}
-	return PlaybackID{}, ErrPlaybackID
+	return findPlaybackID(ls.PlaybackIDs, pid)
 }
 
 // DeletePlaybackID removes a playback id of a live stream and emits livestream.updated.

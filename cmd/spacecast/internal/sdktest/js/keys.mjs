@@ -3,28 +3,10 @@
 // test to verify against Spacecast's JWKS.
 import { writeFileSync } from 'node:fs';
 import Mux from '@mux/mux-node';
+import { check, client, rejects } from './check.mjs';
 import Mux7 from 'mux-node-7';
 
-const mux = new Mux({
-  tokenId: process.env.MUX_TOKEN_ID,
-  tokenSecret: process.env.MUX_TOKEN_SECRET,
-  baseURL: process.env.SPACECAST_BASE_URL,
-});
-
-function check(name, ok, detail) {
-  console.log(JSON.stringify({ check: name, ok: !!ok, detail }));
-  if (!ok) process.exit(1);
-}
-
-async function rejects(name, p, cls) {
-  try {
-    await p;
-  } catch (e) {
-    check(name, e instanceof cls, `${e?.constructor?.name}: ${e?.message}`);
-    return;
-  }
-  check(name, false, 'no error');
-}
+const mux = client();
 
 const key = await mux.system.signingKeys.create();
 check('create answers {id, created_at, private_key}',

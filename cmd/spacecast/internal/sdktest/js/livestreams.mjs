@@ -3,27 +3,9 @@
 // ffmpeg from a live stream created with new_asset_settings {playback_policies: ["public"]})
 // before running it. One JSON line per check; exits non-zero on the first failure.
 import Mux from '@mux/mux-node';
+import { check, client, rejects } from './check.mjs';
 
-const mux = new Mux({
-  tokenId: process.env.MUX_TOKEN_ID,
-  tokenSecret: process.env.MUX_TOKEN_SECRET,
-  baseURL: process.env.SPACECAST_BASE_URL,
-});
-
-function check(name, ok, detail) {
-  console.log(JSON.stringify({ check: name, ok: !!ok, detail }));
-  if (!ok) process.exit(1);
-}
-
-async function rejects(name, p, cls, mention) {
-  try {
-    await p;
-  } catch (e) {
-    check(name, e instanceof cls && (!mention || String(e.message).includes(mention)), `${e?.constructor?.name}: ${e?.message}`);
-    return;
-  }
-  check(name, false, 'no error');
-}
+const mux = client();
 
 const ls = await mux.video.liveStreams.create({
   playback_policies: ['public'],

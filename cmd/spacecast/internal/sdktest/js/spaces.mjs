@@ -9,15 +9,11 @@
 //   idle   SPACE_ID is idle again and can be deleted.
 import fs from 'node:fs';
 import Mux from 'mux-node-7';
+import { check } from './check.mjs';
 
 const base = process.env.SPACECAST_BASE_URL;
 const mux = new Mux(process.env.MUX_TOKEN_ID, process.env.MUX_TOKEN_SECRET, { baseUrl: base });
 const { Video } = mux;
-
-function check(name, ok, detail) {
-  console.log(JSON.stringify({ check: name, ok: !!ok, detail }));
-  if (!ok) process.exit(1);
-}
 
 // rejects awaits p and returns the SDK's rejection (7.3.5 rejects with the body's `error`
 // object, {type, messages}), failing the check if p resolves.

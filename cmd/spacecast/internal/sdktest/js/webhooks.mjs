@@ -3,28 +3,10 @@
 // real deliveries and the SDK verifies them.
 import http from 'node:http';
 import Mux from '@mux/mux-node';
+import { check, client, rejects } from './check.mjs';
 import Mux7 from 'mux-node-7';
 
-const mux = new Mux({
-  tokenId: process.env.MUX_TOKEN_ID,
-  tokenSecret: process.env.MUX_TOKEN_SECRET,
-  baseURL: process.env.SPACECAST_BASE_URL,
-});
-
-function check(name, ok, detail) {
-  console.log(JSON.stringify({ check: name, ok: !!ok, detail }));
-  if (!ok) process.exit(1);
-}
-
-async function rejects(name, p, cls) {
-  try {
-    await p;
-  } catch (e) {
-    check(name, e instanceof cls, `${e?.constructor?.name}: ${e?.message}`);
-    return;
-  }
-  check(name, false, 'no error');
-}
+const mux = client();
 
 // The receiver keeps each delivery's raw body and headers; it answers 200.
 const got = [];
