@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/outbox"
@@ -24,6 +25,7 @@ import (
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/sfu/internal/media"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
+	"github.com/spacecast/spacecast/services/sfu/internal/space"
 	"github.com/spacecast/spacecast/services/sfu/rtcproto"
 )
 
@@ -68,6 +70,9 @@ type Config struct {
 	KeyCheckInterval  time.Duration // how often connected participants' signing keys are checked
 	JoinTimeout       time.Duration
 	Leeway            time.Duration
+	ReconnectWindow   time.Duration         // a dropped Mux Spaces connection may come back unseen this long
+	MaxParticipants   int                   // per space on this node (0: no limit)
+	Registerer        prometheus.Registerer // /metrics (nil: not exported)
 }
 
 // Server is one SFU node.
@@ -86,6 +91,10 @@ type Server struct {
 	sessions map[string]*session // connection id
 	halted   bool
 	wg       sync.WaitGroup
+
+	owners     map[string]*space.Space // Mux Spaces protocol: one owner per space
+	spaceConns map[*wsConn]*space.Handle
+	metrics    *space.Metrics
 }
 
 // New builds a node; active may be nil (no reconciliation of space status).
