@@ -204,6 +204,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if cfg.ConsumerGroup == "" {
 		cfg.ConsumerGroup = "sfu"
 	}
+	if cfg.ReconnectWindow == 0 {
+		cfg.ReconnectWindow = 10 * time.Second
+	}
 	log := d.Logger.With("service", "sfu", "node_id", cfg.NodeID)
 	if d.ActiveSpaces == nil {
 		log.Warn("no active-space lister: space status is not reconciled after a crash that lost Redis")
