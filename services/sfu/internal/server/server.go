@@ -93,7 +93,7 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	owners     map[string]*space.Space // Mux Spaces protocol: one owner per space
-	spaceConns map[*wsConn]*space.Handle
+	spaceConns map[*wsConn]connInfo
 	metrics    *space.Metrics
 }
 
@@ -700,7 +700,7 @@ func (s *Server) DisconnectSpace(space, code, msg string) int {
 	for _, ss := range list {
 		ss.fail(code, msg)
 	}
-	return len(list)
+	return len(list) + s.closeSpaceConns(func(ci connInfo) bool { return ci.spaceID == space }, msg)
 }
 
 // SpaceDeleted handles a space.deleted event: tombstone (announced to every node) and
@@ -732,6 +732,7 @@ func (s *Server) Shutdown() {
 	for _, ss := range list {
 		ss.fail(rtcproto.CodeServerShutdown, "the server is shutting down")
 	}
+	s.closeSpaceConns(func(connInfo) bool { return true }, "the server is shutting down")
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -750,6 +751,15 @@ func (s *Server) Halt() {
 		list = append(list, ss)
 	}
 	s.mu.Unlock()
+	s.mu.Lock()
+	conns := make([]*wsConn, 0, len(s.spaceConns))
+	for c := range s.spaceConns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.c.CloseNow()
+	}
 	for _, ss := range list {
 		ss.mu.Lock()
 		peer := ss.peer

@@ -137,8 +137,8 @@ func (s *Server) ServeSpaces(w http.ResponseWriter, r *http.Request) {
 		<-conn.done
 		return
 	}
-	s.trackConn(conn, h, true)
-	defer s.trackConn(conn, h, false)
+	s.trackConn(conn, connInfo{h: h, spaceID: h.SpaceID(), keyID: h.KeyID}, true)
+	defer s.trackConn(conn, connInfo{}, false)
 	go s.pinger(ctx, conn)
 	for {
 		typ, b, err := c.Read(ctx)
@@ -149,7 +149,10 @@ func (s *Server) ServeSpaces(w http.ResponseWriter, r *http.Request) {
 			clean := st == websocket.StatusNormalClosure || st == websocket.StatusGoingAway || st == websocket.StatusNoStatusRcvd
 			select {
 			case <-conn.done:
-				clean = false // we closed it: it was evicted, refused or told to reconnect
+				// We closed it: 4000 ends the participant; other codes tell the SDK to reconnect.
+				conn.mu.Lock()
+				clean = conn.code == 4000
+				conn.mu.Unlock()
 			default:
 			}
 			h.Leave(!clean)
@@ -189,17 +192,42 @@ func (s *Server) pinger(ctx context.Context, conn *wsConn) {
 	}
 }
 
-func (s *Server) trackConn(c *wsConn, h *space.Handle, add bool) {
+// connInfo is what the node keeps about a Mux Spaces connection.
+type connInfo struct {
+	h       *space.Handle
+	spaceID string
+	keyID   string // signing key of the token
+}
+
+func (s *Server) trackConn(c *wsConn, ci connInfo, add bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.spaceConns == nil {
-		s.spaceConns = map[*wsConn]*space.Handle{}
+		s.spaceConns = map[*wsConn]connInfo{}
 	}
 	if add {
-		s.spaceConns[c] = h
+		s.spaceConns[c] = ci
 	} else {
 		delete(s.spaceConns, c)
 	}
+}
+
+// closeSpaceConns ends the Mux Spaces connections matching keep with a fatal error
+// (close 4000: the SDK does not retry); it reports how many.
+func (s *Server) closeSpaceConns(match func(connInfo) bool, msg string) int {
+	s.mu.Lock()
+	var list []*wsConn
+	for c, ci := range s.spaceConns {
+		if match(ci) {
+			list = append(list, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range list {
+		c.Send(space.Out{Error: &space.Error{Type: space.ErrTypeDisconnected, Message: msg, Fatal: true}})
+		c.Close(4000, msg)
+	}
+	return len(list)
 }
 
 // admit checks the token and the space and joins the space's owner.
@@ -267,6 +295,7 @@ func (s *Server) admit(ctx context.Context, conn *wsConn, token, managed, displa
 			conn.refuse(space.ErrTypeUnknown, "could not join the space")
 			return nil, false
 		}
+		h.KeyID = claims.KeyID
 		return h, true
 	}
 	conn.refuse(space.ErrTypeUnknown, "could not join the space")

@@ -191,9 +191,13 @@ type JoinRequest struct {
 
 // Handle is one joined connection; messages and the leave go through it.
 type Handle struct {
-	s *Space
-	p *peer
+	s     *Space
+	p     *peer
+	KeyID string // the caller's note of the token's signing key
 }
+
+// SpaceID is the space the connection joined.
+func (h *Handle) SpaceID() string { return h.s.cfg.ID }
 
 // ConnectionID is the connection's id.
 func (h *Handle) ConnectionID() string { return h.p.m.ConnectionID }
