@@ -40,7 +40,9 @@ type ServerError struct {
 	Message string
 }
 
-func (e *ServerError) Error() string { return fmt.Sprintf("spaces: error type %d: %s", e.Type, e.Message) }
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("spaces: error type %d: %s", e.Type, e.Message)
+}
 
 // ErrClosed is returned by calls on a closed client.
 var ErrClosed = errors.New("spacesclient: closed")
