@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/spacecast/spacecast/libs/idgen"
@@ -311,6 +312,8 @@ type Publication struct {
 	Mid    string
 	Source string
 	Sender *webrtc.RTPSender
+	// KeyframeRequests receives a value for each PLI/FIR the server forwards.
+	KeyframeRequests <-chan struct{}
 }
 
 // Publish announces track (source "camera", "microphone", "screenshare"...) and negotiates
@@ -334,10 +337,21 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 	if err != nil {
 		return nil, err
 	}
+	kf := make(chan struct{}, 1)
 	go func() {
 		for {
-			if _, _, err := tr.Sender().ReadRTCP(); err != nil {
+			pkts, _, err := tr.Sender().ReadRTCP()
+			if err != nil {
 				return
+			}
+			for _, p := range pkts {
+				switch p.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					select {
+					case kf <- struct{}{}:
+					default:
+					}
+				}
 			}
 		}
 	}()
@@ -351,7 +365,7 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 	}); err != nil {
 		return nil, err
 	}
-	return &Publication{TID: track.StreamID(), Mid: tr.Mid(), Source: source, Sender: tr.Sender()}, nil
+	return &Publication{TID: track.StreamID(), Mid: tr.Mid(), Source: source, Sender: tr.Sender(), KeyframeRequests: kf}, nil
 }
 
 // NewTrackID returns a fresh track id for a publication's stream id.
