@@ -66,7 +66,7 @@ func TestMuxSpacesSDK(t *testing.T) {
 	chromium, node, dir := sdkEnv(t)
 	page := sdkPage(t, dir)
 	scenarios := []string{"two", "four", "mute", "republish", "screenshare", "custom", "names", "duplicate", "errors",
-		"reconnect", "manual", "limit"}
+		"reconnect", "speaker", "manual", "limit"}
 	if only := os.Getenv("SDK_SCENARIOS"); only != "" {
 		scenarios = strings.Split(only, ",")
 	}
@@ -94,11 +94,32 @@ func runSDK(t *testing.T, chromium, node, dir, scenario, page, backend string, w
 	cmd := exec.CommandContext(ctx, node, "sdk.mjs", scenario, page, backend)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "SDK_TOKENS="+string(tj))
+	if scenario == "speaker" {
+		cmd.Env = append(cmd.Env, "FAKE_AUDIO="+toneFile(t))
+	}
 	out, err := cmd.CombinedOutput()
 	t.Logf("browser output:\n%s", out)
 	if err != nil {
 		t.Fatalf("scenario %s failed: %v", scenario, err)
 	}
+}
+
+// toneFile writes a 300 Hz tone at -18 dBFS (ffmpeg) for Chromium's fake microphone.
+func toneFile(t *testing.T) string {
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("ffmpeg not found")
+		}
+		t.Skip("ffmpeg not found (apt-get install ffmpeg)")
+	}
+	f := filepath.Join(t.TempDir(), "tone.wav")
+	out, err := exec.Command(ffmpeg, "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=60",
+		"-ar", "48000", "-ac", "1", f).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v: %s", err, out)
+	}
+	return f
 }
 
 // foreignToken is signed by a key the SFU does not know.

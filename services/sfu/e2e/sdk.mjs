@@ -22,6 +22,8 @@ const browser = await chromium.launch({
     "--use-fake-ui-for-media-stream",
     "--auto-select-desktop-capture-source=Entire screen",
     "--autoplay-policy=no-user-gesture-required",
+    // A steady tone as the fake microphone (the default one beeps too quietly to be speech).
+    ...(process.env.FAKE_AUDIO ? [`--use-file-for-fake-audio-capture=${process.env.FAKE_AUDIO}`] : []),
   ],
 });
 
@@ -219,6 +221,25 @@ const scenarios = {
     if (ev.filter((e) => e.type === "joined" && e.participant === "bob").length !== 1) fail("alice saw bob join again");
     const st = await a.evaluate(() => T.state());
     if (st.length !== 1) fail("alice sees " + JSON.stringify(st));
+  },
+  // Active speakers: alice talks, bob's microphone is muted; both tabs see alice (and only
+  // alice) in the SDK's ActiveSpeakersChanged.
+  async speaker() {
+    const a = await tab("alice");
+    await join(a, tokens.alice);
+    const b = await tab("bob");
+    await join(b, tokens.bob);
+    await b.evaluate(() => T.publish({ audio: true, video: false }));
+    await b.evaluate(() => T.mute("microphone", true));
+    await a.evaluate(() => T.publish({ audio: true, video: false }));
+    for (const p of [a, b])
+      await until(p, "alice among the active speakers", (s, ev) =>
+        ev.some((e) => e.type === "speakers" && e.speakers.includes("alice")), 30000);
+    await sleep(2000);
+    for (const p of [a, b]) {
+      const ev = await p.evaluate(() => T.events.filter((e) => e.type === "speakers"));
+      if (ev.some((e) => e.speakers.includes("bob"))) fail(`${p.name}: muted bob was reported speaking: ${JSON.stringify(ev)}`);
+    }
   },
   // Manual subscriptions: nothing arrives until asked, and only what was asked.
   async manual() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -73,6 +74,10 @@ func NewEngine(o Options) (*Engine, error) {
 	}
 	m := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(m); err != nil {
+		return nil, err
+	}
+	// Chrome sends each audio packet's level (RFC 6464): the active speaker detection reads it.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}

@@ -10,8 +10,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/spacecast/spacecast/services/sfu/internal/speaker"
 )
 
 // peer is one participant's connection: a subscribe PeerConnection the server offers on
@@ -61,6 +64,14 @@ type track struct {
 	src   atomic.Pointer[source]
 	kf    keyframes
 	m     *Metrics
+	// levels hands the audio levels the forwarding goroutine reads to the owner, which
+	// drains it on its speaker tick (microphones only; nil otherwise).
+	levels chan level
+}
+
+type level struct {
+	v  uint8
+	at time.Time
 }
 
 type source struct {
@@ -77,11 +88,20 @@ func (t *track) detach() {
 
 // attach makes remote the track's source and forwards its packets until it ends or is
 // replaced.
-func (t *track) attach(pc *webrtc.PeerConnection, remote *webrtc.TrackRemote) {
+func (t *track) attach(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver, remote *webrtc.TrackRemote) {
 	gen := t.gen.Add(1)
 	t.src.Store(&source{pc: pc, ssrc: uint32(remote.SSRC())})
+	levelExt := uint8(0)
+	if t.levels != nil {
+		for _, h := range recv.GetParameters().HeaderExtensions {
+			if h.URI == sdp.AudioLevelURI {
+				levelExt = uint8(h.ID)
+			}
+		}
+	}
 	go func() {
 		buf := make([]byte, 1500)
+		var pkt rtp.Packet
 		for {
 			n, _, err := remote.Read(buf)
 			if err != nil {
@@ -89,6 +109,14 @@ func (t *track) attach(pc *webrtc.PeerConnection, remote *webrtc.TrackRemote) {
 			}
 			if t.gen.Load() != gen {
 				return
+			}
+			if levelExt != 0 && pkt.Unmarshal(buf[:n]) == nil {
+				if v, _, err := speaker.ParseAudioLevel(pkt.GetExtension(levelExt)); err == nil {
+					select {
+					case t.levels <- level{v: v, at: time.Now()}:
+					default: // the owner is behind: a level less
+					}
+				}
 			}
 			if _, err := t.local.Write(buf[:n]); err == nil {
 				t.m.ForwardedPackets.Inc()
@@ -434,7 +462,7 @@ func (s *Space) pubOffer(p *peer, offerSDP string) {
 					mid = tr.Mid()
 				}
 			}
-			s.post(func() { s.trackArrived(p, pc, mid, remote) })
+			s.post(func() { s.trackArrived(p, pc, mid, recv, remote) })
 		})
 		p.pub = pc
 	}
@@ -487,7 +515,7 @@ func sends(md *sdp.MediaDescription) bool {
 	return true
 }
 
-func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, remote *webrtc.TrackRemote) {
+func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, recv *webrtc.RTPReceiver, remote *webrtc.TrackRemote) {
 	if !s.current(p) || p.pub != pc {
 		return
 	}
@@ -499,7 +527,7 @@ func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, rem
 	if t := s.tracks[pt.TID]; t != nil && t.owner == p {
 		// The same track again: the publisher reconnected (or renegotiated it).
 		t.info.Mid = mid
-		t.attach(pc, remote)
+		t.attach(pc, recv, remote)
 		return
 	}
 	kind := KindAudio
@@ -514,9 +542,12 @@ func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, rem
 	trackSeq++
 	t := &track{info: Track{TID: pt.TID, Type: kind, Source: pt.Source, Name: pt.Name, Muted: pt.Muted, Width: pt.Width,
 		Height: pt.Height, Metadata: map[string]any{}, Mid: mid}, seq: trackSeq, owner: p, local: local, m: s.cfg.Metrics}
+	if kind == KindAudio && pt.Source == "microphone" {
+		t.levels = make(chan level, 256)
+	}
 	s.tracks[pt.TID] = t
 	s.cfg.Metrics.Tracks.Inc()
-	t.attach(pc, remote)
+	t.attach(pc, recv, remote)
 	s.broadcast(p, Out{AddTrack: &TrackEvent{ConnectionID: p.m.ConnectionID, Track: t.info}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -533,6 +564,9 @@ func (s *Space) removeTrack(ctx context.Context, t *track, announce bool) {
 	delete(s.tracks, t.info.TID)
 	s.cfg.Metrics.Tracks.Dec()
 	t.detach()
+	if t.levels != nil {
+		s.speakers.Remove(t.info.TID)
+	}
 	if announce {
 		s.broadcast(t.owner, Out{RemoveTrack: &TrackRefEvent{ConnectionID: t.owner.m.ConnectionID, Track: TrackRef{TID: t.info.TID}}})
 		s.resync()
@@ -542,6 +576,16 @@ func (s *Space) removeTrack(ctx context.Context, t *track, announce bool) {
 
 func (s *Space) mute(p *peer, tid string, muted bool) {
 	t := s.tracks[tid]
+	if t == nil {
+		// Muted right after publishing, before its media arrived: announced muted.
+		for mid, pt := range p.pending {
+			if pt.TID == tid {
+				pt.Muted = muted
+				p.pending[mid] = pt
+				return
+			}
+		}
+	}
 	if t == nil || t.owner != p {
 		p.log.Debug("mute of an unknown track ignored", "tid", tid)
 		return

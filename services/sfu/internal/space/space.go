@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/spacecast/spacecast/libs/idgen"
+	"github.com/spacecast/spacecast/services/sfu/internal/speaker"
 )
 
 // ErrClosed is returned by a space that retired (its last participant left): get a new one.
@@ -95,6 +96,8 @@ type Space struct {
 	seq      int64
 	joinSeq  int
 	bcasting bool
+	speakers *speaker.Detector // keyed by microphone track id
+	lastSpk  []SpeakerTrack
 }
 
 // New starts a space's owner goroutine.
@@ -119,16 +122,57 @@ func New(cfg Config) (*Space, error) {
 	}
 	s := &Space{cfg: cfg, log: cfg.Logger.With("space_id", cfg.ID), cmds: make(chan func(), 256), done: make(chan struct{}),
 		peers: map[string]*peer{}, byPID: map[string]*peer{}, tracks: map[string]*track{}, names: map[string]string{}}
+	det, err := speaker.New(speaker.Options{})
+	if err != nil {
+		return nil, err
+	}
+	s.speakers = det
 	go s.loop()
 	return s, nil
+}
+
+// SpeakerTick is how often the active speakers are decided.
+const SpeakerTick = 200 * time.Millisecond
+
+// tickSpeakers feeds the microphones' levels to the detector and announces a changed set.
+func (s *Space) tickSpeakers(now time.Time) {
+	for _, t := range s.tracks {
+		if t.levels == nil {
+			continue
+		}
+		for drained := false; !drained; {
+			select {
+			case l := <-t.levels:
+				s.speakers.Observe(t.info.TID, l.v, l.at)
+			default:
+				drained = true
+			}
+		}
+	}
+	ids, changed := s.speakers.Tick(now)
+	if !changed {
+		return
+	}
+	list := []SpeakerTrack{}
+	for _, tid := range ids {
+		if t := s.tracks[tid]; t != nil {
+			list = append(list, SpeakerTrack{ConnectionID: t.owner.m.ConnectionID, TrackID: tid})
+		}
+	}
+	s.lastSpk = list
+	s.broadcast(nil, Out{ActiveSpeakers: &ActiveSpeakers{Tracks: list}})
 }
 
 // ID is the space id.
 func (s *Space) ID() string { return s.cfg.ID }
 
 func (s *Space) loop() {
+	tick := time.NewTicker(SpeakerTick)
+	defer tick.Stop()
 	for {
 		select {
+		case now := <-tick.C:
+			s.tickSpeakers(now)
 		case f := <-s.cmds:
 			f()
 			if len(s.peers) == 0 && s.joinSeq > 0 {
@@ -347,6 +391,9 @@ func (s *Space) welcome(p *peer) {
 		SubSfus: []SfuDescription{{SfuID: s.cfg.NodeID, SDP: p.sub.LocalDescription().SDP}}, Broadcasting: s.bcasting,
 		Participants: others, Simulcast: Simulcast{CameraEncodings: []Encoding{}, ScreenshareEncodings: []Encoding{}},
 		ICEServers: s.cfg.ICEServers, Limits: s.cfg.Limits, DisplayName: p.displayName}})
+	if len(s.lastSpk) > 0 {
+		p.conn.Send(Out{ActiveSpeakers: &ActiveSpeakers{Tracks: s.lastSpk}})
+	}
 	if !p.resumed {
 		s.broadcast(p, Out{ParticipantConnected: ptr(s.participant(p))})
 	} else if n := s.names[p.m.ParticipantID]; n != "" {
