@@ -66,14 +66,15 @@ func TestMuxSpacesSDK(t *testing.T) {
 	chromium, node, dir := sdkEnv(t)
 	page := sdkPage(t, dir)
 	scenarios := []string{"two", "four", "mute", "republish", "screenshare", "custom", "names", "duplicate", "errors",
-		"reconnect", "speaker", "manual", "limit"}
+		"reconnect", "speaker", "simulcast", "manual", "limit"}
 	if only := os.Getenv("SDK_SCENARIOS"); only != "" {
 		scenarios = strings.Split(only, ",")
 	}
+	simulcastOn := os.Getenv("SDK_SIMULCAST") != "false"
 	for _, sc := range scenarios {
 		t.Run(sc, func(t *testing.T) {
 			w := newWorld(t)
-			n := w.node("n1")
+			n := w.node("n1", func(c *sfu.Config) { c.Simulcast = simulcastOn })
 			runSDK(t, chromium, node, dir, sc, page, "ws"+strings.TrimPrefix(n.http, "http")+strings.TrimSuffix(sfu.SpacesPath, "/v1"), w)
 		})
 	}

@@ -61,6 +61,7 @@ type Config struct {
 	ConsumerGroup     string        // SPACECAST_SFU_CONSUMER_GROUP ("sfu"): reads space.deleted
 	ReconnectWindow   time.Duration // SPACECAST_SFU_RECONNECT_WINDOW (10s): a dropped connection may resume with reconnect_id, unseen by others
 	MaxParticipants   int           // SPACECAST_SFU_MAX_PARTICIPANTS (0 = no limit): per space and node
+	Simulcast         bool          // SPACECAST_SFU_SIMULCAST (true): camera publishers send three layers, each subscriber gets one
 }
 
 // LoadConfig reads the settings.
@@ -83,6 +84,7 @@ func LoadConfig(r *envconfig.Reader) Config {
 		ConsumerGroup:     r.String("SPACECAST_SFU_CONSUMER_GROUP", "sfu"),
 		ReconnectWindow:   r.Duration("SPACECAST_SFU_RECONNECT_WINDOW", 10*time.Second),
 		MaxParticipants:   r.Int("SPACECAST_SFU_MAX_PARTICIPANTS", 0),
+		Simulcast:         r.Bool("SPACECAST_SFU_SIMULCAST", true),
 	}
 	if c.ReconnectWindow < 0 {
 		r.Fail("SPACECAST_SFU_RECONNECT_WINDOW", "must not be negative")
@@ -239,7 +241,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	srv := server.New(server.Config{NodeID: cfg.NodeID, PublicURL: cfg.PublicURL, ICEServers: ice,
 		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval,
 		ReconcileInterval: cfg.ReconcileInterval, KeyCheckInterval: cfg.KeyCheckInterval,
-		ReconnectWindow: cfg.ReconnectWindow, MaxParticipants: cfg.MaxParticipants, Registerer: d.Metrics},
+		ReconnectWindow: cfg.ReconnectWindow, MaxParticipants: cfg.MaxParticipants, Simulcast: cfg.Simulcast, Registerer: d.Metrics},
 		log, reg, engine, d.JWT, d.Spaces, d.ActiveSpaces, d.DB, relay)
 	if err := srv.CleanupOwn(ctx); err != nil {
 		engine.Close()

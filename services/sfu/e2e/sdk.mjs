@@ -241,6 +241,28 @@ const scenarios = {
       if (ev.some((e) => e.speakers.includes("bob"))) fail(`${p.name}: muted bob was reported speaking: ${JSON.stringify(ev)}`);
     }
   },
+  // Simulcast: alice's camera goes up in three layers; bob receives one video stream of it.
+  async simulcast() {
+    const a = await tab("alice");
+    await join(a, tokens.alice);
+    await a.evaluate(() => T.publish({ width: 1280, height: 720 }));
+    const b = await tab("bob");
+    await join(b, tokens.bob);
+    await until(b, "alice's media", (s) => receiving(s, "alice"));
+    const end = Date.now() + 20000;
+    let sent, got;
+    while (Date.now() < end) {
+      sent = await a.evaluate(() => T.rtp());
+      got = await b.evaluate(() => T.rtp());
+      const layers = sent.sent.filter((x) => x.rid && x.bytes > 0);
+      if (layers.length >= 2 && got.received.length === 1 && got.received[0].frames > 0) break;
+      await sleep(500);
+    }
+    const layers = sent.sent.filter((x) => x.rid && x.bytes > 0);
+    if (layers.length < 2) fail("alice does not send simulcast layers: " + JSON.stringify(sent));
+    if (got.received.length !== 1 || !(got.received[0].frames > 0)) fail("bob should receive exactly one video stream: " + JSON.stringify(got));
+    console.log(`alice sends ${JSON.stringify(layers)}; bob receives ${JSON.stringify(got.received)}`);
+  },
   // Manual subscriptions: nothing arrives until asked, and only what was asked.
   async manual() {
     const a = await tab("alice");

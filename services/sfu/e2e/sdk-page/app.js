@@ -11,6 +11,16 @@
     return ws;
   };
   window.WebSocket.prototype = NativeWS.prototype;
+  // Keep the SDK's peer connections for their statistics.
+  const pcs = [];
+  const NativePC = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (cfg) {
+    const pc = new NativePC(cfg);
+    pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = NativePC.prototype;
+  Object.setPrototypeOf(window.RTCPeerConnection, NativePC);
   Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
 
   const T = {
@@ -106,8 +116,8 @@
     return { connection: T.local.connectionId, participant: T.local.id };
   };
 
-  T.publish = async ({ audio = true, video = true } = {}) => {
-    const tracks = await M.getUserMedia({ audio, video: video ? { width: 640, height: 360 } : false });
+  T.publish = async ({ audio = true, video = true, width = 640, height = 360 } = {}) => {
+    const tracks = await M.getUserMedia({ audio, video: video ? { width, height } : false });
     T.localTracks.push(...tracks);
     await T.local.publishTracks(tracks);
     return tracks.map((t) => ({ tid: t.tid, source: t.source }));
@@ -168,6 +178,23 @@
   };
 
   T.leave = () => T.space && T.space.leave();
+
+  // The RTP streams of this page's open peer connections: what it sends (per simulcast rid)
+  // and what video it receives.
+  T.rtp = async () => {
+    const out = { sent: [], received: [] };
+    for (const pc of pcs) {
+      if (pc.connectionState === "closed") continue;
+      const stats = await pc.getStats();
+      stats.forEach((st) => {
+        if (st.type === "outbound-rtp" && st.kind === "video")
+          out.sent.push({ rid: st.rid || "", width: st.frameWidth || 0, bytes: st.bytesSent, active: st.active });
+        if (st.type === "inbound-rtp" && st.kind === "video")
+          out.received.push({ width: st.frameWidth || 0, height: st.frameHeight || 0, frames: st.framesDecoded || 0, bytes: st.bytesReceived });
+      });
+    }
+    return out;
+  };
 
   // What this page receives: per remote participant, its tracks with media and levels.
   T.state = () => {

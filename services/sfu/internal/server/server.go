@@ -72,6 +72,7 @@ type Config struct {
 	Leeway            time.Duration
 	ReconnectWindow   time.Duration         // a dropped Mux Spaces connection may come back unseen this long
 	MaxParticipants   int                   // per space on this node (0: no limit)
+	Simulcast         bool                  // ask camera publishers for three layers
 	Registerer        prometheus.Registerer // /metrics (nil: not exported)
 }
 

@@ -317,8 +317,8 @@ func (s *Server) spaceOwner(id, env string) (*space.Space, error) {
 	}
 	sp, err := space.New(space.Config{ID: id, EnvironmentID: env, NodeID: s.cfg.NodeID, Peers: s.engine, Hooks: spaceHooks{s},
 		Logger: s.log, Metrics: s.metrics, ICEServers: s.spaceICEServers(), ReconnectWindow: s.cfg.ReconnectWindow,
-		MaxParticipants: s.cfg.MaxParticipants,
-		Limits:          space.Limits{CustomEventsPerSecond: 5, DefaultTrackLimit: 1, SecondsPerSetDisplayName: 1},
+		MaxParticipants: s.cfg.MaxParticipants, CameraEncodings: s.cameraEncodings(),
+		Limits: space.Limits{CustomEventsPerSecond: 5, DefaultTrackLimit: 1, SecondsPerSetDisplayName: 1},
 		OnEmpty: func(sp *space.Space) {
 			s.mu.Lock()
 			if s.owners[id] == sp {
@@ -334,6 +334,20 @@ func (s *Server) spaceOwner(id, env string) (*space.Space, error) {
 	}
 	s.owners[id] = sp
 	return sp, nil
+}
+
+// CameraLayers are the simulcast layers camera publishers are asked for (SPACECAST_SFU_SIMULCAST).
+var CameraLayers = []space.Encoding{
+	{RID: "q", MaxBitrate: 150_000, ScaleResolutionDownBy: 4, MaxFramerate: 30},
+	{RID: "h", MaxBitrate: 500_000, ScaleResolutionDownBy: 2, MaxFramerate: 30},
+	{RID: "f", MaxBitrate: 1_200_000, ScaleResolutionDownBy: 1, MaxFramerate: 30},
+}
+
+func (s *Server) cameraEncodings() []space.Encoding {
+	if !s.cfg.Simulcast {
+		return []space.Encoding{}
+	}
+	return CameraLayers
 }
 
 func (s *Server) spaceICEServers() []space.ICEServer {

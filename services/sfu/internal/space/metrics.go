@@ -10,6 +10,7 @@ type Metrics struct {
 	ForwardedBytes      prometheus.Counter
 	NACKs               prometheus.Counter
 	PLIs                prometheus.Counter
+	LayerSwitches       prometheus.Counter
 	NegotiationFailures prometheus.Counter
 	Reconnects          prometheus.Counter
 }
@@ -26,6 +27,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "RTP bytes received from publishers and forwarded to their subscribers."}),
 		NACKs: prometheus.NewCounter(prometheus.CounterOpts{Name: "spacecast_sfu_nacks_total", Help: "NACKs received from subscribers."}),
 		PLIs:  prometheus.NewCounter(prometheus.CounterOpts{Name: "spacecast_sfu_plis_total", Help: "Keyframe requests (PLI) sent to publishers."}),
+		LayerSwitches: prometheus.NewCounter(prometheus.CounterOpts{Name: "spacecast_sfu_layer_switches_total",
+			Help: "Simulcast layer switches of subscribers."}),
 		NegotiationFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "spacecast_sfu_negotiation_failures_total",
 			Help: "Offers or answers that could not be applied."}),
 		Reconnects: prometheus.NewCounter(prometheus.CounterOpts{Name: "spacecast_sfu_reconnects_total",
@@ -33,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.Participants, m.Tracks, m.ForwardedPackets, m.ForwardedBytes, m.NACKs,
-			m.PLIs, m.NegotiationFailures, m.Reconnects} {
+			m.PLIs, m.LayerSwitches, m.NegotiationFailures, m.Reconnects} {
 			_ = reg.Register(c)
 		}
 	}

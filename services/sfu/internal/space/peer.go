@@ -14,6 +14,7 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/spacecast/spacecast/services/sfu/internal/simulcast"
 	"github.com/spacecast/spacecast/services/sfu/internal/speaker"
 )
 
@@ -37,6 +38,8 @@ type peer struct {
 	senders    map[string]*sender // tid -> what this peer receives
 	manual     map[string]bool    // tids asked for with subscribe_tracks
 
+	est      simulcast.Estimate // the subscribe connection's send estimate
+	hasEst   bool
 	pub      *webrtc.PeerConnection
 	pubCands []webrtc.ICECandidateInit
 	pending  map[string]PendingTrack // mid -> announced track
@@ -46,8 +49,10 @@ type peer struct {
 }
 
 type sender struct {
-	t *track
-	s *webrtc.RTPSender
+	t   *track
+	s   *webrtc.RTPSender
+	fw  *simulcast.Forwarder // simulcast tracks: this subscriber's layer
+	sel *simulcast.Selector
 }
 
 // track is a published track: one local track fanned out to every subscriber. Its source
@@ -67,6 +72,12 @@ type track struct {
 	// levels hands the audio levels the forwarding goroutine reads to the owner, which
 	// drains it on its speaker tick (microphones only; nil otherwise).
 	levels chan level
+	// Simulcast tracks (layered): the received layers and the subscribers' forwarders;
+	// local is nil for them.
+	layered  bool
+	codec    webrtc.RTPCodecCapability
+	layerSet atomic.Pointer[map[string]*layerSrc]
+	fws      atomic.Pointer[[]*simulcast.Forwarder]
 }
 
 type level struct {
@@ -84,6 +95,7 @@ var trackSeq int
 func (t *track) detach() {
 	t.gen.Add(1)
 	t.src.Store(nil)
+	t.layerSet.Store(nil)
 }
 
 // attach makes remote the track's source and forwards its packets until it ends or is
@@ -131,6 +143,14 @@ func (t *track) attach(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver, remo
 // interval is sent when it ends).
 func (t *track) keyframe() {
 	if t.info.Type != KindVideo {
+		return
+	}
+	if t.layered {
+		if ls := t.layerSet.Load(); ls != nil {
+			for _, l := range *ls {
+				l.keyframe()
+			}
+		}
 		return
 	}
 	t.kf.request(300*time.Millisecond, func() {
@@ -211,11 +231,25 @@ func (s *Space) syncSubs(p *peer, negotiate bool) {
 		if err := p.sub.RemoveTrack(sd.s); err != nil {
 			p.log.Debug("remove track", "err", err)
 		}
+		if sd.fw != nil {
+			sd.t.dropForwarder(sd.fw)
+		}
 		delete(p.senders, tid)
 		changed = true
 	}
 	for tid, t := range want {
 		if p.senders[tid] != nil {
+			continue
+		}
+		if t.layered {
+			sd, err := s.subscribeLayered(p, t)
+			if err != nil {
+				p.log.Warn("forwarding a simulcast track failed", "err", err, "tid", tid)
+				continue
+			}
+			p.senders[tid] = sd
+			go s.readRTCP(sd)
+			changed = true
 			continue
 		}
 		tr, err := p.sub.AddTransceiverFromTrack(t.local, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
@@ -243,6 +277,12 @@ func (s *Space) readRTCP(sd *sender) {
 		for _, pkt := range pkts {
 			switch pkt.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				if sd.fw != nil {
+					if rid := sd.fw.Current(); rid != "" {
+						sd.t.keyframeRID(rid)
+					}
+					continue
+				}
 				sd.t.keyframe()
 			case *rtcp.TransportLayerNack:
 				s.cfg.Metrics.NACKs.Inc()
@@ -450,7 +490,7 @@ func (s *Space) pubOffer(p *peer, offerSDP string) {
 		delete(p.pending, mid)
 	}
 	if p.pub == nil {
-		pc, err := s.cfg.Peers.NewPeerConnection()
+		pc, _, err := s.cfg.Peers.NewPeerConnectionWithEstimate()
 		if err != nil {
 			s.negotiationFailed(p, "publish connection", err)
 			return
@@ -525,29 +565,42 @@ func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, rec
 		return
 	}
 	if t := s.tracks[pt.TID]; t != nil && t.owner == p {
-		// The same track again: the publisher reconnected (or renegotiated it).
+		// The same track again: the publisher reconnected (or renegotiated it), or another
+		// layer of a simulcast track.
 		t.info.Mid = mid
-		t.attach(pc, recv, remote)
+		if t.layered && remote.RID() != "" {
+			s.addLayer(t, pc, remote)
+		} else {
+			t.attach(pc, recv, remote)
+		}
 		return
 	}
 	kind := KindAudio
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		kind = KindVideo
 	}
-	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, pt.TID, pt.TID)
-	if err != nil {
-		p.log.Warn("forwarding track", "err", err)
-		return
-	}
 	trackSeq++
 	t := &track{info: Track{TID: pt.TID, Type: kind, Source: pt.Source, Name: pt.Name, Muted: pt.Muted, Width: pt.Width,
-		Height: pt.Height, Metadata: map[string]any{}, Mid: mid}, seq: trackSeq, owner: p, local: local, m: s.cfg.Metrics}
+		Height: pt.Height, Metadata: map[string]any{}, Mid: mid}, seq: trackSeq, owner: p, m: s.cfg.Metrics,
+		codec: remote.Codec().RTPCodecCapability, layered: remote.RID() != ""}
+	if !t.layered {
+		local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, pt.TID, pt.TID)
+		if err != nil {
+			p.log.Warn("forwarding track", "err", err)
+			return
+		}
+		t.local = local
+	}
 	if kind == KindAudio && pt.Source == "microphone" {
 		t.levels = make(chan level, 256)
 	}
 	s.tracks[pt.TID] = t
 	s.cfg.Metrics.Tracks.Inc()
-	t.attach(pc, recv, remote)
+	if t.layered {
+		s.addLayer(t, pc, remote)
+	} else {
+		t.attach(pc, recv, remote)
+	}
 	s.broadcast(p, Out{AddTrack: &TrackEvent{ConnectionID: p.m.ConnectionID, Track: t.info}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

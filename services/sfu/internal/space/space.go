@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/spacecast/spacecast/libs/idgen"
+	"github.com/spacecast/spacecast/services/sfu/internal/simulcast"
 	"github.com/spacecast/spacecast/services/sfu/internal/speaker"
 )
 
@@ -31,7 +32,7 @@ type Conn interface {
 
 // PeerFactory builds peer connections on the node's shared ICE sockets.
 type PeerFactory interface {
-	NewPeerConnection() (*webrtc.PeerConnection, error)
+	NewPeerConnectionWithEstimate() (*webrtc.PeerConnection, simulcast.Estimate, error)
 }
 
 // Member identifies one connection of a participant (the registry's record).
@@ -75,6 +76,7 @@ type Config struct {
 	ICEServers        []ICEServer
 	Limits            Limits
 	MaxParticipants   int           // 0: no limit
+	CameraEncodings   []Encoding    // simulcast layers asked of camera publishers (none: one layer)
 	ReconnectWindow   time.Duration // how long a dropped participant may come back unseen by others
 	// OnEmpty is called on the owner goroutine when the last participant is gone; the
 	// space stops taking commands after it.
@@ -119,6 +121,9 @@ func New(cfg Config) (*Space, error) {
 	}
 	if cfg.ICEServers == nil {
 		cfg.ICEServers = []ICEServer{}
+	}
+	if cfg.CameraEncodings == nil {
+		cfg.CameraEncodings = []Encoding{}
 	}
 	s := &Space{cfg: cfg, log: cfg.Logger.With("space_id", cfg.ID), cmds: make(chan func(), 256), done: make(chan struct{}),
 		peers: map[string]*peer{}, byPID: map[string]*peer{}, tracks: map[string]*track{}, names: map[string]string{}}
@@ -173,6 +178,7 @@ func (s *Space) loop() {
 		select {
 		case now := <-tick.C:
 			s.tickSpeakers(now)
+			s.tickLayers(now)
 		case f := <-s.cmds:
 			f()
 			if len(s.peers) == 0 && s.joinSeq > 0 {
@@ -352,14 +358,14 @@ func (s *Space) join(ctx context.Context, req JoinRequest) (*Handle, error) {
 		p.joinSeq = s.joinSeq
 	}
 	p.log = p.log.With("connection_id", p.m.ConnectionID)
-	sub, err := s.cfg.Peers.NewPeerConnection()
+	sub, est, err := s.cfg.Peers.NewPeerConnectionWithEstimate()
 	if err != nil {
 		if old == nil {
 			s.cfg.Hooks.Release(ctx, m)
 		}
 		return nil, fmt.Errorf("subscribe connection: %w", err)
 	}
-	p.sub = sub
+	p.sub, p.est, p.hasEst = sub, est, true
 	// The first offer needs a media section or the browser never connects it later: a
 	// data channel the SDK ignores gives it one.
 	if _, err := sub.CreateDataChannel("spacecast", nil); err != nil {
@@ -389,7 +395,7 @@ func (s *Space) welcome(p *peer) {
 	}
 	p.conn.Send(Out{Joined: &Joined{SessionID: s.cfg.ID, ConnectionID: p.m.ConnectionID, ParticipantID: p.m.ParticipantID,
 		SubSfus: []SfuDescription{{SfuID: s.cfg.NodeID, SDP: p.sub.LocalDescription().SDP}}, Broadcasting: s.bcasting,
-		Participants: others, Simulcast: Simulcast{CameraEncodings: []Encoding{}, ScreenshareEncodings: []Encoding{}},
+		Participants: others, Simulcast: Simulcast{CameraEncodings: s.cfg.CameraEncodings, ScreenshareEncodings: []Encoding{}},
 		ICEServers: s.cfg.ICEServers, Limits: s.cfg.Limits, DisplayName: p.displayName}})
 	if len(s.lastSpk) > 0 {
 		p.conn.Send(Out{ActiveSpeakers: &ActiveSpeakers{Tracks: s.lastSpk}})
@@ -474,6 +480,11 @@ func (s *Space) leave(p *peer, abnormal bool) {
 func (s *Space) dropMedia(p *peer) {
 	for _, t := range s.ownTracks(p) {
 		t.detach()
+	}
+	for _, sd := range p.senders {
+		if sd.fw != nil {
+			sd.t.dropForwarder(sd.fw)
+		}
 	}
 	p.senders = map[string]*sender{}
 	sub, pub := p.sub, p.pub
