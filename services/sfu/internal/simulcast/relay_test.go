@@ -572,7 +572,7 @@ func decode(t *testing.T, name string, fs []frame) {
 	ivf = append(ivf, "VP80"...)
 	ivf = binary.LittleEndian.AppendUint16(ivf, 384)
 	ivf = binary.LittleEndian.AppendUint16(ivf, 216)
-	ivf = binary.LittleEndian.AppendUint32(ivf, 90000)
+	ivf = binary.LittleEndian.AppendUint32(ivf, 30) // time base 1/30 s: pts = frame index
 	ivf = binary.LittleEndian.AppendUint32(ivf, 1)
 	ivf = binary.LittleEndian.AppendUint32(ivf, 0)
 	ivf = binary.LittleEndian.AppendUint32(ivf, 0)
@@ -582,7 +582,7 @@ func decode(t *testing.T, name string, fs []frame) {
 			continue
 		}
 		ivf = binary.LittleEndian.AppendUint32(ivf, uint32(len(f.data)))
-		ivf = binary.LittleEndian.AppendUint64(ivf, uint64(f.ts-fs[0].ts))
+		ivf = binary.LittleEndian.AppendUint64(ivf, uint64(len(widths)))
 		ivf = append(ivf, f.data...)
 		widths = append(widths, map[int]string{0: "96", 1: "192", 2: "384"}[f.layer])
 	}
