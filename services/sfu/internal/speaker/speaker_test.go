@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -280,5 +281,60 @@ func TestTickUnchangedDoesNotAllocate(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, step); n != 0 {
 		t.Fatalf("steady-state Observe+Tick allocates %v times", n)
+	}
+}
+
+// BenchmarkObserve: one audio packet's level.
+func BenchmarkObserve(b *testing.B) {
+	d, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := []string{"p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8", "p9"}
+	at := time.Unix(1_700_000_000, 0)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		d.Observe(ids[i%len(ids)], uint8(i%90), at)
+		i++
+	}
+}
+
+// BenchmarkWindow: one 200 ms window of a space with n participants: 10 packets (20 ms Opus
+// frames) observed for each, half of them speaking, then the Tick.
+func BenchmarkWindow(b *testing.B) {
+	for _, n := range []int{10, 100} {
+		b.Run(fmt.Sprintf("participants=%d", n), func(b *testing.B) {
+			d, err := New(Options{MaxSpeakers: 8})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("participant-%d", i)
+			}
+			at := time.Unix(1_700_000_000, 0)
+			observe := func() {
+				for range 10 {
+					at = at.Add(20 * time.Millisecond)
+					for i, id := range ids {
+						level := uint8(127)
+						if i%2 == 0 {
+							level = uint8(10 + i%40)
+						}
+						d.Observe(id, level, at)
+					}
+				}
+			}
+			for range 10 {
+				observe()
+				d.Tick(at)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				observe()
+				d.Tick(at)
+			}
+		})
 	}
 }
