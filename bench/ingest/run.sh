@@ -18,8 +18,7 @@ if [ ! -x /usr/sbin/nginx ] || [ ! -f /usr/lib/nginx/modules/ngx_rtmp_module.so 
   echo "bench-ingest: installing nginx and libnginx-mod-rtmp from Debian"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends nginx-light libnginx-mod-rtmp >/dev/null || \
-    apt-get install -y -qq --no-install-recommends nginx libnginx-mod-rtmp >/dev/null
+  apt-get install -y -qq --no-install-recommends nginx libnginx-mod-rtmp >/dev/null
   # Debian starts the packaged nginx on port 80; the bench runs its own process.
   (command -v systemctl >/dev/null && systemctl stop nginx) 2>/dev/null || true
 fi
