@@ -28,6 +28,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 	var anchor string
 	var pairs int
 	var concs []int
+	var cpuprofile string
 	api := &cobra.Command{
 		Use:   "api",
 		Short: "Load the HTTP API: POST /video/v1/spaces then GET /video/v1/spaces/{id}; prints req/s and p50/p99",
@@ -46,7 +47,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 			o := apibench.Options{BaseURL: g.BaseURL, TokenID: g.TokenID, TokenSecret: g.TokenSecret, Concurrency: conc, Duration: dur, Out: out}
 			brokers := g.Brokers
 			if !external {
-				stop, base, kafka, err := startChildDev(ctx)
+				stop, base, kafka, err := startChildDev(ctx, cpuprofile)
 				if err != nil {
 					return err
 				}
@@ -96,6 +97,7 @@ func newBenchCmd(g *globalFlags) *cobra.Command {
 	api.Flags().IntVar(&conc, "concurrency", 16, "concurrent clients (without --anchor)")
 	api.Flags().BoolVar(&external, "external", false, "load --base-url with --token-id/--token-secret instead of starting a dev mode")
 	api.Flags().StringVar(&anchor, "anchor", "", "path of the echoapi anchor binary (bench/anchors/cmd/echoapi): compare with it in alternating pairs")
+	api.Flags().StringVar(&cpuprofile, "cpuprofile", "", "the dev mode child writes its CPU profile (go tool pprof) to this file")
 	api.Flags().IntVar(&pairs, "pairs", 3, "with --anchor: alternating pairs per concurrency level")
 	api.Flags().IntSliceVar(&concs, "concurrencies", []int{16, 32}, "with --anchor: concurrency levels")
 	cmd.AddCommand(api)
@@ -117,7 +119,8 @@ func freePort() (string, error) {
 }
 
 // startChildDev runs this binary's dev mode in a temporary data directory.
-func startChildDev(ctx context.Context) (stop func(), baseURL, kafka string, err error) {
+// With cpuprofile set the child writes its CPU profile there.
+func startChildDev(ctx context.Context, cpuprofile string) (stop func(), baseURL, kafka string, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, "", "", err
@@ -133,7 +136,12 @@ func startChildDev(ctx context.Context) (stop func(), baseURL, kafka string, err
 	if kafka, err = freePort(); err != nil {
 		return nil, "", "", err
 	}
-	c := exec.Command(self, "dev", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafka, "--access-log=false", "--log-level", "warn")
+	args := []string{"dev", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafka, "--access-log=false", "--log-level", "warn",
+		"--sfu-udp-port", "0", "--sfu-tcp-port", "-1", "--rtmp-addr", "127.0.0.1:0"}
+	if cpuprofile != "" {
+		args = append(args, "--cpuprofile", cpuprofile)
+	}
+	c := exec.Command(self, args...)
 	c.Env = append(os.Environ(), "SPACECAST_BOOTSTRAP_TOKEN_ID="+benchTokenID, "SPACECAST_BOOTSTRAP_TOKEN_SECRET="+benchTokenSecret,
 		// The benchmark measures the API, not the rate limiter's refusals.
 		"SPACECAST_RATE_LIMIT_READS_PER_SECOND=0", "SPACECAST_RATE_LIMIT_WRITES_PER_SECOND=0")
