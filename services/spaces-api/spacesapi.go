@@ -98,6 +98,19 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		api: &api.API{Store: st, Relay: relay}}, nil
 }
 
+// forget drops the cached row an event of spacecast.spaces is about. A space.created event
+// needs nothing: no replica can have cached a space before it existed.
+func (s *Service) forget(m kafkabus.Message) {
+	ev, err := events.Parse(m.Value)
+	if err != nil {
+		s.store.Forget(string(m.Key))
+		return
+	}
+	if ev.Type != "space.created" {
+		s.store.Forget(ev.Subject)
+	}
+}
+
 // Register mounts the REST routes, and /internal/v1/spaces when an internal secret is set.
 func (s *Service) Register(e *echo.Echo) {
 	s.api.Register(e, s.authn)
@@ -116,7 +129,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { errc <- s.relay.Run(ctx) }()
 	go func() { errc <- s.cons.Run(ctx, s.handle) }()
 	go func() {
-		if err := s.tail.Run(ctx, func(m kafkabus.Message) { s.store.Forget(string(m.Key)) }); err != nil {
+		if err := s.tail.Run(ctx, s.forget); err != nil {
 			s.log.Error("spaces tail stopped: cached rows expire after 30 s instead", "err", err)
 		}
 	}()
