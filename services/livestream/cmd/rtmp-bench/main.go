@@ -51,6 +51,7 @@ func main() {
 		serve    = flag.Bool("serve", false, "internal: run the service (started by the benchmark itself)")
 		listen   = flag.String("listen", "127.0.0.1:0", "internal: -serve RTMP listen address")
 		dir      = flag.String("dir", "", "internal: -serve work directory")
+		cpuprof  = flag.String("cpuprofile", "", "the service process writes its CPU profile (go tool pprof) here")
 		kafka    = flag.String("kafka", "", "internal: -serve publishes to this broker instead of embedding one")
 		serveK   = flag.Bool("serve-kafka", false, "internal: run an embedded Kafka broker (started by -compare)")
 		compare  = flag.Bool("compare", false, "compare with nginx-rtmp: CPU and RSS of each server process alone at every -levels count, in alternating pairs")
@@ -62,7 +63,7 @@ func main() {
 	)
 	flag.Parse()
 	if *serve {
-		if err := runServer(*listen, *dir, *redisURL, *kafka, *segDur); err != nil {
+		if err := runServer(*listen, *dir, *redisURL, *kafka, *cpuprof, *segDur); err != nil {
 			fmt.Fprintln(os.Stderr, "rtmp-bench -serve:", err)
 			os.Exit(1)
 		}
@@ -79,7 +80,7 @@ func main() {
 	defer stop()
 	if *compare {
 		co := compareOptions{levels: *levels, pairs: *pairs, nginx: *nginx, module: *nginxMod, nginxListen: *nginxAt}
-		o := options{duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL, keep: *keep}
+		o := options{duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL, keep: *keep, cpuprofile: *cpuprof}
 		if err := runCompare(ctx, o, co); err != nil {
 			fmt.Fprintln(os.Stderr, "rtmp-bench -compare:", err)
 			os.Exit(1)
@@ -87,7 +88,7 @@ func main() {
 		return
 	}
 	o := options{n: *n, duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL,
-		addr: *addr, app: *app, keys: *keys, keep: *keep}
+		addr: *addr, app: *app, keys: *keys, keep: *keep, cpuprofile: *cpuprof}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "rtmp-bench:", err)
 		os.Exit(1)
@@ -103,6 +104,7 @@ type options struct {
 	addr, app, keys  string
 	keep             bool
 	kafka            string // -serve -kafka for the child (empty: it embeds a broker)
+	cpuprofile       string // the child's CPU profile
 }
 
 // child is the service process.
@@ -118,7 +120,7 @@ func startChild(work string, o options) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-serve", "-dir", filepath.Join(work, "service"), "-segment", o.segDur.String(), "-redis", o.redisURL, "-kafka", o.kafka)
+	cmd := exec.Command(exe, "-serve", "-dir", filepath.Join(work, "service"), "-segment", o.segDur.String(), "-redis", o.redisURL, "-kafka", o.kafka, "-cpuprofile", o.cpuprofile)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/auth"
@@ -49,9 +50,20 @@ func (noKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) { return
 // runServer serves until stdin closes. It prints "RTMP <addr>", "HTTP <addr>", "DIR <dir>".
 // With kafkaAddr set it publishes to that broker (rtmp-bench -serve-kafka in another process,
 // so that this process is the live stream service alone); otherwise it embeds one.
-func runServer(listen, dir, redisURL, kafkaAddr string, segDur time.Duration) error {
+func runServer(listen, dir, redisURL, kafkaAddr, cpuprofile string, segDur time.Duration) error {
 	if dir == "" {
 		return errors.New("-dir is required")
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
