@@ -39,9 +39,10 @@ type server struct {
 
 // measured is one load run's figures for a server process alone.
 type measured struct {
-	cores     float64 // CPU (user+system) over the measured window, in cores
-	rss, peak float64 // MiB at the end, and the high-water mark
-	failed    int64
+	cores      float64 // CPU (user+system) over the measured window, in cores
+	rss, peak  float64 // MiB at the end, and the high-water mark
+	anon, file float64 // of rss: anonymous memory (heap, stacks) and mapped files (the binary's pages)
+	failed     int64
 }
 
 // runCompare measures, for every level, the live stream service (its process alone: Kafka runs
@@ -122,8 +123,8 @@ func runCompare(ctx context.Context, o options, co compareOptions) error {
 				if m.failed > 0 {
 					return fmt.Errorf("%s, %d streams: %d publishers failed", side, n, m.failed)
 				}
-				fmt.Printf("%3d streams pair %d %-10s CPU %.3f cores (%.2f ms per stream-second), RSS %.1f MiB (peak %.1f MiB)\n",
-					n, p+1, side, m.cores, 1000*m.cores/float64(n), m.rss, m.peak)
+				fmt.Printf("%3d streams pair %d %-10s CPU %.3f cores (%.2f ms per stream-second), RSS %.1f MiB (peak %.1f MiB; anonymous %.1f, files %.1f)\n",
+					n, p+1, side, m.cores, 1000*m.cores/float64(n), m.rss, m.peak, m.anon, m.file)
 				got[side] = m
 			}
 			s, g := got["spacecast"], got["nginx-rtmp"]
@@ -325,6 +326,31 @@ func loadServer(ctx context.Context, srv *server, tags []flv.Tag, length time.Du
 	if err != nil {
 		return measured{}, err
 	}
+	anon, file := procRSSParts(srv.pid)
 	cancel()
-	return measured{cores: (cpu1 - cpu0).Seconds() / wall.Seconds(), rss: float64(rss) / (1 << 20), peak: float64(hwm) / (1 << 20), failed: failed.Load()}, nil
+	return measured{cores: (cpu1 - cpu0).Seconds() / wall.Seconds(), rss: float64(rss) / (1 << 20), peak: float64(hwm) / (1 << 20),
+		anon: float64(anon) / (1 << 20), file: float64(file) / (1 << 20), failed: failed.Load()}, nil
+}
+
+// procRSSParts returns RssAnon and RssFile (+RssShmem) of /proc/<pid>/status in bytes.
+func procRSSParts(pid int) (anon, file int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		f := strings.Fields(v)
+		if !ok || len(f) == 0 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "RssAnon":
+			anon = kb << 10
+		case "RssFile", "RssShmem":
+			file += kb << 10
+		}
+	}
+	return anon, file
 }
