@@ -40,53 +40,17 @@ func Add(ctx context.Context, tx *sql.Tx, topic string, env events.Envelope) err
 // AddKeyed is Add with a Kafka record key other than env.Subject: an event about one resource
 // ordered with the events of another (an asset's events with its live stream's).
 func AddKeyed(ctx context.Context, tx *sql.Tx, topic, key string, env events.Envelope) error {
-	return addKeyed(ctx, tx, nil, topic, key, env)
-}
-
-const insertSQL = `INSERT INTO spacecast_outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)`
-
-func addKeyed(ctx context.Context, tx *sql.Tx, db *sqldb.DB, topic, key string, env events.Envelope) error {
 	b, err := env.Marshal()
 	if err != nil {
 		return err
 	}
-	if db != nil {
-		st, err := db.TxStmt(ctx, tx, insertSQL)
-		if err != nil {
-			return fmt.Errorf("outbox add: %w", err)
-		}
-		_, err = st.ExecContext(ctx, topic, key, string(b), time.Now().UnixMilli())
-		if err != nil {
-			return fmt.Errorf("outbox add: %w", err)
-		}
-		return nil
-	}
-	if _, err = tx.ExecContext(ctx, insertSQL, topic, key, string(b), time.Now().UnixMilli()); err != nil {
+	_, err = tx.ExecContext(ctx,
+		`INSERT INTO spacecast_outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)`,
+		topic, key, string(b), time.Now().UnixMilli())
+	if err != nil {
 		return fmt.Errorf("outbox add: %w", err)
 	}
 	return nil
-}
-
-// Writer is Add and AddKeyed through db's prepared statement cache (sqldb.DB.Stmt): the
-// insert is parsed once per connection instead of on every event.
-type Writer struct{ db *sqldb.DB }
-
-// NewWriter returns a Writer for transactions of db.
-func NewWriter(db *sqldb.DB) (*Writer, error) {
-	if db == nil {
-		return nil, errors.New("outbox: a DB is required")
-	}
-	return &Writer{db: db}, nil
-}
-
-// Add is the package's Add with a prepared statement; tx must be a transaction of w's DB.
-func (w *Writer) Add(ctx context.Context, tx *sql.Tx, topic string, env events.Envelope) error {
-	return addKeyed(ctx, tx, w.db, topic, env.Subject, env)
-}
-
-// AddKeyed is the package's AddKeyed with a prepared statement.
-func (w *Writer) AddKeyed(ctx context.Context, tx *sql.Tx, topic, key string, env events.Envelope) error {
-	return addKeyed(ctx, tx, w.db, topic, key, env)
 }
 
 // Publisher sends messages to the broker, returning once they are acknowledged.
