@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Webhooks burst against its anchor: services/webhooks' webhooks-bench (the real service,
+# Webhooks burst against its anchor. When webhooks-bench has its own comparison
+# (-only-compare: the service's burst and a bare net/http client in the same process, alternating
+# pairs, deliveries/s and CPU per delivery) this script runs that on SQLite and PostgreSQL.
+# Otherwise: services/webhooks' webhooks-bench (the real service,
 # embedded Kafka, this machine's Redis when it answers, SQLite and PostgreSQL) and
 # bench/anchors' rawhook (a bare net/http client posting the same 1 KB signed bodies to the same
 # kind of local receivers at the service's concurrency: 10 endpoints x 4), in alternating pairs
@@ -19,6 +22,22 @@ redis=()
 if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then redis=(-redis "${SPACECAST_TEST_REDIS_URL:-redis://127.0.0.1:6379/0}"); fi
 dbs=(sqlite)
 if pg_isready -h 127.0.0.1 -p 5432 -q 2>/dev/null; then dbs+=(postgres); fi
+
+if bin/webhooks-bench -h 2>&1 | grep -q -- '-only-compare'; then
+  echo "bench-webhooks: $(date -u +%FT%TZ), $(nproc) CPUs, webhooks-bench -only-compare, $PAIRS pairs, redis ${redis[1]:-embedded}"
+  for db in "${dbs[@]}"; do
+    dbflag=()
+    if [ "$db" = postgres ]; then
+      name="whbench_$$"
+      psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $name" >/dev/null
+      dbflag=(-db "postgres://postgres@127.0.0.1:5432/$name?sslmode=disable")
+    fi
+    echo "== $db"
+    bin/webhooks-bench "${dbflag[@]}" "${redis[@]}" -only-compare -compare "$PAIRS" -compare-events "$BURST"
+    if [ "$db" = postgres ]; then psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE $name" >/dev/null; fi
+  done
+  exit 0
+fi
 
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) {print "nan"} else if (NR%2) {print v[(NR+1)/2]} else {print (v[NR/2]+v[NR/2+1])/2}}'; }
 
