@@ -33,6 +33,27 @@ fuzz:
 dev:
 	go run ./cmd/spacecast dev
 
-## bench: the HTTP API benchmark against a dev mode it starts itself
-bench:
-	go run ./cmd/spacecast bench api
+## bench: the three comparisons with their anchors, each printing both sides and the ratio
+## (BENCH_QUICK=1: short phases, for a smoke run). bench-api: REST against bench/anchors'
+## echoapi; bench-webhooks: webhooks-bench burst against bench/anchors' rawhook; bench-ingest:
+## RTMP ingest against nginx-rtmp (bench/ingest/run.sh installs Debian's libnginx-mod-rtmp).
+ifeq ($(BENCH_QUICK),1)
+BENCH_API_FLAGS ?= --duration 2s --pairs 1
+else
+BENCH_API_FLAGS ?= --duration 10s --pairs 3
+endif
+export BENCH_QUICK
+
+.PHONY: bench-api bench-webhooks bench-ingest
+bench: bench-api bench-webhooks bench-ingest
+
+bench-api:
+	mkdir -p bin
+	go build -o bin/ ./cmd/spacecast ./bench/anchors/cmd/echoapi
+	bin/spacecast bench api --anchor bin/echoapi --concurrencies 16,32 $(BENCH_API_FLAGS)
+
+bench-webhooks:
+	bench/webhooks/run.sh
+
+bench-ingest:
+	bench/ingest/run.sh

@@ -45,6 +45,9 @@ type DB struct {
 	// writeMu queues SQLite write transactions in Go: SQLite allows one writer at a time,
 	// and its own busy handler waits by sleeping, which turns contention into latency spikes.
 	writeMu sync.Mutex
+	// stmts caches prepared statements by query text (see Stmt).
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt
 }
 
 // Open opens and pings the database named by dsn:
@@ -97,7 +100,65 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("ping %s: %w", d, err)
 	}
-	return &DB{DB: db, Dialect: d}, nil
+	return &DB{DB: db, Dialect: d, stmts: map[string]*sql.Stmt{}}, nil
+}
+
+// MaxStmts bounds the statement cache: queries must be constants of the code (a service has a
+// few dozen); a caller building query text from data gets ErrTooManyStatements instead of a
+// cache that grows forever.
+const MaxStmts = 512
+
+// Stmt returns a prepared statement for query, prepared once per DB and kept until Close
+// (database/sql prepares it again on each pooled connection the first time it runs there). The
+// same query text always gives the same *sql.Stmt; use it inside a transaction with TxStmt.
+// SQLite and PostgreSQL then skip parsing and planning the query on every call.
+func (db *DB) Stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	st, ok := db.stmts[query]
+	db.stmtMu.Unlock()
+	if ok {
+		return st, nil
+	}
+	st, err := db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if old, ok := db.stmts[query]; ok { // prepared by a concurrent caller meanwhile
+		_ = st.Close()
+		return old, nil
+	}
+	if db.stmts == nil {
+		db.stmts = map[string]*sql.Stmt{}
+	}
+	if len(db.stmts) >= MaxStmts {
+		_ = st.Close()
+		return nil, ErrTooManyStatements
+	}
+	db.stmts[query] = st
+	return st, nil
+}
+
+// TxStmt is Stmt bound to tx. The returned statement belongs to the transaction: it is
+// closed when the transaction ends.
+func (db *DB) TxStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	st, err := db.Stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// Close closes the cached statements and the pool.
+func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for q, st := range db.stmts {
+		_ = st.Close()
+		delete(db.stmts, q)
+	}
+	db.stmtMu.Unlock()
+	return db.DB.Close()
 }
 
 // AutoIDToken is replaced in migrations by the dialect's auto-increment primary key.

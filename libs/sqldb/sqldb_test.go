@@ -316,3 +316,76 @@ func TestInTx(t *testing.T) {
 		})
 	}
 }
+
+func TestStmtCache(t *testing.T) {
+	for _, b := range testenv.SQLBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			db := testenv.OpenSQL(t, b)
+			if _, err := db.ExecContext(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			const ins, sel = `INSERT INTO kv (k, v) VALUES ($1, $2)`, `SELECT v FROM kv WHERE k = $1`
+			s1, err := db.Stmt(ctx, sel)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s2, _ := db.Stmt(ctx, sel); s2 != s1 {
+				t.Fatal("the same query text gave two statements")
+			}
+			// Inside transactions, concurrently (each transaction on its own pooled connection).
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range 10 {
+						err := db.InTx(ctx, func(tx *sql.Tx) error {
+							st, err := db.TxStmt(ctx, tx, ins)
+							if err != nil {
+								return err
+							}
+							_, err = st.ExecContext(ctx, fmt.Sprintf("k%d-%d", w, i), "v")
+							return err
+						})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			var v string
+			if err := s1.QueryRowContext(ctx, "k3-9").Scan(&v); err != nil || v != "v" {
+				t.Fatalf("prepared select: %q, %v", v, err)
+			}
+			// A rolled back transaction's prepared write is rolled back too.
+			_ = db.InTx(ctx, func(tx *sql.Tx) error {
+				st, err := db.TxStmt(ctx, tx, ins)
+				if err != nil {
+					return err
+				}
+				if _, err := st.ExecContext(ctx, "gone", "v"); err != nil {
+					return err
+				}
+				return errors.New("roll back")
+			})
+			if err := s1.QueryRowContext(ctx, "gone").Scan(&v); !errors.Is(err, sql.ErrNoRows) {
+				t.Fatalf("rolled back insert visible: %v", err)
+			}
+			// Bad SQL is an error, not a cached statement.
+			if _, err := db.Stmt(ctx, `SELEC nothing`); err == nil {
+				t.Fatal("bad SQL prepared")
+			}
+			// Query text built from data runs out of cache room instead of growing it forever.
+			var full error
+			for i := 0; i <= sqldb.MaxStmts && full == nil; i++ {
+				_, full = db.Stmt(ctx, fmt.Sprintf(`SELECT v FROM kv WHERE k = 'x%d'`, i))
+			}
+			if !errors.Is(full, sqldb.ErrTooManyStatements) {
+				t.Fatalf("after %d distinct queries: %v, want ErrTooManyStatements", sqldb.MaxStmts+1, full)
+			}
+		})
+	}
+}

@@ -62,6 +62,7 @@ type Service struct {
 	store *store.Store
 	relay *outbox.Relay
 	cons  *kafkabus.Consumer
+	tail  *kafkabus.Tail
 	api   *api.API
 	authn *auth.Verifier
 }
@@ -88,8 +89,26 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, store: st, relay: relay, cons: cons, authn: d.Auth,
+	// Every replica tails spacecast.spaces to drop the cached rows another replica changed.
+	tail, err := kafkabus.NewTail(kafkabus.TailConfig{Brokers: d.Brokers, Topics: []string{events.TopicSpaces}, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: log, store: st, relay: relay, cons: cons, tail: tail, authn: d.Auth,
 		api: &api.API{Store: st, Relay: relay}}, nil
+}
+
+// forget drops the cached row an event of spacecast.spaces is about. A space.created event
+// needs nothing: no replica can have cached a space before it existed.
+func (s *Service) forget(m kafkabus.Message) {
+	ev, err := events.Parse(m.Value)
+	if err != nil {
+		s.store.Forget(string(m.Key))
+		return
+	}
+	if ev.Type != "space.created" {
+		s.store.Forget(ev.Subject)
+	}
 }
 
 // Register mounts the REST routes, and /internal/v1/spaces when an internal secret is set.
@@ -109,6 +128,11 @@ func (s *Service) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
 	go func() { errc <- s.relay.Run(ctx) }()
 	go func() { errc <- s.cons.Run(ctx, s.handle) }()
+	go func() {
+		if err := s.tail.Run(ctx, s.forget); err != nil {
+			s.log.Error("spaces tail stopped: cached rows expire after 30 s instead", "err", err)
+		}
+	}()
 	go s.prune(ctx)
 	err := <-errc
 	if err2 := <-errc; err == nil {

@@ -54,9 +54,13 @@ type env struct {
 
 func setup(t *testing.T, b testenv.SQLBackend) *env {
 	t.Helper()
+	return start(t, testenv.OpenSQL(t, b), testenv.Kafka(t))
+}
+
+// start runs a service on db and brokers: a second call with the same ones is a second replica.
+func start(t *testing.T, db *sqldb.DB, brokers []string) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	db := testenv.OpenSQL(t, b)
-	brokers := testenv.Kafka(t)
 	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers})
 	if err != nil {
 		t.Fatal(err)
@@ -442,4 +446,94 @@ func TestActiveSpaces(t *testing.T) {
 			t.Fatalf("%s (secret %q) = %d, want %d", tt.path, tt.secret, res.StatusCode, tt.status)
 		}
 	}
+}
+
+// TestGetSeesWrites: GET answers from a row cache; an update, a status change and a delete
+// through this replica, and an update through another replica of the same database (seen on
+// spacecast.spaces), all show on the next GETs.
+func TestGetSeesWrites(t *testing.T) {
+	eachBackend(t, func(t *testing.T, a *env) {
+		b := start(t, a.db, a.brokers)
+		// A replica's tail starts at the end of spacecast.spaces as it is when the tail's client
+		// first asks; give it that moment before the writes it must see.
+		time.Sleep(time.Second)
+		st, out := a.call(writerA, "POST", "/video/v1/spaces", `{"passthrough":"v1"}`)
+		if st != 201 {
+			t.Fatalf("create: %d %v", st, out)
+		}
+		id := data(out)["id"].(string)
+		passthrough := func(e *env) string {
+			st, out := e.call(readerA, "GET", "/video/v1/spaces/"+id, "")
+			if st != 200 {
+				return fmt.Sprintf("status %d", st)
+			}
+			p, _ := data(out)["passthrough"].(string)
+			return p
+		}
+		for _, e := range []*env{a, b} { // both replicas have the row cached now
+			if p := passthrough(e); p != "v1" {
+				t.Fatalf("GET after create: %q", p)
+			}
+		}
+		if st, out := a.call(writerA, "PATCH", "/video/v1/spaces/"+id, `{"passthrough":"v2"}`); st != 200 {
+			t.Fatalf("update: %d %v", st, out)
+		}
+		if p := passthrough(a); p != "v2" {
+			t.Fatalf("GET on the writing replica right after the update: %q, want v2", p)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for passthrough(b) != "v2" {
+			if time.Now().After(deadline) {
+				t.Fatalf("the other replica still answers %q 5 s after the update", passthrough(b))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// A status change applied from the SFU's events.
+		a.rtcEvent("participant.joined", id, "c1", 1, 1)
+		deadline = time.Now().Add(10 * time.Second)
+		for {
+			_, out := a.call(readerA, "GET", "/video/v1/spaces/"+id, "")
+			if data(out)["status"] == "active" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET still shows %v after participant.joined", data(out)["status"])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		a.rtcEvent("participant.left", id, "c1", 0, 2)
+		deadline = time.Now().Add(10 * time.Second)
+		for {
+			_, out := a.call(readerA, "GET", "/video/v1/spaces/"+id, "")
+			if data(out)["status"] == "idle" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET still shows %v after participant.left", data(out)["status"])
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if st, _ := b.call(writerA, "DELETE", "/video/v1/spaces/"+id, ""); st != 204 {
+			t.Fatalf("delete on the other replica: %d", st)
+		}
+		if st, _ := b.call(readerA, "GET", "/video/v1/spaces/"+id, ""); st != 404 {
+			t.Fatalf("GET on the deleting replica after delete: %d, want 404", st)
+		}
+		deadline = time.Now().Add(5 * time.Second)
+		for {
+			if st, _ := a.call(readerA, "GET", "/video/v1/spaces/"+id, ""); st == 404 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the first replica still answers the deleted space 5 s after the delete")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Another environment's token still cannot see a cached space.
+		_, out = a.call(writerA, "POST", "/video/v1/spaces", `{}`)
+		other := data(out)["id"].(string)
+		if st, _ := a.call(writerB, "GET", "/video/v1/spaces/"+other, ""); st != 404 {
+			t.Fatalf("envB GET of a cached envA space: %d, want 404", st)
+		}
+	})
 }

@@ -169,3 +169,82 @@ func (b *bench) phase(ctx context.Context, name string, op func(context.Context)
 	}
 	return r
 }
+
+// Compare loads two servers with the same load generator in alternating pairs: for each
+// concurrency level, pairs runs of Run on a (Spacecast) and b (the anchor), a first in even
+// pairs and b first in odd ones, so that a drift in the machine's load hits both sides alike.
+// It prints every run, then per level and phase each side's median req/s and the median of
+// the pairs' ratios a/b. It returns the ids a created.
+func Compare(ctx context.Context, a, b Options, concurrencies []int, pairs int) ([]string, error) {
+	if pairs <= 0 {
+		pairs = 3
+	}
+	out := a.Out
+	if out == nil {
+		out = io.Discard
+	}
+	var ids []string
+	type side struct{ post, get []float64 }
+	var summary []string
+	for _, c := range concurrencies {
+		a.Concurrency, b.Concurrency = c, c
+		var sa, sb side
+		var rPost, rGet []float64
+		for p := range pairs {
+			order := []string{"spacecast", "anchor"}
+			if p%2 == 1 {
+				order = []string{"anchor", "spacecast"}
+			}
+			got := map[string][]Result{}
+			for _, name := range order {
+				o := a
+				if name == "anchor" {
+					o = b
+				}
+				res, created, err := Run(ctx, o)
+				if err != nil {
+					return ids, fmt.Errorf("%s, concurrency %d: %w", name, c, err)
+				}
+				if name == "spacecast" {
+					ids = append(ids, created...)
+				}
+				for _, r := range res {
+					fmt.Fprintf(out, "c%-3d pair %d %-9s %s\n", c, p+1, name, r.String())
+				}
+				got[name] = res
+			}
+			sa.post, sa.get = append(sa.post, got["spacecast"][0].RPS()), append(sa.get, got["spacecast"][1].RPS())
+			sb.post, sb.get = append(sb.post, got["anchor"][0].RPS()), append(sb.get, got["anchor"][1].RPS())
+			rPost = append(rPost, got["spacecast"][0].RPS()/got["anchor"][0].RPS())
+			rGet = append(rGet, got["spacecast"][1].RPS()/got["anchor"][1].RPS())
+		}
+		summary = append(summary,
+			fmt.Sprintf("c%-3d POST  spacecast %8.0f req/s  echoapi %8.0f req/s  ratio %.2f (pairs %s)", c, median(sa.post), median(sb.post), median(rPost), list(rPost)),
+			fmt.Sprintf("c%-3d GET   spacecast %8.0f req/s  echoapi %8.0f req/s  ratio %.2f (pairs %s)", c, median(sa.get), median(sb.get), median(rGet), list(rGet)))
+	}
+	fmt.Fprintln(out, "medians (ratio = median of the pairs' spacecast/echoapi):")
+	for _, l := range summary {
+		fmt.Fprintln(out, l)
+	}
+	return ids, ctx.Err()
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func list(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(parts, " ")
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"os"
+	"runtime/pprof"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -13,7 +14,7 @@ import (
 
 func newDevCmd() *cobra.Command {
 	o := dev.Options{}
-	var logLevel string
+	var logLevel, cpuprofile string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run every Spacecast service in one process (embedded Kafka and Redis, SQLite files)",
@@ -25,6 +26,17 @@ func newDevCmd() *cobra.Command {
 			o.Logger = service.NewLogger("text", logLevel)
 			o.Out = cmd.OutOrStdout()
 			o.Env = envconfig.New(os.LookupEnv)
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return dev.Run(cmd.Context(), o)
 		},
 	}
@@ -36,6 +48,7 @@ func newDevCmd() *cobra.Command {
 	f.IntVar(&o.SFUTCPPort, "sfu-tcp-port", envInt("SPACECAST_SFU_TCP_PORT", 7881), "SFU ICE-TCP port (0 = any free port, -1 = off; env SPACECAST_SFU_TCP_PORT)")
 	f.StringVar(&o.RTMPAddr, "rtmp-addr", envOr("SPACECAST_RTMP_ADDR", "127.0.0.1:1935"), "RTMP ingest listen address (env SPACECAST_RTMP_ADDR; 0.0.0.0:1935 for encoders on other machines)")
 	f.BoolVar(&o.AccessLog, "access-log", envOr("SPACECAST_ACCESS_LOG", "true") == "true", "log every HTTP request (env SPACECAST_ACCESS_LOG)")
+	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	f.StringVar(&logLevel, "log-level", envOr("SPACECAST_LOG_LEVEL", "info"), "debug, info, warn or error (env SPACECAST_LOG_LEVEL)")
 	return cmd
 }

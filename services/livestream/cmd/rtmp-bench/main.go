@@ -51,19 +51,44 @@ func main() {
 		serve    = flag.Bool("serve", false, "internal: run the service (started by the benchmark itself)")
 		listen   = flag.String("listen", "127.0.0.1:0", "internal: -serve RTMP listen address")
 		dir      = flag.String("dir", "", "internal: -serve work directory")
+		cpuprof  = flag.String("cpuprofile", "", "the service process writes its CPU profile (go tool pprof) here")
+		kafka    = flag.String("kafka", "", "internal: -serve publishes to this broker instead of embedding one")
+		serveK   = flag.Bool("serve-kafka", false, "internal: run an embedded Kafka broker (started by -compare)")
+		compare  = flag.Bool("compare", false, "compare with nginx-rtmp: CPU and RSS of each server process alone at every -levels count, in alternating pairs")
+		levels   = flag.String("levels", "10,20,50", "with -compare: stream counts")
+		pairs    = flag.Int("pairs", 1, "with -compare: alternating pairs per level (order swapped every pair)")
+		nginx    = flag.String("nginx", "/usr/sbin/nginx", "with -compare: nginx binary")
+		nginxMod = flag.String("nginx-module", "/usr/lib/nginx/modules/ngx_rtmp_module.so", "with -compare: nginx-rtmp module")
+		nginxAt  = flag.String("nginx-listen", "127.0.0.1:18510", "with -compare: nginx's RTMP listen address")
 	)
 	flag.Parse()
 	if *serve {
-		if err := runServer(*listen, *dir, *redisURL, *segDur); err != nil {
+		if err := runServer(*listen, *dir, *redisURL, *kafka, *cpuprof, *segDur); err != nil {
 			fmt.Fprintln(os.Stderr, "rtmp-bench -serve:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *serveK {
+		if err := runKafka(); err != nil {
+			fmt.Fprintln(os.Stderr, "rtmp-bench -serve-kafka:", err)
 			os.Exit(1)
 		}
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if *compare {
+		co := compareOptions{levels: *levels, pairs: *pairs, nginx: *nginx, module: *nginxMod, nginxListen: *nginxAt}
+		o := options{duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL, keep: *keep, cpuprofile: *cpuprof}
+		if err := runCompare(ctx, o, co); err != nil {
+			fmt.Fprintln(os.Stderr, "rtmp-bench -compare:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	o := options{n: *n, duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL,
-		addr: *addr, app: *app, keys: *keys, keep: *keep}
+		addr: *addr, app: *app, keys: *keys, keep: *keep, cpuprofile: *cpuprof}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "rtmp-bench:", err)
 		os.Exit(1)
@@ -78,6 +103,8 @@ type options struct {
 	redisURL         string
 	addr, app, keys  string
 	keep             bool
+	kafka            string // -serve -kafka for the child (empty: it embeds a broker)
+	cpuprofile       string // the child's CPU profile
 }
 
 // child is the service process.
@@ -93,7 +120,7 @@ func startChild(work string, o options) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-serve", "-dir", filepath.Join(work, "service"), "-segment", o.segDur.String(), "-redis", o.redisURL)
+	cmd := exec.Command(exe, "-serve", "-dir", filepath.Join(work, "service"), "-segment", o.segDur.String(), "-redis", o.redisURL, "-kafka", o.kafka, "-cpuprofile", o.cpuprofile)
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -249,18 +276,8 @@ func run(ctx context.Context, o options) error {
 	} else {
 		defer os.RemoveAll(work)
 	}
-	if o.flvPath == "" {
-		o.flvPath = filepath.Join(work, "source.flv")
-		fmt.Println("generating a 20 s 1280x720 30 fps ~3 Mbps H.264 + AAC FLV with ffmpeg ...")
-		cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-			"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-			"-c:v", "libx264", "-preset", "veryfast", "-b:v", "2850k", "-maxrate", "2850k", "-bufsize", "5700k",
-			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
-			"-c:a", "aac", "-b:a", "128k", "-ac", "2", "-t", "20", "-f", "flv", o.flvPath)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("ffmpeg: %w", err)
-		}
+	if err := prepareSource(ctx, work, &o); err != nil {
+		return err
 	}
 	tags, length, bytesTotal, err := loadFLV(o.flvPath)
 	if err != nil {
@@ -398,6 +415,24 @@ func run(ctx context.Context, o options) error {
 		pct(dl.ms, 50), pct(dl.ms, 95), pct(dl.ms, 99), pct(dl.ms, 100), float64(o.segDur+500*time.Millisecond)/1e6)
 	fmt.Printf("  minus the segment's own duration: p50 %.0f ms, p95 %.0f ms, p99 %.0f ms, max %.0f ms (target <= 500 ms)\n",
 		pct(dl.overMS, 50), pct(dl.overMS, 95), pct(dl.overMS, 99), pct(dl.overMS, 100))
+	return nil
+}
+
+// prepareSource generates the FLV with ffmpeg unless -flv names one.
+func prepareSource(ctx context.Context, work string, o *options) error {
+	if o.flvPath == "" {
+		o.flvPath = filepath.Join(work, "source.flv")
+		fmt.Println("generating a 20 s 1280x720 30 fps ~3 Mbps H.264 + AAC FLV with ffmpeg ...")
+		cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
+			"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+			"-c:v", "libx264", "-preset", "veryfast", "-b:v", "2850k", "-maxrate", "2850k", "-bufsize", "5700k",
+			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
+			"-c:a", "aac", "-b:a", "128k", "-ac", "2", "-t", "20", "-f", "flv", o.flvPath)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("ffmpeg: %w", err)
+		}
+	}
 	return nil
 }
 

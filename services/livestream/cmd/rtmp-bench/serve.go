@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/auth"
@@ -47,9 +48,22 @@ type noKeys struct{}
 func (noKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) { return nil, nil }
 
 // runServer serves until stdin closes. It prints "RTMP <addr>", "HTTP <addr>", "DIR <dir>".
-func runServer(listen, dir, redisURL string, segDur time.Duration) error {
+// With kafkaAddr set it publishes to that broker (rtmp-bench -serve-kafka in another process,
+// so that this process is the live stream service alone); otherwise it embeds one.
+func runServer(listen, dir, redisURL, kafkaAddr, cpuprofile string, segDur time.Duration) error {
 	if dir == "" {
 		return errors.New("-dir is required")
+	}
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -57,12 +71,16 @@ func runServer(listen, dir, redisURL string, segDur time.Duration) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	kafka, err := embedded.StartKafka(embedded.KafkaOptions{Addr: "127.0.0.1:0"})
-	if err != nil {
-		return err
+	brokers := []string{kafkaAddr}
+	if kafkaAddr == "" {
+		kafka, err := embedded.StartKafka(embedded.KafkaOptions{Addr: "127.0.0.1:0"})
+		if err != nil {
+			return err
+		}
+		defer kafka.Close()
+		brokers = kafka.Brokers()
 	}
-	defer kafka.Close()
-	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: kafka.Brokers(), Logger: log})
+	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: brokers, Logger: log})
 	if err != nil {
 		return err
 	}
@@ -119,4 +137,16 @@ func runServer(listen, dir, redisURL string, segDur time.Duration) error {
 	_, _ = io.Copy(io.Discard, os.Stdin) // the benchmark closes stdin when done
 	cancel()
 	return <-done
+}
+
+// runKafka serves an embedded broker until stdin closes; it prints "KAFKA <addr>".
+func runKafka() error {
+	kafka, err := embedded.StartKafka(embedded.KafkaOptions{Addr: "127.0.0.1:0"})
+	if err != nil {
+		return err
+	}
+	defer kafka.Close()
+	fmt.Printf("KAFKA %s\n", kafka.Brokers()[0])
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	return nil
 }

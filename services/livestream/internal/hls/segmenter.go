@@ -4,12 +4,10 @@ package hls
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -116,7 +114,7 @@ type Segmenter struct {
 	finished  bool
 
 	// one epoch = the packets between two discontinuities
-	mux         *astits.Muxer
+	mux         *tsMuxer
 	out         switchWriter
 	hasVideo    bool
 	hasAudio    bool
@@ -267,7 +265,7 @@ func (s *Segmenter) flushProbe() ([]SegmentInfo, error) {
 
 func (s *Segmenter) startEpoch() {
 	s.out = switchWriter{}
-	s.mux = astits.NewMuxer(context.Background(), &s.out, astits.MuxerOptTablesRetransmitPeriod(math.MaxInt32))
+	s.mux = newTSMuxer(&s.out)
 	s.hasVideo, s.hasAudio, s.addVideo, s.addAudio = false, false, false, false
 }
 

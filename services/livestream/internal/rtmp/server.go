@@ -56,6 +56,12 @@ type Config struct {
 	MemoryBudget int64
 	// Registerer, if set, gets the server's metrics (spacecast_rtmp_*).
 	Registerer prometheus.Registerer
+	// ReadCoalesce: while publishing, a socket read that returned little (less than half the
+	// read buffer) is followed by the next one no sooner than this (40 ms), so that one read
+	// takes a few frames' worth of data instead of waking the connection for each packet the
+	// encoder flushed. It adds at most this much delay; a fast stream that fills the buffer is
+	// read at once. -1 = off.
+	ReadCoalesce time.Duration
 }
 
 // Defaults of Config.
@@ -67,6 +73,7 @@ const (
 	DefaultPrePublishBuffer    = 256 << 10
 	DefaultMaxMessageSize      = 8 << 20
 	DefaultMemoryBudget        = 256 << 20
+	DefaultReadCoalesce        = 40 * time.Millisecond
 	maxMessageLimit            = 1<<24 - 1
 )
 
@@ -171,6 +178,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if cfg.MemoryBudget == 0 {
 		cfg.MemoryBudget = DefaultMemoryBudget
 	}
+	if cfg.ReadCoalesce == 0 {
+		cfg.ReadCoalesce = DefaultReadCoalesce
+	}
+	if cfg.ReadCoalesce > time.Second {
+		return nil, fmt.Errorf("rtmp: Config.ReadCoalesce %v: want at most 1s (-1 = off)", cfg.ReadCoalesce)
+	}
 	if cfg.MemoryBudget < int64(cfg.MaxMessageSize) {
 		return nil, fmt.Errorf("rtmp: Config.MemoryBudget %d is less than MaxMessageSize %d", cfg.MemoryBudget, cfg.MaxMessageSize)
 	}
@@ -244,10 +257,23 @@ type deadlineConn struct {
 	hard      time.Time // zero: none
 	refreshAt time.Time
 	bytesIn   uint64
+	// coalesce > 0: a read that returned less than half of its buffer is followed by the
+	// next no sooner than coalesce after it (Config.ReadCoalesce).
+	coalesce time.Duration
+	lastRead time.Time
+	lastN    int
+	reads    uint64
 }
 
 func (c *deadlineConn) Read(p []byte) (int, error) {
-	if now := time.Now(); now.After(c.refreshAt) {
+	now := time.Now()
+	if c.coalesce > 0 && c.lastN < len(p)/2 {
+		if wait := c.coalesce - now.Sub(c.lastRead); wait > 0 {
+			time.Sleep(wait)
+			now = time.Now()
+		}
+	}
+	if now.After(c.refreshAt) {
 		d := now.Add(c.idle)
 		if !c.hard.IsZero() && c.hard.Before(d) {
 			d = c.hard
@@ -259,6 +285,8 @@ func (c *deadlineConn) Read(p []byte) (int, error) {
 	}
 	n, err := c.Conn.Read(p)
 	c.bytesIn += uint64(n)
+	c.reads++
+	c.lastRead, c.lastN = now, n
 	return n, err
 }
 
@@ -414,6 +442,7 @@ func (c *conn) awaitPublish(from time.Time) {
 		c.s.budget.move(int64(c.cr.Buffered()), true)
 	}
 	c.phase = phasePublish
+	c.ic.coalesce = 0 // commands before a publish are answered at once
 	c.ic.setHard(from.Add(c.s.cfg.PublishTimeout))
 	_ = c.setWriteDeadline() // a failure shows on the next write
 	c.cr.SetLimits(ReadLimits{MaxMessage: uint32(c.s.cfg.PrePublishBuffer), MaxBuffered: c.s.cfg.PrePublishBuffer, Budget: c})
@@ -424,6 +453,7 @@ func (c *conn) published() {
 	c.s.budget.move(int64(c.cr.Buffered()), false)
 	c.phase = phasePublishing
 	c.ic.setHard(time.Time{})
+	c.ic.coalesce = max(c.s.cfg.ReadCoalesce, 0)
 	_ = c.setWriteDeadline()
 	c.cr.SetLimits(ReadLimits{MaxMessage: uint32(c.s.cfg.MaxMessageSize), MaxBuffered: 2 * c.s.cfg.MaxMessageSize, Budget: c})
 }

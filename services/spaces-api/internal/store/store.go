@@ -16,6 +16,7 @@ import (
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/outbox"
+	"github.com/spacecast/spacecast/libs/rowcache"
 	"github.com/spacecast/spacecast/libs/sqldb"
 )
 
@@ -46,10 +47,14 @@ type Row struct {
 // EventData renders a row as the data of a space.* event.
 type EventData func(Row) any
 
-// Store is the spaces SQL store.
+// Store is the spaces SQL store. Get answers from a row cache (libs/rowcache) that every
+// write of this store invalidates after its commit; Forget is for writes seen as events
+// (another replica's). Hot statements are prepared once (sqldb.DB.Stmt).
 type Store struct {
 	db        *sqldb.DB
 	eventData EventData
+	out       *outbox.Writer
+	rows      *rowcache.Cache[Row]
 }
 
 // Open migrates db and returns the store; eventData renders the data of the events it writes.
@@ -67,8 +72,19 @@ func Open(ctx context.Context, db *sqldb.DB, eventData EventData) (*Store, error
 	if err := outbox.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Store{db: db, eventData: eventData}, nil
+	out, err := outbox.NewWriter(db)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := rowcache.New[Row](rowcache.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, eventData: eventData, out: out, rows: rows}, nil
 }
+
+// Forget drops id's cached row: call it for every event about a space written elsewhere.
+func (s *Store) Forget(id string) { s.rows.Invalidate(id) }
 
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -98,27 +114,55 @@ func (s *Store) event(typ string, sp Row) (events.Envelope, error) {
 func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string) (Row, error) {
 	now := time.Now().UnixNano()
 	sp := Row{ID: idgen.New(), EnvironmentID: env, Type: typ, Status: StatusIdle, Passthrough: passthrough, CreatedNS: now}
+	ticket := s.rows.Ticket()
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO spaces (id, environment_id, type, status, passthrough, created_ns, updated_ns)
-			VALUES ($1, $2, $3, $4, $5, $6, $6)`, sp.ID, env, typ, StatusIdle, passthrough, now); err != nil {
+		ins, err := s.db.TxStmt(ctx, tx, insertSQL)
+		if err != nil {
+			return err
+		}
+		if _, err := ins.ExecContext(ctx, sp.ID, env, typ, StatusIdle, passthrough, now); err != nil {
 			return err
 		}
 		ev, err := s.event("space.created", sp)
 		if err != nil {
 			return err
 		}
-		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+		return s.out.Add(ctx, tx, events.TopicSpaces, ev)
 	})
+	if err == nil {
+		s.rows.Fill(sp.ID, sp, ticket)
+	}
 	return sp, err
 }
 
+const (
+	insertSQL = `INSERT INTO spaces (id, environment_id, type, status, passthrough, created_ns, updated_ns)
+			VALUES ($1, $2, $3, $4, $5, $6, $6)`
+	getSQL = `SELECT ` + cols + ` FROM spaces WHERE id = $1`
+)
+
 // Get returns a space of env (env "" = any environment).
 func (s *Store) Get(ctx context.Context, env, id string) (Row, error) {
-	sp, err := scan(s.db.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND ($2 = '' OR environment_id = $2)`, id, env))
-	if errors.Is(err, sql.ErrNoRows) {
+	sp, ok := s.rows.Get(id)
+	if !ok {
+		ticket := s.rows.Ticket()
+		st, err := s.db.Stmt(ctx, getSQL)
+		if err != nil {
+			return Row{}, err
+		}
+		sp, err = scan(st.QueryRowContext(ctx, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return Row{}, ErrNotFound
+		}
+		if err != nil {
+			return Row{}, err
+		}
+		s.rows.Fill(id, sp, ticket)
+	}
+	if env != "" && sp.EnvironmentID != env {
 		return Row{}, ErrNotFound
 	}
-	return sp, err
+	return sp, nil
 }
 
 // List returns a page of env's spaces, newest first, and the cursor of the next page ("" on
@@ -161,13 +205,15 @@ func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrou
 		if err != nil {
 			return err
 		}
-		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+		return s.out.Add(ctx, tx, events.TopicSpaces, ev)
 	})
+	s.rows.Invalidate(id)
 	return sp, err
 }
 
 // Delete removes an idle space; an active one is ErrActive.
 func (s *Store) Delete(ctx context.Context, env, id string) error {
+	defer s.rows.Invalidate(id)
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND environment_id = $2`, id, env))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -186,7 +232,7 @@ func (s *Store) Delete(ctx context.Context, env, id string) error {
 		if err != nil {
 			return err
 		}
-		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+		return s.out.Add(ctx, tx, events.TopicSpaces, ev)
 	})
 }
 
@@ -204,6 +250,7 @@ type Occupancy struct {
 // (space.idle). It returns whether the status changed.
 func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy) (bool, error) {
 	changed := false
+	defer s.rows.Invalidate(o.SpaceID)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO processed_events (id, processed_ns) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, eventID, time.Now().UnixNano())
 		if err != nil {
@@ -244,7 +291,7 @@ func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy)
 			return err
 		}
 		changed = true
-		return outbox.Add(ctx, tx, events.TopicSpaces, ev)
+		return s.out.Add(ctx, tx, events.TopicSpaces, ev)
 	})
 	return changed, err
 }
