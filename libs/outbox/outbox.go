@@ -53,6 +53,31 @@ func AddKeyed(ctx context.Context, tx *sql.Tx, topic, key string, env events.Env
 	return nil
 }
 
+// AddAll records envs for publication on topic, each keyed by its Subject, inside tx, in
+// order, with one statement prepared for all of them (a transaction that writes an event per
+// row it changes parses the INSERT once, not per event).
+func AddAll(ctx context.Context, tx *sql.Tx, topic string, envs []events.Envelope) error {
+	if len(envs) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO spacecast_outbox (topic, msg_key, payload, created_at) VALUES ($1, $2, $3, $4)`)
+	if err != nil {
+		return fmt.Errorf("outbox add: %w", err)
+	}
+	defer st.Close()
+	now := time.Now().UnixMilli()
+	for _, env := range envs {
+		b, err := env.Marshal()
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, topic, env.Subject, string(b), now); err != nil {
+			return fmt.Errorf("outbox add: %w", err)
+		}
+	}
+	return nil
+}
+
 // Publisher sends messages to the broker, returning once they are acknowledged.
 type Publisher interface {
 	Publish(ctx context.Context, msgs ...kafkabus.Message) error

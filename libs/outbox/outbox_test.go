@@ -222,6 +222,51 @@ func TestOutbox(t *testing.T) {
 				}
 			})
 
+			t.Run("AddAllKeepsOrderAndRollsBackWithItsTransaction", func(t *testing.T) {
+				db := openDB(t, b)
+				ctx := context.Background()
+				batch := func(subject string, from, n int) []events.Envelope {
+					var out []events.Envelope
+					for i := from; i < from+n; i++ {
+						ev, err := events.New("spacecast/test", "thing.happened", subject, "env1", map[string]int{"n": i})
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, ev)
+					}
+					return out
+				}
+				if err := db.InTx(ctx, func(tx *sql.Tx) error {
+					if err := outbox.AddAll(ctx, tx, topic, batch("a", 0, 3)); err != nil {
+						return err
+					}
+					return errors.New("state change failed")
+				}); err == nil {
+					t.Fatal("want the transaction's error")
+				}
+				if n := pending(t, db); n != 0 {
+					t.Fatalf("%d rows pending after a rollback", n)
+				}
+				if err := db.InTx(ctx, func(tx *sql.Tx) error {
+					if err := outbox.AddAll(ctx, tx, topic, nil); err != nil {
+						return err
+					}
+					return outbox.AddAll(ctx, tx, topic, append(batch("a", 0, 4), batch("b", 0, 2)...))
+				}); err != nil {
+					t.Fatal(err)
+				}
+				pub := &recorder{}
+				r, _ := outbox.NewRelay(outbox.RelayConfig{DB: db, Publisher: pub})
+				if n, err := r.Flush(ctx); n != 6 || err != nil {
+					t.Fatalf("flush = %d, %v; want 6", n, err)
+				}
+				got := decodeAll(t, pub.got)
+				checkSequences(t, got, map[string]int{"a": 4, "b": 2})
+				if string(pub.got[0].Key) != "a" || string(pub.got[5].Key) != "b" {
+					t.Fatalf("keys %q ... %q, want the subjects in insertion order", pub.got[0].Key, pub.got[5].Key)
+				}
+			})
+
 			t.Run("CommittedRowsSurviveACrashAndANewRelayPublishesThem", func(t *testing.T) {
 				dsn := testenv.DSN(t, b)
 				// Process 1 commits state + events and dies before any relay ran.

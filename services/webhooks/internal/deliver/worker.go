@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -352,21 +353,27 @@ func (w *Worker) process(ctx context.Context, member string, release func()) {
 	released := func() { once.Do(release) }
 	defer released()
 	_, id := splitMember(member)
-	log := w.c.Log.With("delivery_id", id)
-	d, err := w.c.Store.GetDelivery(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		_ = w.c.Queue.Done(ctx, member)
-		return
+	// A delivery this process inserted moments ago is attempted from memory; any other (a
+	// retry, a redelivery, another instance's, one older than the window) is read.
+	d, fresh := w.c.Store.TakeFresh(id)
+	if !fresh {
+		var err error
+		d, err = w.c.Store.GetDelivery(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			_ = w.c.Queue.Done(ctx, member)
+			return
+		}
+		if err != nil {
+			w.c.Log.Warn("loading delivery failed; it comes back after its lease", "delivery_id", id, "err", err)
+			return
+		}
+		if d.Status != store.StatusPending {
+			_ = w.c.Queue.Done(ctx, member)
+			return
+		}
 	}
-	if err != nil {
-		log.Warn("loading delivery failed; it comes back after its lease", "err", err)
-		return
-	}
-	if d.Status != store.StatusPending {
-		_ = w.c.Queue.Done(ctx, member)
-		return
-	}
-	ep, err := w.c.Store.GetEndpoint(ctx, "", d.EndpointID)
+	log := deliveryLog{w.c.Log, id}
+	ep, err := w.c.Store.CachedEndpoint(ctx, d.EndpointID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !ep.Enabled) {
 		if err := w.c.Store.Abandon(ctx, id); err == nil {
 			_ = w.c.Queue.Done(ctx, member)
@@ -387,6 +394,16 @@ func (w *Worker) process(ctx context.Context, member string, release func()) {
 	w.attempt(ctx, log, member, d, ep, released)
 }
 
+// deliveryLog logs with the delivery's id, without building a logger per attempt.
+type deliveryLog struct {
+	l  *slog.Logger
+	id string
+}
+
+func (l deliveryLog) Warn(msg string, args ...any) {
+	l.l.Warn(msg, append([]any{"delivery_id", l.id}, args...)...)
+}
+
 type attemptSummary struct {
 	CreatedAt  string `json:"created_at"`
 	StatusCode int    `json:"response_status_code"`
@@ -396,19 +413,13 @@ type attemptSummary struct {
 func (w *Worker) attempt(ctx context.Context, log interface {
 	Warn(string, ...any)
 }, member string, d store.Delivery, ep store.Endpoint, released func()) {
-	var body map[string]json.RawMessage
-	if err := json.Unmarshal(d.Payload, &body); err != nil {
-		log.Warn("delivery payload is not JSON; abandoning", "err", err)
+	raw, err := withAttempts(d.Payload, d.Attempts, ep.URL)
+	if err != nil {
+		log.Warn("delivery payload is not a JSON object; abandoning", "err", err)
 		_ = w.c.Store.Abandon(ctx, d.ID)
 		_ = w.c.Queue.Done(ctx, member)
 		return
 	}
-	prev := make([]attemptSummary, len(d.Attempts))
-	for i, a := range d.Attempts {
-		prev[i] = attemptSummary{CreatedAt: a.At, StatusCode: a.StatusCode, Address: ep.URL}
-	}
-	body["attempts"], _ = json.Marshal(prev)
-	raw, _ := json.Marshal(body)
 	now := time.Now()
 	headers, err := signing.Headers(d.EventID, now.Unix(), raw, ep.Secrets(now)...)
 	if err != nil {
@@ -421,18 +432,44 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 	released()
 	w.observe(ep.ID, res.Latency)
 	o := w.decide(d, ep, res, now)
-	if err := w.store(store.Recorded{Delivery: d, Outcome: o, WasFailing: ep.FailingSince != 0}); err != nil {
+	if err := w.store(member, store.Recorded{Delivery: d, Outcome: o}); err != nil {
 		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
-		return
 	}
-	if w.c.Relay != nil {
-		w.c.Relay.Notify()
+}
+
+// withAttempts returns the body a receiver gets: the stored payload (a JSON object the
+// dispatcher wrote, without "attempts") with the summary of the earlier attempts added as its
+// last member. Appending to the object saves decoding and encoding the whole payload per
+// attempt; an object that already has "attempts" (not one the dispatcher wrote) is rebuilt.
+func withAttempts(payload json.RawMessage, attempts []store.Attempt, url string) ([]byte, error) {
+	prev := make([]attemptSummary, len(attempts))
+	for i, a := range attempts {
+		prev[i] = attemptSummary{CreatedAt: a.At, StatusCode: a.StatusCode, Address: url}
 	}
-	if o.Status == store.StatusPending {
-		_ = w.c.Queue.Schedule(ctx, member, o.Next)
-	} else {
-		_ = w.c.Queue.Done(ctx, member)
+	list, err := json.Marshal(prev)
+	if err != nil {
+		return nil, err
 	}
+	p := bytes.TrimSpace(payload)
+	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' || bytes.Contains(p, []byte(`"attempts"`)) {
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(payload, &body); err != nil {
+			return nil, err
+		}
+		if body == nil {
+			return nil, errors.New("payload is null")
+		}
+		body["attempts"] = list
+		return json.Marshal(body)
+	}
+	out := make([]byte, 0, len(p)+len(list)+16)
+	out = append(out, p[:len(p)-1]...)
+	if len(bytes.TrimSpace(p[1:len(p)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"attempts":`...)
+	out = append(out, list...)
+	return append(out, '}'), nil
 }
 
 // decide turns a response into the delivery's next state.
@@ -487,20 +524,25 @@ func (w *Worker) decide(d store.Delivery, ep store.Endpoint, res Response, now t
 }
 
 type recordReq struct {
-	r    store.Recorded
-	done chan error
+	member string
+	r      store.Recorded
+	done   chan error
 }
 
-// store hands an attempt to the group commit and waits until it is durable.
-func (w *Worker) store(r store.Recorded) error {
+// store hands an attempt to the group commit and waits until it is durable and its timer is
+// done or moved to the next attempt.
+func (w *Worker) store(member string, r store.Recorded) error {
 	done := make(chan error, 1)
-	w.recs <- recordReq{r: r, done: done}
+	w.recs <- recordReq{member: member, r: r, done: done}
 	return <-done
 }
 
 // record is the group commit: it writes every attempt waiting at that moment in one
-// transaction, so the database sees a few transactions per second instead of one per attempt.
-// It runs until the attempts are over (Run closes recs).
+// transaction, so the database sees a few transactions per second instead of one per attempt;
+// then, in one Redis round trip, it removes the timers of the deliveries that are over and
+// moves the others to their next attempt (only after the commit: a crash in between leaves
+// the timer leased, and the delivery comes back after its lease with its state in SQL), and
+// wakes the outbox relay once. It runs until the attempts are over (Run closes recs).
 func (w *Worker) record() {
 	const maxBatch = 256
 	batch := make([]recordReq, 0, maxBatch)
@@ -520,16 +562,36 @@ func (w *Worker) record() {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := w.c.Store.RecordAttempts(ctx, rs)
-		if err != nil && len(batch) > 1 {
-			// One bad row must not fail the others: record them one by one.
-			for _, r := range batch {
-				r.done <- w.c.Store.RecordAttempts(ctx, []store.Recorded{r.r})
+		errs := make([]error, len(batch))
+		if err := w.c.Store.RecordAttempts(ctx, rs); err != nil {
+			if len(batch) == 1 {
+				errs[0] = err
+			} else {
+				// One bad row must not fail the others: record them one by one.
+				for i, r := range batch {
+					errs[i] = w.c.Store.RecordAttempts(ctx, []store.Recorded{r.r})
+				}
 			}
-		} else {
-			for _, r := range batch {
-				r.done <- err
+		}
+		var done []string
+		var again []timers.Timer
+		for i, r := range batch {
+			switch {
+			case errs[i] != nil:
+			case r.r.Outcome.Status == store.StatusPending:
+				again = append(again, timers.Timer{Member: r.member, Due: r.r.Outcome.Next})
+			default:
+				done = append(done, r.member)
 			}
+		}
+		if err := w.c.Queue.DoneAll(ctx, done, again...); err != nil {
+			w.c.Log.Warn("updating the timers of recorded attempts failed; those deliveries come back after their leases", "err", err)
+		}
+		if w.c.Relay != nil && len(done)+len(again) > 0 {
+			w.c.Relay.Notify()
+		}
+		for i, r := range batch {
+			r.done <- errs[i]
 		}
 		cancel()
 	}

@@ -111,7 +111,34 @@ type Attempt struct {
 type Store struct {
 	db    *sqldb.DB
 	stmts sync.Map // query -> *sql.Stmt: hot queries are parsed once per connection
+
+	mu        sync.Mutex
+	eps       map[string]cachedEndpoint // endpoint rows read lately (CachedEndpoint)
+	version   uint64                    // bumped by every change of an endpoint made through this store
+	fresh     map[string]freshDelivery  // deliveries this store inserted lately (TakeFresh)
+	stale     map[string]freshDelivery  // the generation before
+	rotated   time.Time                 // when fresh became the current generation
+	freshFor  time.Duration             // 0: TakeFresh finds nothing
+	freshSeen int                       // deliveries remembered in the current generation
 }
+
+type cachedEndpoint struct {
+	e   Endpoint
+	err error // ErrNotFound is kept too: a deleted endpoint's pending deliveries come due in bulk
+	at  time.Time
+}
+
+type freshDelivery struct {
+	d  Delivery
+	at time.Time
+}
+
+// EndpointTTL bounds how long CachedEndpoint can lag a change of an endpoint made by another
+// instance (changes made through this Store are seen at once).
+const EndpointTTL = time.Second
+
+// maxFresh bounds the deliveries remembered per generation (about 1 KB of payload each).
+const maxFresh = 50_000
 
 // prepared returns q prepared on the database (database/sql prepares it again on each
 // connection it runs on, once).
@@ -193,7 +220,99 @@ func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := outbox.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, eps: map[string]cachedEndpoint{}, fresh: map[string]freshDelivery{}, stale: map[string]freshDelivery{}}, nil
+}
+
+// KeepFresh makes the store remember, for d, each delivery it inserts, so that its first
+// attempt needs no read (TakeFresh). d must be shorter than the shortest time between an
+// attempt and the retry it schedules: then an entry can never describe a delivery that another
+// instance has attempted and rescheduled since (it would be due only after the entry expired).
+func (s *Store) KeepFresh(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.freshFor = max(0, d)
+}
+
+// remember keeps the deliveries just inserted for TakeFresh. s.mu is held.
+func (s *Store) remember(ds []Delivery, now time.Time) {
+	if s.freshFor <= 0 {
+		return
+	}
+	if now.Sub(s.rotated) > s.freshFor {
+		s.stale, s.fresh, s.rotated, s.freshSeen = s.fresh, make(map[string]freshDelivery, len(s.fresh)), now, 0
+	}
+	for _, d := range ds {
+		if s.freshSeen >= maxFresh {
+			return
+		}
+		s.fresh[d.ID] = freshDelivery{d: d, at: now}
+		s.freshSeen++
+	}
+}
+
+// TakeFresh returns, once, a delivery this store inserted less than the KeepFresh window ago
+// and has not changed since: pending, with no attempt. Its caller must hold the delivery's
+// claim. Otherwise (an older delivery, a retry, another instance's, one already taken) it
+// reports false and the caller reads the row (GetDelivery).
+func (s *Store) TakeFresh(id string) (Delivery, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.fresh[id]
+	if ok {
+		delete(s.fresh, id)
+	} else if f, ok = s.stale[id]; ok {
+		delete(s.stale, id)
+	}
+	if !ok || time.Since(f.at) >= s.freshFor {
+		return Delivery{}, false
+	}
+	return f.d, true
+}
+
+// forgetDeliveries drops deliveries whose row changed from TakeFresh.
+func (s *Store) forgetDeliveries(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		delete(s.fresh, id)
+		delete(s.stale, id)
+	}
+}
+
+// CachedEndpoint returns an endpoint of any environment as it was at most EndpointTTL ago
+// (at once after a change made through this store): the worker reads it for every attempt.
+func (s *Store) CachedEndpoint(ctx context.Context, id string) (Endpoint, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.eps[id]
+	v := s.version
+	s.mu.Unlock()
+	if ok && now.Sub(c.at) < EndpointTTL {
+		return c.e, c.err
+	}
+	e, err := s.GetEndpoint(ctx, "", id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return e, err
+	}
+	s.mu.Lock()
+	if s.version == v { // no change raced the read
+		if len(s.eps) > 100_000 {
+			clear(s.eps)
+		}
+		s.eps[id] = cachedEndpoint{e: e, err: err, at: now}
+	}
+	s.mu.Unlock()
+	return e, err
+}
+
+// forgetEndpoints drops endpoints whose row changed from the cache.
+func (s *Store) forgetEndpoints(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version++
+	for _, id := range ids {
+		delete(s.eps, id)
+	}
 }
 
 // Ping checks the database.
@@ -229,6 +348,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 	_, err := s.db.ExecContext(ctx, `INSERT INTO endpoints (id, environment_id, url, events, enabled, secret, rate_limit, created_ns, updated_ns)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`, e.ID, e.EnvironmentID, e.URL, string(evs), e.Enabled, e.Secret, e.RateLimit, now)
 	e.CreatedNS = now
+	s.forgetEndpoints(e.ID) // a cached "not found" for this id
 	return e, err
 }
 
@@ -293,6 +413,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e Endpoint) error {
 		failing_since = CASE WHEN $3 THEN NULL ELSE failing_since END,
 		disabled_reason = CASE WHEN $3 THEN NULL ELSE disabled_reason END
 		WHERE id = $6 AND environment_id = $7`, e.URL, string(evs), e.Enabled, e.RateLimit, time.Now().UnixNano(), e.ID, e.EnvironmentID)
+	s.forgetEndpoints(e.ID)
 	if err != nil {
 		return err
 	}
@@ -306,6 +427,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e Endpoint) error {
 func (s *Store) RotateSecret(ctx context.Context, env, id, secret string, keepUntil time.Time) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE endpoints SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_ns = $3
 		WHERE id = $4 AND environment_id = $5`, keepUntil.UnixNano(), secret, time.Now().UnixNano(), id, env)
+	s.forgetEndpoints(id)
 	if err != nil {
 		return err
 	}
@@ -318,6 +440,7 @@ func (s *Store) RotateSecret(ctx context.Context, env, id, secret string, keepUn
 // DeleteEndpoint removes an endpoint; its pending deliveries are dropped when they come due.
 func (s *Store) DeleteEndpoint(ctx context.Context, env, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM endpoints WHERE id = $1 AND environment_id = $2`, id, env)
+	s.forgetEndpoints(id)
 	if err != nil {
 		return err
 	}
@@ -329,7 +452,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, env, id string) error {
 
 // CreateDeliveries records deliveries durably in one transaction (existing ones for the same
 // endpoint and event are kept as they are) and returns those still pending (ID and EndpointID
-// set).
+// set). The ones it inserted are remembered for TakeFresh.
 func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery, error) {
 	if len(ds) == 0 {
 		return nil, nil
@@ -342,12 +465,12 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 	if s.db.Dialect == sqldb.SQLite {
 		rowsPerInsert = 1
 	}
-	var pending []Delivery
+	var pending, fresh []Delivery
+	now := time.Now().UnixNano()
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		pending = pending[:0]
+		pending, fresh = pending[:0], fresh[:0]
 		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
 		inserted := make(map[string]bool, len(ds))
-		now := time.Now().UnixNano()
 		for rest := ds; len(rest) > 0; {
 			part := rest[:min(rowsPerInsert, len(rest))]
 			rest = rest[len(part):]
@@ -384,6 +507,11 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 		for _, d := range ds {
 			if inserted[d.ID] {
 				pending = append(pending, Delivery{ID: d.ID, EndpointID: d.EndpointID})
+				f := d
+				f.Status, f.AttemptCount, f.Attempts, f.CreatedAt, f.NextAttemptNS = StatusPending, 0, []Attempt{}, secs(now), now
+				t := secs(now)
+				f.NextAttemptAt = &t
+				fresh = append(fresh, f)
 				continue
 			}
 			// Recorded before (the event was read again): keep that delivery as it is.
@@ -397,6 +525,11 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 		}
 		return nil
 	})
+	if err == nil {
+		s.mu.Lock()
+		s.remember(fresh, time.Unix(0, now)) // from before the insert: nobody can attempt them earlier
+		s.mu.Unlock()
+	}
 	return pending, err
 }
 
@@ -506,17 +639,23 @@ type Outcome struct {
 
 // Recorded is one attempt to store with its consequences.
 type Recorded struct {
-	Delivery   Delivery
-	Outcome    Outcome
-	WasFailing bool // the endpoint was failing before (a success by a healthy endpoint writes nothing to it)
+	Delivery Delivery
+	Outcome  Outcome
 }
 
 // RecordAttempts stores attempts and their consequences (delivery state, endpoint failure
-// state, events for the outbox) in one transaction, in order: a group commit.
+// state, events for the outbox) in one transaction, in order: a group commit. The endpoint's
+// failure state is written once per endpoint and change within the batch (a run of successes
+// of a healthy endpoint writes nothing to it), from the outcomes themselves rather than from a
+// possibly cached view of the endpoint.
 func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	var changed []string
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		changed = changed[:0]
 		now := time.Now().UnixNano()
 		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
+		failing := map[string]bool{} // endpoint -> its failure state as this transaction left it
+		var evs []events.Envelope
 		for _, r := range rs {
 			d, o, a := r.Delivery, r.Outcome, r.Outcome.Attempt
 			if _, err := st.exec(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
@@ -531,13 +670,20 @@ func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
 				o.Status, next, now, d.ID); err != nil {
 				return err
 			}
-			if o.Failing {
-				if _, err := st.exec(ctx, `UPDATE endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2`, a.AtNS, d.EndpointID); err != nil {
+			if was, seen := failing[d.EndpointID]; !seen || was != o.Failing {
+				failing[d.EndpointID] = o.Failing
+				var res sql.Result
+				var err error
+				if o.Failing {
+					res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL`, a.AtNS, d.EndpointID)
+				} else {
+					res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`, d.EndpointID)
+				}
+				if err != nil {
 					return err
 				}
-			} else if r.WasFailing {
-				if _, err := st.exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1`, d.EndpointID); err != nil {
-					return err
+				if n, _ := res.RowsAffected(); n > 0 {
+					changed = append(changed, d.EndpointID)
 				}
 			}
 			if o.Disable != "" {
@@ -548,26 +694,33 @@ func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
 				}
 				// Only the attempt that actually disabled it announces it (two attempts in flight
 				// can both see a 410).
-				if n, _ := res.RowsAffected(); n > 0 && o.DisabledEvent != nil {
-					if err := outbox.Add(ctx, tx, events.TopicWebhooks, *o.DisabledEvent); err != nil {
-						return err
+				if n, _ := res.RowsAffected(); n > 0 {
+					changed = append(changed, d.EndpointID)
+					if o.DisabledEvent != nil {
+						evs = append(evs, *o.DisabledEvent)
 					}
 				}
 			}
-			for _, ev := range o.Events {
-				if err := outbox.Add(ctx, tx, events.TopicWebhooks, ev); err != nil {
-					return err
-				}
-			}
+			evs = append(evs, o.Events...)
 		}
-		return nil
+		return outbox.AddAll(ctx, tx, events.TopicWebhooks, evs)
 	})
+	if err == nil {
+		s.forgetEndpoints(changed...)
+		ids := make([]string, len(rs))
+		for i, r := range rs {
+			ids[i] = r.Delivery.ID
+		}
+		s.forgetDeliveries(ids...)
+	}
+	return err
 }
 
 // Abandon marks a delivery failed without an attempt (its endpoint is gone or disabled).
 func (s *Store) Abandon(ctx context.Context, id string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = $1, next_attempt_ns = NULL, updated_ns = $2 WHERE id = $3 AND status = $4`,
 		StatusFailed, time.Now().UnixNano(), id, StatusPending)
+	s.forgetDeliveries(id)
 	return err
 }
 
@@ -575,6 +728,7 @@ func (s *Store) Abandon(ctx context.Context, id string) error {
 func (s *Store) Redeliver(ctx context.Context, endpointID, id string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = $1, next_attempt_ns = $2, updated_ns = $2 WHERE id = $3 AND endpoint_id = $4`,
 		StatusPending, time.Now().UnixNano(), id, endpointID)
+	s.forgetDeliveries(id)
 	if err != nil {
 		return err
 	}

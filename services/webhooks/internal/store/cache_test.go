@@ -1,0 +1,171 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/spacecast/spacecast/libs/testenv"
+)
+
+func open(t *testing.T, b testenv.SQLBackend) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), testenv.OpenSQL(t, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestTakeFresh: a delivery just inserted is handed out once from memory, only within the
+// window, and never after its row changed (an attempt recorded, a redelivery, abandoned);
+// deliveries it did not insert (an event read again) are not.
+func TestTakeFresh(t *testing.T) {
+	for _, b := range testenv.SQLBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t, b)
+			ep, err := s.CreateEndpoint(ctx, Endpoint{ID: "ep1", EnvironmentID: "env", URL: "https://r.example", Events: []string{}, Enabled: true, Secret: "s"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mk := func(id, ev string) Delivery {
+				return Delivery{ID: id, EndpointID: ep.ID, EnvironmentID: "env", EventID: ev, EventType: "video.space.created", Payload: json.RawMessage(`{"id":"` + ev + `"}`)}
+			}
+			// Without KeepFresh nothing is remembered.
+			if _, err := s.CreateDeliveries(ctx, []Delivery{mk("d0", "e0")}); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := s.TakeFresh("d0"); ok {
+				t.Fatal("TakeFresh found a delivery without KeepFresh")
+			}
+			s.KeepFresh(300 * time.Millisecond)
+			if _, err := s.CreateDeliveries(ctx, []Delivery{mk("d1", "e1"), mk("d2", "e2"), mk("d3", "e3"), mk("d4", "e4")}); err != nil {
+				t.Fatal(err)
+			}
+			// Read again: the same event for the same endpoint keeps the first delivery.
+			if p, err := s.CreateDeliveries(ctx, []Delivery{mk("d1-again", "e1")}); err != nil || len(p) != 1 || p[0].ID != "d1" {
+				t.Fatalf("re-read = %v, %v", p, err)
+			}
+			if _, ok := s.TakeFresh("d1-again"); ok {
+				t.Fatal("a delivery that was not inserted came from memory")
+			}
+			d, ok := s.TakeFresh("d1")
+			stored, err := s.GetDelivery(ctx, "d1")
+			if err != nil || !ok {
+				t.Fatalf("TakeFresh(d1) = %v; GetDelivery: %v", ok, err)
+			}
+			if d.Status != StatusPending || d.AttemptCount != 0 || len(d.Attempts) != 0 || string(d.Payload) != string(stored.Payload) ||
+				d.EventID != stored.EventID || d.EventType != stored.EventType || d.EndpointID != stored.EndpointID || d.CreatedAt != stored.CreatedAt {
+				t.Fatalf("fresh %+v, stored %+v", d, stored)
+			}
+			if _, ok := s.TakeFresh("d1"); ok {
+				t.Fatal("TakeFresh handed out d1 twice")
+			}
+			o := Outcome{Attempt: Attempt{AtNS: time.Now().UnixNano(), StatusCode: 500}, Status: StatusPending, Next: time.Now().Add(time.Second), Failing: true}
+			if err := s.RecordAttempts(ctx, []Recorded{{Delivery: mk("d2", "e2"), Outcome: o}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Redeliver(ctx, ep.ID, "d3"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Abandon(ctx, "d4"); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"d2", "d3", "d4"} {
+				if _, ok := s.TakeFresh(id); ok {
+					t.Fatalf("TakeFresh(%s) after its row changed", id)
+				}
+			}
+			if _, err := s.CreateDeliveries(ctx, []Delivery{mk("d5", "e5")}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(350 * time.Millisecond)
+			if _, ok := s.TakeFresh("d5"); ok {
+				t.Fatal("TakeFresh handed out a delivery older than the window")
+			}
+		})
+	}
+}
+
+// TestCachedEndpointSeesOwnChanges: every change made through the store is seen at once by
+// CachedEndpoint; the failure state follows the recorded outcomes whatever the cache held.
+func TestCachedEndpointSeesOwnChanges(t *testing.T) {
+	for _, b := range testenv.SQLBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t, b)
+			if _, err := s.CachedEndpoint(ctx, "ep1"); err != ErrNotFound {
+				t.Fatalf("missing endpoint: %v", err)
+			}
+			ep, err := s.CreateEndpoint(ctx, Endpoint{ID: "ep1", EnvironmentID: "env", URL: "https://a.example", Events: []string{}, Enabled: true, Secret: "s1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			get := func() Endpoint {
+				t.Helper()
+				e, err := s.CachedEndpoint(ctx, "ep1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return e
+			}
+			if e := get(); e.URL != "https://a.example" {
+				t.Fatalf("after create: %+v", e)
+			}
+			ep.URL, ep.RateLimit = "https://b.example", 7
+			if err := s.UpdateEndpoint(ctx, ep); err != nil {
+				t.Fatal(err)
+			}
+			if e := get(); e.URL != "https://b.example" || e.RateLimit != 7 {
+				t.Fatalf("after update: %+v", e)
+			}
+			if err := s.RotateSecret(ctx, "env", "ep1", "s2", time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if e := get(); e.Secret != "s2" || e.PreviousSecret != "s1" {
+				t.Fatalf("after rotation: %+v", e)
+			}
+			d := Delivery{ID: "d1", EndpointID: "ep1", EnvironmentID: "env", EventID: "e1", EventType: "t", Payload: json.RawMessage(`{}`)}
+			if _, err := s.CreateDeliveries(ctx, []Delivery{d}); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now().UnixNano()
+			fail := Outcome{Attempt: Attempt{AtNS: at, StatusCode: 500}, Status: StatusPending, Next: time.Now().Add(time.Second), Failing: true}
+			ok := Outcome{Attempt: Attempt{AtNS: at + 1, StatusCode: 204}, Status: StatusSucceeded}
+			if err := s.RecordAttempts(ctx, []Recorded{{Delivery: d, Outcome: fail}, {Delivery: d, Outcome: fail}}); err != nil {
+				t.Fatal(err)
+			}
+			if e := get(); e.FailingSince != at {
+				t.Fatalf("after failures: failing since %d, want %d", e.FailingSince, at)
+			}
+			if err := s.RecordAttempts(ctx, []Recorded{{Delivery: d, Outcome: fail}, {Delivery: d, Outcome: ok}}); err != nil {
+				t.Fatal(err)
+			}
+			if e := get(); e.FailingSince != 0 {
+				t.Fatalf("after a success: failing since %d", e.FailingSince)
+			}
+			if err := s.RecordAttempts(ctx, []Recorded{{Delivery: d, Outcome: ok}, {Delivery: d, Outcome: fail}}); err != nil {
+				t.Fatal(err)
+			}
+			if e := get(); e.FailingSince != at {
+				t.Fatalf("after success then failure: failing since %d, want %d", e.FailingSince, at)
+			}
+			gone := fail
+			gone.Disable = "gone"
+			if err := s.RecordAttempts(ctx, []Recorded{{Delivery: d, Outcome: gone}}); err != nil {
+				t.Fatal(err)
+			}
+			if e := get(); e.Enabled || e.DisabledReason == nil || *e.DisabledReason != "gone" {
+				t.Fatalf("after disabling: %+v", e)
+			}
+			if err := s.DeleteEndpoint(ctx, "env", "ep1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.CachedEndpoint(ctx, "ep1"); err != ErrNotFound {
+				t.Fatalf("after delete: %v", err)
+			}
+		})
+	}
+}
