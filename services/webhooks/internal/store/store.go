@@ -471,20 +471,49 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 		pending, fresh = pending[:0], fresh[:0]
 		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
 		inserted := make(map[string]bool, len(ds))
+		// Each event's body once (deliveries of one event share it; an event read again
+		// already has it).
+		var bodies []Delivery
+		seen := make(map[string]bool, len(ds))
+		for _, d := range ds {
+			if !seen[d.EventID] {
+				seen[d.EventID] = true
+				bodies = append(bodies, d)
+			}
+		}
+		for rest := bodies; len(rest) > 0; {
+			part := rest[:min(rowsPerInsert, len(rest))]
+			rest = rest[len(part):]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO event_payloads (event_id, payload, created_ns) VALUES `)
+			args := make([]any, 0, 2*len(part)+1)
+			args = append(args, now)
+			for i, d := range part {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				fmt.Fprintf(&q, "($%d, $%d, $1)", len(args)+1, len(args)+2)
+				args = append(args, d.EventID, string(d.Payload))
+			}
+			q.WriteString(` ON CONFLICT (event_id) DO NOTHING`)
+			if _, err := st.exec(ctx, q.String(), args...); err != nil {
+				return err
+			}
+		}
 		for rest := ds; len(rest) > 0; {
 			part := rest[:min(rowsPerInsert, len(rest))]
 			rest = rest[len(part):]
 			var q strings.Builder
 			q.WriteString(`INSERT INTO deliveries (id, endpoint_id, environment_id, event_id, event_type, payload, status, next_attempt_ns, created_ns, updated_ns) VALUES `)
-			args := make([]any, 0, 6*len(part)+2)
+			args := make([]any, 0, 5*len(part)+2)
 			args = append(args, now, StatusPending)
 			for i, d := range part {
 				if i > 0 {
 					q.WriteString(", ")
 				}
 				n := len(args)
-				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $2, $1, $1, $1)", n+1, n+2, n+3, n+4, n+5, n+6)
-				args = append(args, d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType, string(d.Payload))
+				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, '', $2, $1, $1, $1)", n+1, n+2, n+3, n+4, n+5)
+				args = append(args, d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType)
 			}
 			q.WriteString(` ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id`)
 			rows, err := st.query(ctx, q.String(), args...)
@@ -533,7 +562,14 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 	return pending, err
 }
 
-const deliveryCols = `id, endpoint_id, environment_id, event_id, event_type, payload, status, attempts, next_attempt_ns, created_ns`
+// deliveryCols are the columns scanDelivery reads, without the payload (lists and timers do
+// not need it); deliveryWithPayload reads a delivery with its payload (its own, or its
+// event's since migration 00003).
+const (
+	deliveryCols        = `id, endpoint_id, environment_id, event_id, event_type, '', status, attempts, next_attempt_ns, created_ns`
+	deliveryWithPayload = `SELECT d.id, d.endpoint_id, d.environment_id, d.event_id, d.event_type, COALESCE(NULLIF(d.payload, ''), p.payload, ''),
+		d.status, d.attempts, d.next_attempt_ns, d.created_ns FROM deliveries d LEFT JOIN event_payloads p ON p.event_id = d.event_id`
+)
 
 func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
@@ -556,7 +592,7 @@ func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 
 // GetDelivery returns a delivery with its attempts.
 func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
-	d, err := scanDelivery(s.queryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, id))
+	d, err := scanDelivery(s.queryRow(ctx, deliveryWithPayload+` WHERE d.id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, ErrNotFound
 	}
