@@ -251,19 +251,23 @@ func TestOutbox(t *testing.T) {
 					if err := outbox.AddAll(ctx, tx, topic, nil); err != nil {
 						return err
 					}
-					return outbox.AddAll(ctx, tx, topic, append(batch("a", 0, 4), batch("b", 0, 2)...))
+					return outbox.AddAll(ctx, tx, topic, append(batch("a", 0, 250), batch("b", 0, 2)...)) // more than one INSERT
 				}); err != nil {
 					t.Fatal(err)
 				}
 				pub := &recorder{}
 				r, _ := outbox.NewRelay(outbox.RelayConfig{DB: db, Publisher: pub})
-				if n, err := r.Flush(ctx); n != 6 || err != nil {
-					t.Fatalf("flush = %d, %v; want 6", n, err)
+				for published := 0; published < 252; {
+					n, err := r.Flush(ctx)
+					if err != nil || n == 0 {
+						t.Fatalf("flush = %d, %v after %d; want 252 in all", n, err, published)
+					}
+					published += n
 				}
 				got := decodeAll(t, pub.got)
-				checkSequences(t, got, map[string]int{"a": 4, "b": 2})
-				if string(pub.got[0].Key) != "a" || string(pub.got[5].Key) != "b" {
-					t.Fatalf("keys %q ... %q, want the subjects in insertion order", pub.got[0].Key, pub.got[5].Key)
+				checkSequences(t, got, map[string]int{"a": 250, "b": 2})
+				if len(pub.got) != 252 || string(pub.got[0].Key) != "a" || string(pub.got[251].Key) != "b" {
+					t.Fatalf("%d published, keys %q ... %q, want the subjects in insertion order", len(pub.got), pub.got[0].Key, pub.got[len(pub.got)-1].Key)
 				}
 			})
 

@@ -160,6 +160,14 @@ func TestCachedEndpointSeesOwnChanges(t *testing.T) {
 			if e := get(); e.Enabled || e.DisabledReason == nil || *e.DisabledReason != "gone" {
 				t.Fatalf("after disabling: %+v", e)
 			}
+			// Seven attempts recorded, two or one per batch, in order; the last outcome holds.
+			got, err := s.GetDelivery(ctx, "d1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.AttemptCount != 7 || len(got.Attempts) != 7 || got.Status != StatusPending || got.Attempts[3].StatusCode != 204 || got.Attempts[2].StatusCode != 500 {
+				t.Fatalf("delivery after 7 attempts: count %d, %d attempts, status %s: %+v", got.AttemptCount, len(got.Attempts), got.Status, got.Attempts)
+			}
 			if err := s.DeleteEndpoint(ctx, "env", "ep1"); err != nil {
 				t.Fatal(err)
 			}

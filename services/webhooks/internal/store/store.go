@@ -680,48 +680,73 @@ type Recorded struct {
 }
 
 // RecordAttempts stores attempts and their consequences (delivery state, endpoint failure
-// state, events for the outbox) in one transaction, in order: a group commit. The endpoint's
-// failure state is written once per endpoint and change within the batch (a run of successes
-// of a healthy endpoint writes nothing to it), from the outcomes themselves rather than from a
-// possibly cached view of the endpoint.
+// state, events for the outbox) in one transaction, in order: a group commit. On PostgreSQL
+// each kind of row is written by one statement for the whole batch (a round trip per row
+// would bound the commit by the network); SQLite, with no round trips to save, executes one
+// prepared statement per row. The endpoint's failure state is written once per endpoint in
+// the batch, from the outcomes themselves rather than from a possibly cached view of the
+// endpoint: the state the batch's last outcomes leave.
 func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
 	var changed []string
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		changed = changed[:0]
 		now := time.Now().UnixNano()
 		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
-		failing := map[string]bool{} // endpoint -> its failure state as this transaction left it
+		var err error
+		if s.db.Dialect == sqldb.Postgres {
+			err = recordRowsBulk(ctx, st, rs, now)
+		} else {
+			err = recordRows(ctx, st, rs, now)
+		}
+		if err != nil {
+			return err
+		}
+		// Per endpoint, in batch order: the last success clears the failure state; failures
+		// after it (or in a batch without success) start it at the first of them unless it
+		// was already set.
+		type epState struct {
+			success      bool  // a success in the batch
+			failingAfter int64 // at of the first failure after the last success, 0 = none
+		}
+		eps := map[string]*epState{}
+		var order []string
+		for _, r := range rs {
+			id, o := r.Delivery.EndpointID, r.Outcome
+			e := eps[id]
+			if e == nil {
+				e = &epState{}
+				eps[id] = e
+				order = append(order, id)
+			}
+			if o.Failing {
+				if e.failingAfter == 0 {
+					e.failingAfter = o.Attempt.AtNS
+				}
+			} else {
+				e.success, e.failingAfter = true, 0
+			}
+		}
+		for _, id := range order {
+			e := eps[id]
+			var res sql.Result
+			switch {
+			case e.failingAfter != 0 && e.success:
+				res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = $1 WHERE id = $2`, e.failingAfter, id)
+			case e.failingAfter != 0:
+				res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL`, e.failingAfter, id)
+			default:
+				res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`, id)
+			}
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				changed = append(changed, id)
+			}
+		}
 		var evs []events.Envelope
 		for _, r := range rs {
-			d, o, a := r.Delivery, r.Outcome, r.Outcome.Attempt
-			if _, err := st.exec(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
-				d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
-				return err
-			}
-			var next any
-			if o.Status == StatusPending {
-				next = o.Next.UnixNano()
-			}
-			if _, err := st.exec(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_ns = $2, updated_ns = $3 WHERE id = $4`,
-				o.Status, next, now, d.ID); err != nil {
-				return err
-			}
-			if was, seen := failing[d.EndpointID]; !seen || was != o.Failing {
-				failing[d.EndpointID] = o.Failing
-				var res sql.Result
-				var err error
-				if o.Failing {
-					res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL`, a.AtNS, d.EndpointID)
-				} else {
-					res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`, d.EndpointID)
-				}
-				if err != nil {
-					return err
-				}
-				if n, _ := res.RowsAffected(); n > 0 {
-					changed = append(changed, d.EndpointID)
-				}
-			}
+			d, o := r.Delivery, r.Outcome
 			if o.Disable != "" {
 				res, err := st.exec(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4 AND enabled = $5`,
 					false, o.Disable, now, d.EndpointID, true)
@@ -750,6 +775,94 @@ func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
 		s.forgetDeliveries(ids...)
 	}
 	return err
+}
+
+// recordRows writes the attempt rows and the deliveries' new state row by row.
+func recordRows(ctx context.Context, st *txStmts, rs []Recorded, now int64) error {
+	for _, r := range rs {
+		d, o, a := r.Delivery, r.Outcome, r.Outcome.Attempt
+		if _, err := st.exec(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
+			d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
+			return err
+		}
+		var next any
+		if o.Status == StatusPending {
+			next = o.Next.UnixNano()
+		}
+		if _, err := st.exec(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_ns = $2, updated_ns = $3 WHERE id = $4`,
+			o.Status, next, now, d.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordRowsBulk is recordRows in a statement per kind of row (per 500 rows), for PostgreSQL.
+// Attempts keep the batch's order (seq); a delivery attempted twice in one batch ends in its
+// last outcome with both counted.
+func recordRowsBulk(ctx context.Context, st *txStmts, rs []Recorded, now int64) error {
+	const chunk = 500
+	for rest := rs; len(rest) > 0; {
+		part := rest[:min(chunk, len(rest))]
+		rest = rest[len(part):]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES `)
+		args := make([]any, 0, 6*len(part))
+		for i, r := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d::bigint, $%d::integer, $%d::integer, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+			a := r.Outcome.Attempt
+			args = append(args, r.Delivery.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody)
+		}
+		if _, err := st.tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	type state struct {
+		status string
+		next   any
+		n      int
+	}
+	last := map[string]*state{}
+	var ids []string
+	for _, r := range rs {
+		o := r.Outcome
+		var next any
+		if o.Status == StatusPending {
+			next = o.Next.UnixNano()
+		}
+		if e := last[r.Delivery.ID]; e != nil {
+			e.status, e.next, e.n = o.Status, next, e.n+1
+			continue
+		}
+		last[r.Delivery.ID] = &state{status: o.Status, next: next, n: 1}
+		ids = append(ids, r.Delivery.ID)
+	}
+	for rest := ids; len(rest) > 0; {
+		part := rest[:min(chunk, len(rest))]
+		rest = rest[len(part):]
+		var q strings.Builder
+		q.WriteString(`UPDATE deliveries AS d SET status = v.status, attempts = d.attempts + v.n, next_attempt_ns = v.next, updated_ns = $1 FROM (VALUES `)
+		args := make([]any, 0, 4*len(part)+1)
+		args = append(args, now)
+		for i, id := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d::text, $%d::text, $%d::bigint, $%d::integer)", n+1, n+2, n+3, n+4)
+			e := last[id]
+			args = append(args, id, e.status, e.next, e.n)
+		}
+		q.WriteString(`) AS v(id, status, next, n) WHERE d.id = v.id`)
+		if _, err := st.tx.ExecContext(ctx, q.String(), args...); err != nil { // one round trip: no prepare for a one-off text
+			return err
+		}
+	}
+	return nil
 }
 
 // Abandon marks a delivery failed without an attempt (its endpoint is gone or disabled).
