@@ -70,9 +70,13 @@ type endpointQueue struct {
 	waiting []held
 }
 
+// held is a claimed delivery: its timer member and, when known, its row as read at claim
+// time. The row stays true while the claim lasts (nobody else attempts a delivery whose timer
+// this worker has leased), so the attempt needs no read of its own.
 type held struct {
 	member  string
 	claimed time.Time
+	d       *store.Delivery // nil: read it before the attempt
 }
 
 type bucket struct {
@@ -150,8 +154,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		// Deliveries that must wait in Redis are put back in one round trip after the rest
 		// have started, so a dead endpoint's backlog costs the others no time.
 		var later []timers.Timer
-		for _, id := range ids {
-			if t, deferred := w.admit(ctx, &wg, id); deferred {
+		for _, h := range w.load(ctx, ids) {
+			if t, deferred := w.admit(ctx, &wg, h); deferred {
 				later = append(later, t)
 			}
 		}
@@ -176,10 +180,57 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// load reads what the claimed deliveries' attempts need: the ones this process inserted
+// moments ago from memory, the others in one query. A delivery that no longer exists or is no
+// longer pending is done with (its timer removed) and not returned; one whose read failed is
+// returned without its row (the attempt reads it).
+func (w *Worker) load(ctx context.Context, members []string) []held {
+	now := time.Now()
+	hs := make([]held, 0, len(members))
+	var unread []string
+	for _, m := range members {
+		_, id := splitMember(m)
+		h := held{member: m, claimed: now}
+		if d, ok := w.c.Store.TakeFresh(id); ok {
+			h.d = &d
+		} else {
+			unread = append(unread, id)
+		}
+		hs = append(hs, h)
+	}
+	if len(unread) == 0 {
+		return hs
+	}
+	rows, err := w.c.Store.GetDeliveries(ctx, unread)
+	if err != nil {
+		w.c.Log.Warn("loading claimed deliveries failed; each attempt reads its own", "err", err)
+		return hs
+	}
+	var over []string
+	out := hs[:0]
+	for _, h := range hs {
+		if h.d == nil {
+			_, id := splitMember(h.member)
+			d, ok := rows[id]
+			if !ok || d.Status != store.StatusPending {
+				over = append(over, h.member)
+				continue
+			}
+			h.d = &d
+		}
+		out = append(out, h)
+	}
+	if err := w.c.Queue.DoneAll(context.WithoutCancel(ctx), over); err != nil {
+		w.c.Log.Warn("removing the timers of finished deliveries failed; they come back after their leases", "err", err)
+	}
+	return out
+}
+
 // admit starts a claimed delivery at once if its endpoint has a free slot, or queues it behind
 // the endpoint's attempts in flight if the queue has room; otherwise it returns the timer that
 // puts it back in Redis for about as long as the endpoint needs to get through its queue.
-func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) (timers.Timer, bool) {
+func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, h held) (timers.Timer, bool) {
+	member := h.member
 	epID, _ := splitMember(member)
 	now := time.Now()
 	w.mu.Lock()
@@ -192,11 +243,11 @@ func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) (
 		q.busy++
 		w.mu.Unlock()
 		w.slot <- struct{}{}
-		w.start(ctx, wg, member)
+		w.start(ctx, wg, h)
 		return timers.Timer{}, false
 	}
 	if len(q.waiting) < w.depth(epID) {
-		q.waiting = append(q.waiting, held{member: member, claimed: now})
+		q.waiting = append(q.waiting, h)
 		w.held++
 		w.mu.Unlock()
 		return timers.Timer{}, false
@@ -208,12 +259,12 @@ func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) (
 
 // start runs the attempt of member in a goroutine that holds one of the endpoint's slots and
 // one of the worker's in-flight slots; both pass on to the endpoint's next waiting delivery.
-func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, member string) {
+func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, h held) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.process(context.WithoutCancel(ctx), member, func() {
-			if next, ok := w.next(member); ok {
+		w.process(context.WithoutCancel(ctx), h, func() {
+			if next, ok := w.next(h.member); ok {
 				w.start(ctx, wg, next)
 				return
 			}
@@ -226,7 +277,7 @@ func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, member string) {
 // next hands the endpoint slot of a finished attempt to the endpoint's next waiting delivery,
 // or frees it. A waiting delivery whose lease is half gone is put back in Redis instead (it
 // would risk being claimed elsewhere while it is sent).
-func (w *Worker) next(member string) (string, bool) {
+func (w *Worker) next(member string) (held, bool) {
 	epID, _ := splitMember(member)
 	now := time.Now()
 	var stale []timers.Timer
@@ -245,12 +296,12 @@ func (w *Worker) next(member string) (string, bool) {
 			stale = append(stale, timers.Timer{Member: h.member, Due: now})
 			continue
 		}
-		return h.member, true
+		return h, true
 	}
 	if q.busy--; q.busy <= 0 {
 		delete(w.eps, epID)
 	}
-	return "", false
+	return held{}, false
 }
 
 // drain empties every endpoint queue, returning its deliveries due now.
@@ -348,15 +399,17 @@ func (w *Worker) rateLimited(ep store.Endpoint, now time.Time) (bool, time.Durat
 // does not touch the endpoint, and holding the slot through a database round trip would cap a
 // busy endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second), or when there is
 // nothing to send.
-func (w *Worker) process(ctx context.Context, member string, release func()) {
+func (w *Worker) process(ctx context.Context, h held, release func()) {
 	var once sync.Once
 	released := func() { once.Do(release) }
 	defer released()
+	member := h.member
 	_, id := splitMember(member)
-	// A delivery this process inserted moments ago is attempted from memory; any other (a
-	// retry, a redelivery, another instance's, one older than the window) is read.
-	d, fresh := w.c.Store.TakeFresh(id)
-	if !fresh {
+	// The row read at claim time (load) when there is one; else it is read now.
+	var d store.Delivery
+	if h.d != nil {
+		d = *h.d
+	} else {
 		var err error
 		d, err = w.c.Store.GetDelivery(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {

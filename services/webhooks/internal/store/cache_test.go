@@ -177,3 +177,53 @@ func TestCachedEndpointSeesOwnChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestGetDeliveries: the claimed deliveries are read in one go, each with its payload and its
+// attempts in order, the same as GetDelivery reads one; ids that do not exist are left out.
+func TestGetDeliveries(t *testing.T) {
+	for _, b := range testenv.SQLBackends(t) {
+		t.Run(b.Name, func(t *testing.T) {
+			ctx := context.Background()
+			s := open(t, b)
+			var ds []Delivery
+			for i, ev := range []string{"e1", "e2", "e3"} {
+				ds = append(ds, Delivery{ID: "d" + ev, EndpointID: "ep" + string(rune('1'+i%2)), EnvironmentID: "env", EventID: ev, EventType: "t", Payload: json.RawMessage(`{"id":"` + ev + `"}`)})
+			}
+			if _, err := s.CreateDeliveries(ctx, ds); err != nil {
+				t.Fatal(err)
+			}
+			at := time.Now().UnixNano()
+			for i := 0; i < 3; i++ {
+				o := Outcome{Attempt: Attempt{AtNS: at + int64(i), StatusCode: 500 + i}, Status: StatusPending, Next: time.Now().Add(time.Second), Failing: true}
+				if err := s.RecordAttempts(ctx, []Recorded{{Delivery: ds[1], Outcome: o}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := s.GetDeliveries(ctx, []string{"de1", "de2", "de3", "missing"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 {
+				t.Fatalf("got %d deliveries, want 3: %v", len(got), got)
+			}
+			for _, id := range []string{"de1", "de2", "de3"} {
+				one, err := s.GetDelivery(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g := got[id]
+				if string(g.Payload) != string(one.Payload) || g.AttemptCount != one.AttemptCount || g.Status != one.Status || len(g.Attempts) != len(one.Attempts) || g.EndpointID != one.EndpointID {
+					t.Fatalf("%s: GetDeliveries %+v, GetDelivery %+v", id, g, one)
+				}
+				for i := range g.Attempts {
+					if g.Attempts[i].StatusCode != one.Attempts[i].StatusCode {
+						t.Fatalf("%s attempt %d: %d, want %d", id, i, g.Attempts[i].StatusCode, one.Attempts[i].StatusCode)
+					}
+				}
+			}
+			if a := got["de2"].Attempts; len(a) != 3 || a[0].StatusCode != 500 || a[2].StatusCode != 502 {
+				t.Fatalf("de2 attempts %+v", a)
+			}
+		})
+	}
+}
