@@ -260,6 +260,22 @@ func run(dbURL, redisURL string, burst, sustain, rate, isoRate int, dur time.Dur
 	for _, id := range epIDs[1:] {
 		_ = patch(api.URL, id, `{"enabled":false}`)
 	}
+	// Phase 3a: one endpoint's limit, a burst to it alone (its attempts in flight are bounded
+	// by SPACECAST_WEBHOOKS_PER_ENDPOINT_CONCURRENCY, so this is latency-bound).
+	settle(ctx, db)
+	healthy[0].reset()
+	{
+		start := time.Now()
+		if err := publish(ctx, prod, burst, 0); err != nil {
+			return err
+		}
+		if err := waitAll(healthy[:1], burst, 5*time.Minute); err != nil {
+			return err
+		}
+		el := time.Since(start)
+		fmt.Printf("one endpoint: %d events = %d deliveries in %.2f s: %.0f deliveries/s\n", burst, burst, el.Seconds(), float64(burst)/el.Seconds())
+	}
+	settle(ctx, db)
 	healthy[0].reset()
 	n := rate * int(dur.Seconds())
 	if err := publish(ctx, prod, n, rate); err != nil {
