@@ -7,6 +7,7 @@ package hls
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -237,7 +238,8 @@ func NewSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 
 // OpenSegmenter continues the recording in cfg.Dir (e.g. after a process restart): the
 // segments listed in vod.m3u8 are kept, numbering continues after the last one and the next
-// segment starts with EXT-X-DISCONTINUITY. Without a vod.m3u8 it starts a new recording.
+// segment starts with EXT-X-DISCONTINUITY. Without a vod.m3u8 it starts a new recording. The
+// recording keeps the container it was started with (cfg.Container is adjusted to it).
 func OpenSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -248,6 +250,15 @@ func OpenSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("hls: %w", err)
+	}
+	// A recording keeps its container: a latency mode changed between two connections applies
+	// to the next recording.
+	if fm := bytes.Contains(b, []byte("#EXT-X-MAP:")); fm != (cfg.Container == ContainerFMP4) && len(bytes.TrimSpace(b)) > 0 && bytes.Contains(b, []byte("#EXTINF")) {
+		if fm {
+			cfg.Container = ContainerFMP4
+		} else {
+			cfg.Container, cfg.PartDuration = ContainerTS, 0
+		}
 	}
 	segs, err := parseMediaPlaylist(b, cfg.Container)
 	if err != nil {
