@@ -206,7 +206,7 @@ func TestFFmpegLiveToVOD(t *testing.T) {
 	time.Sleep(time.Second)
 	enc = publishFFmpeg(t, e.rtmpURL(key), time.Minute)
 	testenv.Eventually(t, 15*time.Second, func() bool {
-		_, b, _ := e.get("/stream/" + pub + ".m3u8")
+		_, b, _ := e.get("/stream/" + pub + "/source.m3u8")
 		return bytes.Contains(b, []byte("#EXT-X-DISCONTINUITY\n"))
 	}, "no discontinuity after the reconnect")
 	if cur := e.stream(id); cur["status"] != "active" || cur["active_asset_id"] != assetID {
@@ -224,7 +224,7 @@ func TestFFmpegLiveToVOD(t *testing.T) {
 		t.Fatalf("asset after the window %v", as)
 	}
 	apid := as["playback_ids"].([]any)[0].(map[string]any)["id"].(string)
-	_, vod, _ := e.get("/stream/" + apid + ".m3u8")
+	_, vod, _ := e.get("/stream/" + apid + "/source.m3u8")
 	for _, want := range []string{"#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-DISCONTINUITY", "#EXT-X-ENDLIST"} {
 		if !bytes.Contains(vod, []byte(want)) {
 			t.Fatalf("VOD playlist lacks %s:\n%s", want, vod)
