@@ -46,10 +46,15 @@ type encoder struct {
 // second) and a 440 Hz AAC tone to url, for at most maxDur.
 func publishFFmpeg(t *testing.T, url string, maxDur time.Duration, extra ...string) *encoder {
 	t.Helper()
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+	return publishFFmpegInput(t, url, []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-t", strconv.Itoa(int(maxDur.Seconds()))}
+		"-t", strconv.Itoa(int(maxDur.Seconds()))}, extra...)
+}
+
+// publishFFmpegInput is publishFFmpeg with other inputs.
+func publishFFmpegInput(t *testing.T, url string, inputs []string, extra ...string) *encoder {
+	t.Helper()
+	args := append([]string{"-hide_banner", "-nostdin", "-loglevel", "warning", "-re"}, inputs...)
 	if len(extra) > 0 {
 		args = append(args, extra...)
 	} else {
