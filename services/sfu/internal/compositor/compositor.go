@@ -367,16 +367,22 @@ func (c *Compositor) run() {
 	}
 	aout := make(chan []int16, 50)
 	writeErr := make(chan error, 2)
+	started := make(chan struct{}) // closed once ffmpeg has taken the first picture
 	var writers sync.WaitGroup
 	writers.Add(2)
 	go func() {
 		defer writers.Done()
+		first := true
 		for f := range vout {
 			if err := c.enc.writeVideo(f); err != nil {
 				select {
 				case writeErr <- err:
 				default:
 				}
+			}
+			if first {
+				first = false
+				close(started)
 			}
 			vfree <- f
 		}
@@ -394,10 +400,15 @@ func (c *Compositor) run() {
 		}
 	}()
 
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	start := time.Now()
-	var sentV, sentA int64
+	// The clock starts when ffmpeg (started, probing its inputs) has read the first picture,
+	// so its start-up does not count as the encoder being behind.
+	first := <-vfree
+	c.compose(first, time.Now())
+	vout <- first
+	var tickC <-chan time.Time
+	var start time.Time
+	sentV, sentA := int64(1), int64(0)
+	c.stats.FramesOut = 1
 	acc := make([]int32, chunkSamples*2)
 	var bufs []*audioBuf
 	var end error
@@ -412,7 +423,12 @@ loop:
 			if a := c.audio[m.in.id]; a != nil && a.in == m.in {
 				a.buf.push(m.pcm)
 			}
-		case now := <-tick.C:
+		case <-started:
+			started = nil
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			tickC, start = tick.C, time.Now()
+		case now := <-tickC:
 			el := now.Sub(start)
 			// video: frame n covers [n/FPS, (n+1)/FPS)
 			due := int64(el)*int64(o.FPS)/int64(time.Second) + 1
