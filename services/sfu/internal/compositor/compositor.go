@@ -50,6 +50,8 @@ type tile struct {
 	last     *frame
 	lastAt   time.Time
 	muted    bool
+	added    time.Time // when its video was added
+	shown    bool      // a picture of the current video has arrived
 }
 
 type audioTrack struct {
@@ -147,7 +149,7 @@ func (c *Compositor) AddVideo(id, displayName, codec string) (RTPWriter, error) 
 		if displayName != "" || t.name == "" {
 			t.name = displayName
 		}
-		t.in, t.last = in, nil
+		t.in, t.last, t.added, t.shown = in, nil, time.Now(), false
 		w = in
 		return nil
 	})
@@ -518,6 +520,10 @@ func (c *Compositor) onFrame(m videoFrameMsg) {
 	t := c.tiles[m.in.id]
 	if t == nil || t.in != m.in {
 		return
+	}
+	if t.last == nil && !t.shown {
+		t.shown = true
+		c.log.Info("compositor: first picture", "id", t.id, "size", fmt.Sprintf("%dx%d", m.f.W, m.f.H), "after", time.Since(t.added).Round(time.Millisecond))
 	}
 	if t.last != nil {
 		select {

@@ -159,6 +159,7 @@ func goertzel(s []int16, freq float64) float64 {
 type phase struct {
 	name   string
 	start  time.Duration // since the compositor started
+	grab   time.Duration // when to look, since start
 	expect map[[2]int]string
 	// text: a region that must hold the placeholder with a name drawn (bright pixels)
 	text *[4]int
@@ -169,13 +170,18 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 	dir := t.TempDir()
 	const W, H = 640, 360
 	colours := []string{"red", "lime", "blue", "yellow"}
-	var ivf []string
+	// three VP8 tracks and one H.264 (yellow)
+	var files []string
 	for _, c := range colours {
-		p, err := synthsrc.VP8("ffmpeg", dir, c, "color=c="+c+":s=320x240:r=30", 4, "150k")
+		enc := synthsrc.VP8
+		if c == "yellow" {
+			enc = synthsrc.H264
+		}
+		p, err := enc("ffmpeg", dir, c, "color=c="+c+":s=320x240:r=30", 4, "150k")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ivf = append(ivf, p)
+		files = append(files, p)
 	}
 	tones := []int{440, 1000}
 	var ogg []string
@@ -224,12 +230,16 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 	}
 	stops := map[string]func(){}
 	for i, col := range colours {
-		w, err := c.AddVideo(col, "Guest "+col, "video/VP8")
+		codec, sender := "video/VP8", synthsrc.SendVP8
+		if col == "yellow" {
+			codec, sender = "video/H264", synthsrc.SendH264
+		}
+		w, err := c.AddVideo(col, "Guest "+col, codec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := ivf[i]
-		stops[col] = send(func(ctx context.Context) error { return synthsrc.SendVP8(ctx, path, 30, w) })
+		path := files[i]
+		stops[col] = send(func(ctx context.Context) error { return sender(ctx, path, 30, w) })
 	}
 	for i, f := range tones {
 		w, err := c.AddAudio("tone" + strconv.Itoa(f))
@@ -275,13 +285,14 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 		st, err := c.Stats()
 		must(err)
 		p.start = time.Duration(st.FramesOut) * time.Second / 30
+		p.grab = hold - 700*time.Millisecond
 		phases = append(phases, p)
 		time.Sleep(hold)
 	}
 	// 2×2 gallery: 4:3 pictures fitted in 16:9 cells, the background in the pillars.
 	mark(phase{name: "gallery 4", expect: map[[2]int]string{
 		{160, 90}: "red", {480, 90}: "lime", {160, 270}: "blue", {480, 270}: "yellow",
-		{14, 90}: "magenta", {626, 270}: "magenta"}}, 4*time.Second)
+		{14, 90}: "magenta", {626, 270}: "magenta"}}, 5*time.Second) // decoders start (ffmpeg takes ~1 s to start on a loaded machine)
 	must(c.SetMuted("blue", true))
 	mark(phase{name: "blue muted", expect: map[[2]int]string{
 		{160, 90}: "red", {480, 90}: "lime", {20, 200}: "slate", {480, 270}: "yellow"},
@@ -373,7 +384,7 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 	t.Logf("published %.1f s of %dx%d H.264 + AAC over one RTMP connection", dur, W, H)
 
 	for _, p := range phases {
-		pic := grab(t, rx.File, p.start+1800*time.Millisecond, W, H)
+		pic := grab(t, rx.File, p.start+p.grab, W, H)
 		for pt, want := range p.expect {
 			got, dist := nearest(pic.at(pt[0], pt[1]))
 			if got != want || dist > 90 {

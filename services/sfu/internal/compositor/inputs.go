@@ -144,7 +144,7 @@ func startVideo(bin, id string, codec codecKind, boxW, boxH int, out chan<- vide
 		demux = "h264"
 	}
 	args := []string{"-hide_banner", "-loglevel", "error", "-nostdin",
-		"-fflags", "nobuffer", "-flags", "low_delay", "-probesize", "4096", "-analyzeduration", "0",
+		"-fflags", "nobuffer", "-flags", "low_delay", "-probesize", "32", "-analyzeduration", "0", "-fpsprobesize", "0",
 		"-f", demux, "-i", "pipe:0", "-an",
 		"-vf", fmt.Sprintf("scale=w=%d:h=%d:force_original_aspect_ratio=decrease:force_divisible_by=2:flags=fast_bilinear,format=yuv420p", boxW, boxH),
 		"-fps_mode", "passthrough", "-f", "yuv4mpegpipe", "pipe:1"}

@@ -1,5 +1,5 @@
 // Package synthsrc makes real encoded media for the compositor's tests and benchmark: VP8
-// (libvpx) of a solid colour and Opus (libopus) sine tones, encoded by ffmpeg into files,
+// (libvpx) or H.264 (libx264) of a lavfi source and Opus (libopus) sine tones, encoded by ffmpeg into files,
 // then packetised with pion and written as live RTP at real-time pace, looping.
 package synthsrc
 
@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4/pkg/media/h264reader"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
@@ -39,6 +40,16 @@ func VP8(ffmpeg, dir, name, source string, seconds int, bitrate string) (string,
 	err := run(ffmpeg, "-f", "lavfi", "-i", source, "-t", fmt.Sprint(seconds),
 		"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", bitrate,
 		"-f", "ivf", path)
+	return path, err
+}
+
+// H264 encodes seconds of source to an Annex-B H.264 file in dir (constrained baseline,
+// one slice per picture, a keyframe every second), as browsers send it.
+func H264(ffmpeg, dir, name, source string, seconds int, bitrate string) (string, error) {
+	path := filepath.Join(dir, name+".h264")
+	err := run(ffmpeg, "-f", "lavfi", "-i", source, "-t", fmt.Sprint(seconds),
+		"-c:v", "libx264", "-profile:v", "baseline", "-preset", "ultrafast", "-threads", "1", "-bf", "0",
+		"-g", "30", "-b:v", bitrate, "-pix_fmt", "yuv420p", "-f", "h264", path)
 	return path, err
 }
 
@@ -83,6 +94,56 @@ func SendVP8(ctx context.Context, path string, fps int, w Writer) error {
 					return err
 				}
 			}
+			n++
+			select {
+			case <-ctx.Done():
+				_ = f.Close()
+				return nil
+			case <-time.After(time.Until(start.Add(time.Duration(n) * time.Second / time.Duration(fps)))):
+			}
+		}
+		_ = f.Close()
+	}
+}
+
+// SendH264 writes the Annex-B file's access units as RTP (payload type 102, 90 kHz) at fps
+// until ctx ends, starting over at the end of the file.
+func SendH264(ctx context.Context, path string, fps int, w Writer) error {
+	pk := rtp.NewPacketizer(1200, 102, 0x3000+uint32(len(path)), &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	start := time.Now()
+	n := 0
+	for {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		r, err := h264reader.NewReader(f)
+		if err != nil {
+			_ = f.Close()
+			return err
+		}
+		var au []byte
+		for {
+			nal, err := r.NextNAL()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				_ = f.Close()
+				return err
+			}
+			au = append(au, 0, 0, 0, 1)
+			au = append(au, nal.Data...)
+			if nal.UnitType != h264reader.NalUnitTypeCodedSliceNonIdr && nal.UnitType != h264reader.NalUnitTypeCodedSliceIdr {
+				continue // parameter sets and SEI travel with the next picture
+			}
+			for _, p := range pk.Packetize(au, uint32(90000/fps)) {
+				if err := w.WriteRTP(p); err != nil {
+					_ = f.Close()
+					return err
+				}
+			}
+			au = au[:0]
 			n++
 			select {
 			case <-ctx.Done():
