@@ -1,10 +1,10 @@
-// Command bench measures the compositor's CPU: N participants (real VP8 video and Opus
+// Command compositorbench measures the compositor's CPU: N participants (real VP8 video and Opus
 // audio, encoded by ffmpeg beforehand and sent as live RTP) composed at the given size and
 // published over RTMP to a local `ffmpeg -listen 1` that discards it. It prints the cores
 // used by the Go process (composition, mixing and the synthetic senders), the decoder
 // ffmpegs and the encoder ffmpeg.
 //
-//	go run ./services/sfu/internal/compositor/bench -participants 4 -size 1280x720 -duration 30s
+//	go run ./services/sfu/internal/compositor/compositorbench -participants 4 -size 1280x720 -duration 30s
 package main
 
 import (
