@@ -165,6 +165,30 @@ type phase struct {
 	text *[4]int
 }
 
+func TestCompositorEncoderFailureEndsOutput(t *testing.T) {
+	needFFmpeg(t)
+	// nothing listens on this port: ffmpeg cannot publish and exits
+	c, err := compositor.New(compositor.Options{Width: 320, Height: 180, Preset: "ultrafast",
+		RTMPURL: "rtmp://127.0.0.1:18899/app/key", Logger: slog.New(slog.NewTextHandler(tlog{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("output still running without an RTMP server")
+	}
+	if err := c.Err(); !errors.Is(err, compositor.ErrClosed) {
+		t.Fatalf("Err: %v", err)
+	}
+	if _, err := c.AddAudio("a"); !errors.Is(err, compositor.ErrClosed) {
+		t.Fatalf("AddAudio after the end: %v", err)
+	}
+	if err := c.Close(); err == nil {
+		t.Fatal("Close reported no error for a failed output")
+	}
+}
+
 func TestCompositorPublishesLayouts(t *testing.T) {
 	needFFmpeg(t)
 	dir := t.TempDir()
@@ -316,13 +340,27 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 	must(c.SetScreenshare("red"))
 	mark(phase{name: "screenshare red", expect: map[[2]int]string{
 		{320, 140}: "red", {20, 140}: "magenta", {258, 322}: "lime", {382, 322}: "blue"}}, 2500*time.Millisecond)
+	// back to gallery: a camera unpublished (placeholder in its place) and a participant
+	// without video
+	must(c.SetScreenshare(""))
+	must(c.SetLayout(compositor.LayoutGallery))
+	stops["lime"]()
+	must(c.RemoveVideo("lime"))
+	must(c.AddTile("ghost", "Ghost"))
+	if err := c.AddTile("ghost", "Ghost"); !errors.Is(err, compositor.ErrDuplicateID) {
+		t.Errorf("second AddTile: %v", err)
+	}
+	mark(phase{name: "no-video tiles", expect: map[[2]int]string{
+		{160, 90}: "red", {340, 30}: "slate", {160, 270}: "blue", {340, 200}: "slate"},
+		text: &[4]int{322, 182, 314, 174}}, 2500*time.Millisecond)
+
 	st, err := c.Stats()
 	must(err)
 	total := time.Duration(st.FramesOut) * time.Second / 30
 	if st.FramesSkipped > 0 {
 		t.Logf("%d pictures skipped (encoder behind)", st.FramesSkipped)
 	}
-	if st.Tiles != 3 || st.AudioTracks != 2 || len(st.PIDs) != 6 {
+	if st.Tiles != 4 || st.AudioTracks != 2 || len(st.PIDs) != 5 {
 		t.Errorf("stats %+v", st)
 	}
 	cancel()
@@ -401,7 +439,7 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 					switch n, _ := nearest(px); n {
 					case "white":
 						bright++
-					case "blue":
+					case "blue", "yellow", "lime", "red":
 						source++
 					}
 				}
