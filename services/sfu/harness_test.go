@@ -131,10 +131,10 @@ func (w *world) lookup() sfu.SpaceLookup {
 type node struct {
 	svc     *sfu.Service
 	metrics *prometheus.Registry
-	url    string // ws URL of the signaling socket
-	http   string
-	cancel context.CancelFunc
-	done   chan struct{}
+	url     string // ws URL of the signaling socket
+	http    string
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 type nodeOpt func(*sfu.Config)
