@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -128,11 +129,12 @@ func (w *world) lookup() sfu.SpaceLookup {
 }
 
 type node struct {
-	svc    *sfu.Service
-	url    string // ws URL of the signaling socket
-	http   string
-	cancel context.CancelFunc
-	done   chan struct{}
+	svc     *sfu.Service
+	metrics *prometheus.Registry
+	url     string // ws URL of the signaling socket
+	http    string
+	cancel  context.CancelFunc
+	done    chan struct{}
 }
 
 type nodeOpt func(*sfu.Config)
@@ -162,15 +164,16 @@ func (w *world) node(id string, opts ...nodeOpt) *node {
 	wsURL := "ws://" + hs.Listener.Addr().String() + rtcproto.Path
 	cfg.PublicURL = wsURL
 	ctx, cancel := context.WithCancel(context.Background())
+	metrics := prometheus.NewRegistry()
 	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: testenv.SQLite(t), Publisher: prod, Brokers: w.brokers,
-		Redis: w.rdb, JWT: verifier, Spaces: w.lookup()})
+		Redis: w.rdb, JWT: verifier, Spaces: w.lookup(), Metrics: metrics})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
 	svc.Register(e)
 	hs.Start()
-	n := &node{svc: svc, url: wsURL, http: hs.URL, cancel: cancel, done: make(chan struct{})}
+	n := &node{svc: svc, metrics: metrics, url: wsURL, http: hs.URL, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(n.done)
 		if err := svc.Run(ctx); err != nil {

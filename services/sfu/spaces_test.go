@@ -117,6 +117,12 @@ func TestSpacesReconnectKeepsTheParticipant(t *testing.T) {
 			done = true
 		}
 	}
+	for name, min := range map[string]float64{"spacecast_sfu_forwarded_packets_total": 30, "spacecast_sfu_reconnects_total": 1,
+		"spacecast_sfu_participants": 2, "spacecast_sfu_tracks": 1, "spacecast_sfu_plis_total": 1} {
+		if v := metricValue(t, n, name); v < min {
+			t.Errorf("%s = %v, want at least %v", name, v, min)
+		}
+	}
 	if err := b2.Leave(); err != nil && !errors.Is(err, spacesclient.ErrClosed) {
 		t.Logf("leave: %v", err)
 	}
@@ -131,6 +137,26 @@ func TestSpacesReconnectKeepsTheParticipant(t *testing.T) {
 	if l := evs.find("participant.left", map[string]string{"participant_id": "bob"}); len(l) != 1 {
 		t.Fatalf("participant.left for bob: %d events, want 1", len(l))
 	}
+}
+
+func metricValue(t *testing.T, n *node, name string) float64 {
+	t.Helper()
+	mfs, err := n.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		sum := 0.0
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+		return sum
+	}
+	t.Fatalf("metric %s not exported", name)
+	return 0
 }
 
 // TestSpacesRefusals: the SDK's error types before joined.

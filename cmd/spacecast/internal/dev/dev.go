@@ -151,7 +151,9 @@ func Run(ctx context.Context, o Options) error {
 	sfuCfg.UDPPort, sfuCfg.TCPPort = o.SFUUDPPort, o.SFUTCPPort
 	sfuCfg.ICEBindIP = "127.0.0.1"
 	sfuCfg.PublicURL = "ws://" + publicHost(ln.Addr().String()) + "/rtc/v1/ws"
+	metrics := httpapi.NewRegistry()
 	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, DB: sfuDB, Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
+		Metrics: metrics,
 		Spaces: sfu.SpaceLookupFunc(func(ctx context.Context, id string) (sfu.SpaceInfo, error) {
 			sp, err := spacesSvc.LookupSpace(ctx, id)
 			if errors.Is(err, spacesapi.ErrSpaceNotFound) {
@@ -201,7 +203,6 @@ func Run(ctx context.Context, o Options) error {
 	if o.RTMPAddr != "" {
 		lsCfg.RTMPAddr = o.RTMPAddr
 	}
-	metrics := httpapi.NewRegistry()
 	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv,
 		Registerer: metrics})
 	if err != nil {
