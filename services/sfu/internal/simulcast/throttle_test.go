@@ -1,0 +1,155 @@
+package simulcast
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/transport/v4/vnet"
+)
+
+// policer drops what exceeds rate bytes/s beyond a burst, like a congested link without a
+// queue.
+type policer struct {
+	mu     sync.Mutex
+	rate   float64 // bytes/s
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func (p *policer) allow(n int, now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.last.IsZero() {
+		p.tokens = min(p.burst, p.tokens+now.Sub(p.last).Seconds()*p.rate)
+	}
+	p.last = now
+	if p.tokens < float64(n) {
+		return false
+	}
+	p.tokens -= float64(n)
+	return true
+}
+
+// TestRelayThrottledSubscriberSwitchesDown: the parties run on a pion virtual network; the
+// space owner's loop feeds each subscriber's send-side bandwidth estimate (RegisterBWE) into
+// its Selector and the Selector's choice into its Forwarder. When subscriber 0's link is cut
+// to 150 kbit/s its estimate falls and it is switched down from f (≈ 270 kbit/s) to a smaller
+// layer, at a keyframe; subscriber 1 keeps f.
+func TestRelayThrottledSubscriberSwitchesDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pion integration test")
+	}
+	router, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "10.10.0.0/24", LoggerFactory: logging.NewDefaultLoggerFactory()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ips := map[string]string{"relay": "10.10.0.1", "publisher": "10.10.0.2", "subscriber0": "10.10.0.3", "subscriber1": "10.10.0.4"}
+	nets := map[string]*vnet.Net{}
+	for party, ip := range ips {
+		n, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := router.AddNet(n); err != nil {
+			t.Fatal(err)
+		}
+		nets[party] = n
+	}
+	var throttled atomic.Bool
+	link := &policer{rate: 150_000 / 8, burst: 3000}
+	var dropped atomic.Int64
+	router.AddChunkFilter(func(c vnet.Chunk) bool {
+		if !throttled.Load() {
+			return true
+		}
+		if dst, ok := c.DestinationAddr().(*net.UDPAddr); ok && dst.IP.String() == ips["subscriber0"] {
+			if !link.allow(len(c.UserData()), time.Now()) {
+				dropped.Add(1)
+				return false
+			}
+		}
+		return true
+	})
+	if err := router.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = router.Stop() })
+
+	// The layers as the space owner knows them: size and measured bitrate of each clip.
+	var layers []Layer
+	for _, l := range []Layer{{RID: "q", Width: 96, Height: 54}, {RID: "h", Width: 192, Height: 108}, {RID: "f", Width: 384, Height: 216}} {
+		for _, fr := range readIVF(t, l.RID+".ivf") {
+			l.Bitrate += uint64(len(fr)) * 8 // one-second clips
+		}
+		layers = append(layers, l)
+	}
+
+	r := newRig(t, 2, func(party string) *vnet.Net { return nets[party] })
+	subs := r.subs
+
+	// The space owner's loop: one Selector per subscriber, every 100 ms.
+	ownerDone := make(chan struct{})
+	go func() {
+		defer close(ownerDone)
+		sels := make([]*Selector, len(subs))
+		for i := range sels {
+			var err error
+			if sels[i], err = NewSelector(SelectorOptions{}); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-r.stop:
+				return
+			case now := <-tick.C:
+				for i, s := range subs {
+					if rid, changed := sels[i].Update(layers, s.est.Bitrate(), 0, 0, now); changed {
+						s.fw.SetTarget(rid)
+					}
+				}
+			}
+		}
+	}()
+
+	waitFor(t, "both subscribers to receive 30 frames of f", func() bool {
+		return layerFrames(subs[0], 2, false) >= 30 && layerFrames(subs[1], 2, false) >= 30
+	})
+	before := subs[0].est.Bitrate()
+	throttled.Store(true)
+	waitFor(t, "subscriber 0 to be switched down", func() bool {
+		cur := subs[0].fw.Current()
+		return cur == "q" || cur == "h"
+	})
+	down := subs[0].fw.Current()
+	idx := map[string]int{"q": 0, "h": 1}[down]
+	waitFor(t, "subscriber 0 to receive a keyframe of "+down, func() bool { return layerFrames(subs[0], idx, true) >= 1 })
+	waitFor(t, "subscriber 0 to receive 15 frames of "+down, func() bool { return layerFrames(subs[0], idx, false) >= 15 })
+	after := subs[0].est.Bitrate()
+	r.close()
+	<-ownerDone
+
+	if after >= before {
+		t.Fatalf("subscriber 0's estimate did not fall: %d -> %d bit/s", before, after)
+	}
+	if st := subs[0].fw.Stats(); st.Switches < 1 {
+		t.Fatalf("subscriber 0: %+v", st)
+	}
+	if cur, st := subs[1].fw.Current(), subs[1].fw.Stats(); cur != "f" || st.Switches != 0 {
+		t.Fatalf("subscriber 1 (not throttled) moved to %q: %+v, estimate %d", cur, st, subs[1].est.Bitrate())
+	}
+	fs := frames(t, "subscriber 1", subs[1].got.snapshot())
+	if got := checkFrames(t, "subscriber 1", fs); len(got) != 1 || got[0] != "f" {
+		t.Fatalf("subscriber 1 received layers %v", got)
+	}
+	t.Logf("subscriber 0: estimate %d -> %d bit/s, now on %s, %d packets dropped by the link, %+v", before, after, down, dropped.Load(), subs[0].fw.Stats())
+	t.Logf("subscriber 1: estimate %d bit/s, %+v", subs[1].est.Bitrate(), subs[1].fw.Stats())
+}
