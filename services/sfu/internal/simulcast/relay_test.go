@@ -365,6 +365,7 @@ type rig struct {
 	remotes  map[string]*webrtc.TrackRemote
 	fws      []*Forwarder
 	writeErr atomic.Value
+	meter    *Meter
 }
 
 type subscriber struct {
@@ -384,7 +385,7 @@ func newRig(t *testing.T, nsubs int, nets func(party string) *vnet.Net) *rig {
 		clips[rid] = readIVF(t, rid+".ivf")
 	}
 	relayAPI, bwe := newAPI(t, true, nets("relay"))
-	r := &rig{remotes: map[string]*webrtc.TrackRemote{}, stop: make(chan struct{})}
+	r := &rig{remotes: map[string]*webrtc.TrackRemote{}, stop: make(chan struct{}), meter: NewMeter(nil)}
 
 	// Relay side of the publisher: one remote track per RID.
 	r.relayPub = newPC(t, relayAPI)
@@ -404,6 +405,7 @@ func newRig(t *testing.T, nsubs int, nets func(party string) *vnet.Net) *rig {
 				if err != nil {
 					return
 				}
+				r.meter.Observe(rid, pkt)
 				r.mu.Lock()
 				fws := r.fws
 				r.mu.Unlock()

@@ -36,8 +36,8 @@ func (p *policer) allow(n int, now time.Time) bool {
 }
 
 // TestRelayThrottledSubscriberSwitchesDown: the parties run on a pion virtual network; the
-// space owner's loop feeds each subscriber's send-side bandwidth estimate (RegisterBWE) into
-// its Selector and the Selector's choice into its Forwarder. When subscriber 0's link is cut
+// space owner's loop feeds the layers a Meter measures and each subscriber's send-side
+// bandwidth estimate (RegisterBWE) into its Selector and the Selector's choice into its Forwarder. When subscriber 0's link is cut
 // to 150 kbit/s its estimate falls and it is switched down from f (≈ 270 kbit/s) to a smaller
 // layer, at a keyframe; subscriber 1 keeps f.
 func TestRelayThrottledSubscriberSwitchesDown(t *testing.T) {
@@ -80,15 +80,6 @@ func TestRelayThrottledSubscriberSwitchesDown(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = router.Stop() })
 
-	// The layers as the space owner knows them: size and measured bitrate of each clip.
-	var layers []Layer
-	for _, l := range []Layer{{RID: "q", Width: 96, Height: 54}, {RID: "h", Width: 192, Height: 108}, {RID: "f", Width: 384, Height: 216}} {
-		for _, fr := range readIVF(t, l.RID+".ivf") {
-			l.Bitrate += uint64(len(fr)) * 8 // one-second clips
-		}
-		layers = append(layers, l)
-	}
-
 	r := newRig(t, 2, func(party string) *vnet.Net { return nets[party] })
 	subs := r.subs
 
@@ -111,8 +102,12 @@ func TestRelayThrottledSubscriberSwitchesDown(t *testing.T) {
 			case <-r.stop:
 				return
 			case now := <-tick.C:
+				layers := r.meter.Layers() // measured from the publisher's packets
+				if len(layers) < len(rids) {
+					continue // not all layers seen yet: the Forwarders keep their initial f
+				}
 				for i, s := range subs {
-					if rid, changed := sels[i].Update(layers, s.est.Bitrate(), 0, 0, now); changed {
+					if rid, changed := sels[i].Update(layers, s.est.Bitrate(), 0, 0, now); changed && rid != "" {
 						s.fw.SetTarget(rid)
 					}
 				}
@@ -151,5 +146,6 @@ func TestRelayThrottledSubscriberSwitchesDown(t *testing.T) {
 		t.Fatalf("subscriber 1 received layers %v", got)
 	}
 	t.Logf("subscriber 0: estimate %d -> %d bit/s, now on %s, %d packets dropped by the link, %+v", before, after, down, dropped.Load(), subs[0].fw.Stats())
+	t.Logf("layers measured: %+v", r.meter.Layers())
 	t.Logf("subscriber 1: estimate %d bit/s, %+v", subs[1].est.Bitrate(), subs[1].fw.Stats())
 }
