@@ -34,8 +34,10 @@
 //     the publisher's connection; a PLI/FIR the subscriber sends (read from its RTPSender) asks
 //     for a keyframe of Forwarder.Current().
 //  4. Owner loop: every 100–500 ms Selector.Update(layers, estimate.Bitrate(), w, h, now) and,
-//     when changed, Forwarder.SetTarget. Layer sizes and bitrates come from what the SFU sent in
-//     joined.simulcast (max_bitrate, scale_resolution_down_by) or from measuring each layer.
+//     when changed, Forwarder.SetTarget. The layers come from a Meter per publication that the
+//     track readers Observe each packet into (bitrate per layer, VP8 size from key frames; a
+//     layer the publisher stopped sending drops out), or from what the SFU sent in
+//     joined.simulcast (max_bitrate, scale_resolution_down_by).
 //  5. Metrics: ForwarderStats (Switches, Packets, Bytes, KeyframeRequests).
 //
 // The Mux Spaces SDK never tells the server which layer it wants nor how large a video is
