@@ -2,6 +2,7 @@ package simulcast
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/pion/interceptor"
@@ -23,15 +24,49 @@ type BWEOptions struct {
 // built from one webrtc.API. Safe for concurrent use.
 type BWE struct {
 	mu   sync.Mutex
-	byPC map[string][]cc.BandwidthEstimator
+	byPC map[string][]*tracked // not taken yet
+}
+
+// tracked is an estimator that leaves the BWE when its connection closes, taken or not.
+type tracked struct {
+	cc.BandwidthEstimator
+	owner *BWE
+	id    string
+}
+
+func (t *tracked) Close() error {
+	t.owner.forget(t)
+	return t.BandwidthEstimator.Close()
+}
+
+func (b *BWE) forget(t *tracked) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	es := slices.DeleteFunc(b.byPC[t.id], func(e *tracked) bool { return e == t })
+	if len(es) == 0 {
+		delete(b.byPC, t.id)
+	} else {
+		b.byPC[t.id] = es
+	}
+}
+
+// pending is the number of estimators not taken (for tests).
+func (b *BWE) pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, es := range b.byPC {
+		n += len(es)
+	}
+	return n
 }
 
 // RegisterBWE sets up m and ir (before webrtc.NewAPI is called with them) so that every peer
 // connection of that API estimates its send bandwidth: it registers the transport-wide-cc
 // header extension and the interceptor that numbers outgoing packets with it, and a congestion
 // control interceptor (GCC, without a pacer: packets are sent at once, the estimate only
-// informs the layer choice). Call Take for each peer connection built from the API, or its
-// estimator stays in the BWE until then.
+// informs the layer choice). Take gives a subscriber connection's estimate; an estimator not
+// taken (a publisher's connection) is dropped when its connection closes.
 func RegisterBWE(m *webrtc.MediaEngine, ir *interceptor.Registry, o BWEOptions) (*BWE, error) {
 	if o.InitialBitrate < 0 || o.MinBitrate < 0 || o.MaxBitrate < 0 {
 		return nil, fmt.Errorf("%w: negative bitrate", ErrBadOptions)
@@ -48,22 +83,31 @@ func RegisterBWE(m *webrtc.MediaEngine, ir *interceptor.Registry, o BWEOptions) 
 	if o.MinBitrate > o.MaxBitrate || o.InitialBitrate < o.MinBitrate || o.InitialBitrate > o.MaxBitrate {
 		return nil, fmt.Errorf("%w: want MinBitrate ≤ InitialBitrate ≤ MaxBitrate", ErrBadOptions)
 	}
-	b := &BWE{byPC: map[string][]cc.BandwidthEstimator{}}
+	b := &BWE{byPC: map[string][]*tracked{}}
 	f, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		return gcc.NewSendSideBWE(
+		e, err := gcc.NewSendSideBWE(
 			gcc.SendSideBWEInitialBitrate(o.InitialBitrate),
 			gcc.SendSideBWEMinBitrate(o.MinBitrate),
 			gcc.SendSideBWEMaxBitrate(o.MaxBitrate),
 			gcc.SendSideBWEPacer(gcc.NewNoOpPacer()),
 		)
+		if err != nil {
+			return nil, err
+		}
+		return &tracked{BandwidthEstimator: e, owner: b}, nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	// Called synchronously from webrtc.API.NewPeerConnection with the connection's ID.
 	f.OnNewPeerConnection(func(id string, e cc.BandwidthEstimator) {
+		t, ok := e.(*tracked)
+		if !ok {
+			return
+		}
 		b.mu.Lock()
-		b.byPC[id] = append(b.byPC[id], e)
+		t.id = id
+		b.byPC[id] = append(b.byPC[id], t)
 		b.mu.Unlock()
 	})
 	ir.Add(f)
@@ -112,5 +156,5 @@ func (b *BWE) Take(pc *webrtc.PeerConnection) (Estimate, error) {
 	} else {
 		b.byPC[id] = es[1:]
 	}
-	return Estimate{e: e}, nil
+	return Estimate{e: e.BandwidthEstimator}, nil
 }

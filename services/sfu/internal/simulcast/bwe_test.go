@@ -34,6 +34,20 @@ func TestRegisterBWETake(t *testing.T) {
 	if _, err := bwe.Take(pc); !errors.Is(err, ErrNoEstimator) {
 		t.Fatalf("second Take: %v", err)
 	}
+	// An estimator nobody takes leaves with its connection.
+	untaken, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := bwe.pending(); n != 1 {
+		t.Fatalf("%d estimators pending, want 1", n)
+	}
+	if err := untaken.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := bwe.pending(); n != 0 {
+		t.Fatalf("%d estimators pending after Close, want 0", n)
+	}
 	other, err := webrtc.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package simulcast
 
 import (
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -303,5 +304,108 @@ func TestNewForwarderBadOptions(t *testing.T) {
 				t.Fatalf("NewForwarder: %v, want %v", err, tt.err)
 			}
 		})
+	}
+}
+
+// TestForwarderH264 switches at an H.264 keyframe (STAP-A with SPS, or FU-A start of an IDR)
+// and not at other NAL units.
+func TestForwarderH264(t *testing.T) {
+	rec := &recorder{}
+	f, err := NewForwarder(ForwarderOptions{MimeType: "video/h264", Writer: rec, Target: "h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkt := func(seq uint16, payload ...byte) *rtp.Packet {
+		return &rtp.Packet{Header: rtp.Header{SequenceNumber: seq, Timestamp: uint32(seq) * 3000}, Payload: payload}
+	}
+	steps := []struct {
+		rid     string
+		p       *rtp.Packet
+		current string
+	}{
+		{"h", pkt(10, 0x41, 0x9a), ""},                                            // non-IDR slice: wait
+		{"h", pkt(11, 0x78, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce), "h"}, // STAP-A SPS+PPS
+		{"h", pkt(12, 0x7c, 0x85, 0x88), "h"},
+		{"l", pkt(500, 0x7c, 0x85, 0x88), "h"}, // not the target yet
+	}
+	for i, st := range steps {
+		if err := f.Write(st.rid, st.p); err != nil {
+			t.Fatal(err)
+		}
+		if f.Current() != st.current {
+			t.Fatalf("step %d: current %q, want %q", i, f.Current(), st.current)
+		}
+	}
+	f.SetTarget("l")
+	for i, st := range []struct {
+		rid     string
+		p       *rtp.Packet
+		current string
+	}{
+		{"l", pkt(501, 0x7c, 0x05, 0x88), "h"}, // FU-A middle of an IDR: not a start
+		{"l", pkt(502, 0x68, 0xce), "h"},       // PPS alone
+		{"l", pkt(503, 0x65, 0x88), "l"},       // IDR
+		{"l", pkt(504, 0x41, 0x9a), "l"},
+	} {
+		if err := f.Write(st.rid, st.p); err != nil {
+			t.Fatal(err)
+		}
+		if f.Current() != st.current {
+			t.Fatalf("after SetTarget step %d: current %q, want %q", i, f.Current(), st.current)
+		}
+	}
+	checkContinuous(t, rec.pkts)
+	if len(rec.pkts) != 4 {
+		t.Fatalf("%d packets written", len(rec.pkts))
+	}
+}
+
+// TestForwarderRandomized: whatever the interleaving of three layers' packets (with reordering
+// inside each layer) and the target changes, the output has no duplicate sequence number, only
+// forward timestamps across switches, and after every switch starts with a keyframe.
+func TestForwarderRandomized(t *testing.T) {
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		f, rec, clk, _ := newTestForwarder(t, "q")
+		layers := []*layer{
+			{rid: "q", ssrc: 1, seq: uint16(rng.Uint32()), ts: rng.Uint32(), perFrame: 1},
+			{rid: "h", ssrc: 2, seq: uint16(rng.Uint32()), ts: rng.Uint32(), perFrame: 2},
+			{rid: "f", ssrc: 3, seq: uint16(rng.Uint32()), ts: rng.Uint32(), perFrame: 4},
+		}
+		seen := map[uint16]bool{}
+		for step := 0; step < 3000; step++ {
+			clk.t = clk.t.Add(time.Duration(rng.IntN(20)) * time.Millisecond)
+			if rng.IntN(100) == 0 {
+				f.SetTarget(rids[rng.IntN(3)])
+			}
+			l := layers[rng.IntN(3)]
+			pkts := l.frame(rng.IntN(10) == 0)
+			if len(pkts) > 1 && rng.IntN(4) == 0 { // reorder inside the frame
+				i := rng.IntN(len(pkts) - 1)
+				pkts[i], pkts[i+1] = pkts[i+1], pkts[i]
+			}
+			before := len(rec.pkts)
+			write(t, f, l.rid, pkts)
+			for _, p := range rec.pkts[before:] {
+				if seen[p.SequenceNumber] {
+					t.Fatalf("seed %d step %d: sequence number %d written twice", seed, step, p.SequenceNumber)
+				}
+				seen[p.SequenceNumber] = true
+			}
+		}
+		// In sequence order: a change of SSRC (layer) is at a keyframe and moves time forward.
+		out := slices.Clone(rec.pkts)
+		base := out[0].SequenceNumber
+		slices.SortFunc(out, func(a, b rtp.Packet) int { return int(a.SequenceNumber-base) - int(b.SequenceNumber-base) })
+		for i := 1; i < len(out); i++ {
+			if out[i].SSRC != out[i-1].SSRC {
+				if !IsVP8Keyframe(out[i].Payload) {
+					t.Fatalf("seed %d: layer change at seq %d without a keyframe", seed, out[i].SequenceNumber)
+				}
+				if int32(out[i].Timestamp-out[i-1].Timestamp) <= 0 {
+					t.Fatalf("seed %d: timestamp went back across a switch: %d -> %d", seed, out[i-1].Timestamp, out[i].Timestamp)
+				}
+			}
+		}
 	}
 }

@@ -27,23 +27,39 @@ func KeyframeDetector(mimeType string) KeyframeFunc {
 // descriptor has S=1 and partition index 0, and the VP8 payload header that follows has the
 // inverse key frame flag P=0 and the key frame start code 9d 01 2a.
 func IsVP8Keyframe(payload []byte) bool {
+	_, ok := vp8KeyframeHeader(payload)
+	return ok
+}
+
+// VP8KeyframeSize returns the frame size a VP8 key frame's first RTP packet announces
+// (RFC 6386 9.1, the scaling bits ignored); ok false if payload is not one.
+func VP8KeyframeSize(payload []byte) (width, height int, ok bool) {
+	h, ok := vp8KeyframeHeader(payload)
+	if !ok || len(h) < 10 {
+		return 0, 0, false
+	}
+	return int(h[6]) | int(h[7]&0x3f)<<8, int(h[8]) | int(h[9]&0x3f)<<8, true
+}
+
+// vp8KeyframeHeader returns the VP8 payload (from its frame tag) of a key frame's first packet.
+func vp8KeyframeHeader(payload []byte) ([]byte, bool) {
 	if len(payload) < 1 {
-		return false
+		return nil, false
 	}
 	d := payload[0]
 	if d&0x10 == 0 || d&0x07 != 0 { // S: start of a partition; PID: partition 0
-		return false
+		return nil, false
 	}
 	i := 1
 	if d&0x80 != 0 { // X: extended control bits follow
 		if len(payload) < 2 {
-			return false
+			return nil, false
 		}
 		x := payload[1]
 		i = 2
 		if x&0x80 != 0 { // I: picture id, 7 or 15 bits (M)
 			if len(payload) <= i {
-				return false
+				return nil, false
 			}
 			if payload[i]&0x80 != 0 {
 				i += 2
@@ -60,10 +76,10 @@ func IsVP8Keyframe(payload []byte) bool {
 	}
 	// VP8 payload header (3 bytes) then the key frame's start code (RFC 6386 9.1).
 	if len(payload) < i+6 {
-		return false
+		return nil, false
 	}
 	h := payload[i:]
-	return h[0]&0x01 == 0 && h[3] == 0x9d && h[4] == 0x01 && h[5] == 0x2a
+	return h, h[0]&0x01 == 0 && h[3] == 0x9d && h[4] == 0x01 && h[5] == 0x2a
 }
 
 // H.264 NAL unit types (RFC 6184 and ITU-T H.264 table 7-1).

@@ -21,6 +21,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"github.com/pion/transport/v4/vnet"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 )
@@ -32,10 +33,10 @@ var vp8 = webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapabilit
 	RTCPFeedback: []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "transport-cc"}},
 }, PayloadType: 96}
 
-// newAPI is a VP8-only pion API on loopback UDP ports 18200-18299 with the default
+// newAPI is a VP8-only pion API on vn (nil: loopback UDP ports 18200-18299) with the default
 // interceptors (NACK, reports, TWCC feedback, simulcast header extensions) and, with bwe,
 // the send-side estimator.
-func newAPI(t *testing.T, bwe bool) (*webrtc.API, *BWE) {
+func newAPI(t *testing.T, bwe bool, vn *vnet.Net) (*webrtc.API, *BWE) {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(vp8, webrtc.RTPCodecTypeVideo); err != nil {
@@ -53,13 +54,17 @@ func newAPI(t *testing.T, bwe bool) (*webrtc.API, *BWE) {
 		}
 	}
 	se := webrtc.SettingEngine{}
-	if err := se.SetEphemeralUDPPortRange(18200, 18299); err != nil {
-		t.Fatal(err)
-	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	if vn != nil {
+		se.SetNet(vn)
+	} else {
+		if err := se.SetEphemeralUDPPortRange(18200, 18299); err != nil {
+			t.Fatal(err)
+		}
+		se.SetIncludeLoopbackCandidate(true)
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), b
 }
 
@@ -347,76 +352,73 @@ func checkFrames(t *testing.T, name string, fs []frame) []string {
 	return layers
 }
 
-// TestRelaySimulcast: a publisher sends three simulcast VP8 layers to a relay; the relay feeds
-// one Forwarder per subscriber; each subscriber receives exactly one video track. One
-// subscriber switches from f to q and keeps receiving decodable frames (keyframe first, no
-// sequence gap), the other stays on f.
-func TestRelaySimulcast(t *testing.T) {
-	if testing.Short() {
-		t.Skip("pion integration test")
-	}
+// rig: a publisher sending three simulcast VP8 layers to a relay; the relay feeds one
+// Forwarder per subscriber; each subscriber receives one video track.
+type rig struct {
+	pub      *publisher
+	relayPub *webrtc.PeerConnection
+	subs     []*subscriber
+	stop     chan struct{}
+	pubDone  *sync.WaitGroup
+	readers  sync.WaitGroup
+	mu       sync.Mutex
+	remotes  map[string]*webrtc.TrackRemote
+	fws      []*Forwarder
+	writeErr atomic.Value
+	meter    *Meter
+}
+
+type subscriber struct {
+	fw      *Forwarder
+	relay   *webrtc.PeerConnection
+	est     Estimate
+	changes atomic.Int64
+	got     *received
+}
+
+// nets gives each party ("relay", "publisher", "subscriber0", ...) its network: nil for
+// loopback UDP.
+func newRig(t *testing.T, nsubs int, nets func(party string) *vnet.Net) *rig {
+	t.Helper()
 	clips := map[string][][]byte{}
 	for _, rid := range rids {
 		clips[rid] = readIVF(t, rid+".ivf")
 	}
-	relayAPI, bwe := newAPI(t, true)
-	plainAPI, _ := newAPI(t, false)
+	relayAPI, bwe := newAPI(t, true, nets("relay"))
+	r := &rig{remotes: map[string]*webrtc.TrackRemote{}, stop: make(chan struct{}), meter: NewMeter(nil)}
 
 	// Relay side of the publisher: one remote track per RID.
-	relayPub := newPC(t, relayAPI)
-	if _, err := bwe.Take(relayPub); err != nil {
+	r.relayPub = newPC(t, relayAPI)
+	if _, err := bwe.Take(r.relayPub); err != nil {
 		t.Fatal(err)
 	}
-	var (
-		mu       sync.Mutex
-		remotes  = map[string]*webrtc.TrackRemote{}
-		fws      []*Forwarder
-		readers  sync.WaitGroup
-		writeErr atomic.Value
-	)
-	requestKeyframe := func(rid string) {
-		mu.Lock()
-		tr := remotes[rid]
-		mu.Unlock()
-		if tr != nil {
-			_ = relayPub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}})
-		}
-	}
-	relayPub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	r.relayPub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		rid := tr.RID()
-		mu.Lock()
-		remotes[rid] = tr
-		mu.Unlock()
-		readers.Add(1)
+		r.mu.Lock()
+		r.remotes[rid] = tr
+		r.mu.Unlock()
+		r.readers.Add(1)
 		go func() {
-			defer readers.Done()
+			defer r.readers.Done()
 			for {
 				pkt, _, err := tr.ReadRTP()
 				if err != nil {
 					return
 				}
-				mu.Lock()
-				subs := fws
-				mu.Unlock()
-				for _, fw := range subs {
+				r.meter.Observe(rid, pkt)
+				r.mu.Lock()
+				fws := r.fws
+				r.mu.Unlock()
+				for _, fw := range fws {
 					if err := fw.Write(rid, pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {
-						writeErr.Store(err)
+						r.writeErr.Store(err)
 					}
 				}
 			}
 		}()
 	})
 
-	// Two subscribers, each with one video track fed by its own Forwarder.
-	type subscriber struct {
-		fw      *Forwarder
-		relay   *webrtc.PeerConnection
-		est     Estimate
-		changes atomic.Int64
-		got     *received
-	}
-	subs := make([]*subscriber, 2)
-	for i := range subs {
+	for i := range nsubs {
 		s := &subscriber{relay: newPC(t, relayAPI), got: &received{}}
 		var err error
 		if s.est, err = bwe.Take(s.relay); err != nil {
@@ -431,7 +433,7 @@ func TestRelaySimulcast(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.fw, err = NewForwarder(ForwarderOptions{MimeType: webrtc.MimeTypeVP8, Writer: local, Target: "f", RequestKeyframe: requestKeyframe}); err != nil {
+		if s.fw, err = NewForwarder(ForwarderOptions{MimeType: webrtc.MimeTypeVP8, Writer: local, Target: "f", RequestKeyframe: r.requestKeyframe}); err != nil {
 			t.Fatal(err)
 		}
 		go func() { // subscriber RTCP: its PLIs go to the publisher's current layer
@@ -443,13 +445,14 @@ func TestRelaySimulcast(t *testing.T) {
 				for _, pk := range pkts {
 					if _, ok := pk.(*rtcp.PictureLossIndication); ok {
 						if cur := s.fw.Current(); cur != "" {
-							requestKeyframe(cur)
+							r.requestKeyframe(cur)
 						}
 					}
 				}
 			}
 		}()
-		sub := newPC(t, plainAPI)
+		subAPI, _ := newAPI(t, false, nets(fmt.Sprintf("subscriber%d", i)))
+		sub := newPC(t, subAPI)
 		sub.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			s.got.mu.Lock()
 			s.got.tracks++
@@ -467,58 +470,87 @@ func TestRelaySimulcast(t *testing.T) {
 			}()
 		})
 		connect(t, s.relay, sub)
-		mu.Lock()
-		fws = append(fws, s.fw)
-		mu.Unlock()
-		subs[i] = s
+		r.mu.Lock()
+		r.fws = append(r.fws, s.fw)
+		r.mu.Unlock()
+		r.subs = append(r.subs, s)
 	}
 
-	pub := newPublisher(t, plainAPI)
-	connect(t, pub.pc, relayPub)
-	stop := make(chan struct{})
-	pubDone := pub.run(t, stop, clips)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-	}()
+	pubAPI, _ := newAPI(t, false, nets("publisher"))
+	r.pub = newPublisher(t, pubAPI)
+	connect(t, r.pub.pc, r.relayPub)
+	r.pubDone = r.pub.run(t, r.stop, clips)
+	t.Cleanup(r.close)
+	return r
+}
 
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+func (r *rig) requestKeyframe(rid string) {
+	r.mu.Lock()
+	tr := r.remotes[rid]
+	r.mu.Unlock()
+	if tr != nil {
+		_ = r.relayPub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}})
 	}
-	layerFrames := func(s *subscriber, layer int) int {
-		n := 0
-		for _, p := range s.got.snapshot() {
-			var d codecs.VP8Packet
-			if _, err := d.Unmarshal(p.Payload); err == nil && d.S == 1 && int(d.PictureID>>12) == layer {
-				n++
-			}
-		}
-		return n
+}
+
+// close stops the publisher and waits for the relay's readers.
+func (r *rig) close() {
+	select {
+	case <-r.stop:
+		return
+	default:
 	}
-	waitFor("both subscribers to receive 30 frames of f", func() bool {
-		return layerFrames(subs[0], 2) >= 30 && layerFrames(subs[1], 2) >= 30
-	})
-	qPLIs := pub.plis[0].Load()
-	subs[0].fw.SetTarget("q")
-	waitFor("subscriber 0 to receive 30 frames of q", func() bool { return layerFrames(subs[0], 0) >= 30 })
-	close(stop)
-	pubDone.Wait()
+	close(r.stop)
+	r.pubDone.Wait()
 	time.Sleep(200 * time.Millisecond) // let the last packets arrive
+	_ = r.relayPub.Close()
+	r.readers.Wait()
+}
 
-	if err, _ := writeErr.Load().(error); err != nil {
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// layerFrames counts the frames of layer (index into rids) s received, keyframes only with key.
+func layerFrames(s *subscriber, layer int, key bool) int {
+	n := 0
+	for _, p := range s.got.snapshot() {
+		var d codecs.VP8Packet
+		if payload, err := d.Unmarshal(p.Payload); err == nil && d.S == 1 && d.PID == 0 && int(d.PictureID>>12) == layer && len(payload) > 0 && (!key || payload[0]&1 == 0) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestRelaySimulcast: two subscribers receive exactly one video track each; one switches from
+// f to q and keeps receiving decodable frames (keyframe first, no sequence gap, ffmpeg decodes
+// it), the other stays on f.
+func TestRelaySimulcast(t *testing.T) {
+	if testing.Short() {
+		t.Skip("pion integration test")
+	}
+	r := newRig(t, 2, func(string) *vnet.Net { return nil })
+	subs := r.subs
+	waitFor(t, "both subscribers to receive 30 frames of f", func() bool {
+		return layerFrames(subs[0], 2, false) >= 30 && layerFrames(subs[1], 2, false) >= 30
+	})
+	qPLIs := r.pub.plis[0].Load()
+	subs[0].fw.SetTarget("q")
+	waitFor(t, "subscriber 0 to receive 30 frames of q", func() bool { return layerFrames(subs[0], 0, false) >= 30 })
+	r.close()
+
+	if err, _ := r.writeErr.Load().(error); err != nil {
 		t.Fatalf("Forwarder.Write: %v", err)
 	}
-	if n := pub.plis[0].Load(); n <= qPLIs {
+	if n := r.pub.plis[0].Load(); n <= qPLIs {
 		t.Fatalf("the publisher got no PLI for q after the switch was asked (%d before, %d after)", qPLIs, n)
 	}
 	for i, s := range subs {
@@ -547,8 +579,6 @@ func TestRelaySimulcast(t *testing.T) {
 		t.Logf("%s: %d frames, layers %v, estimate %d bit/s after %d updates, %+v", name, len(fs), layers, s.est.Bitrate(), s.changes.Load(), s.fw.Stats())
 		decode(t, name, fs)
 	}
-	_ = relayPub.Close()
-	readers.Wait()
 }
 
 // decode writes the complete frames to an IVF file and has ffmpeg decode it: no error, every

@@ -20,6 +20,12 @@
 //     the order flap on every tick;
 //   - at most Options.MaxSpeakers are reported.
 //
+// Wiring on pion: RegisterHeaderExtension on the MediaEngine (so the answer keeps the
+// extension the browser offers), ExtensionID(receiver.GetParameters()) once per published
+// audio track, then for every packet the track's reader calls LevelFromPacket and hands
+// (participant, level, arrival time) to the space owner, which calls Observe; packets without
+// the extension (ErrNoExtension) are simply not observed.
+//
 // A Detector is not safe for concurrent use: it belongs to the goroutine that owns the space,
 // which calls Observe for the levels its media readers hand it and Tick from its timer.
 package speaker
