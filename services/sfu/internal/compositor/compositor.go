@@ -136,7 +136,7 @@ func (c *Compositor) AddVideo(id, displayName, codec string) (RTPWriter, error) 
 			return fmt.Errorf("%w: video %q", ErrDuplicateID, id)
 		}
 		bw, bh := decodeBox(c.layout, c.opts.Width, c.opts.Height)
-		in, err := startVideo(c.opts.FFmpeg, id, kind, bw, bh, c.frames, c.log)
+		in, err := startVideo(c.opts.FFmpeg, id, kind, bw, bh, c.frames, c.opts.RequestKeyframe, c.log)
 		if err != nil {
 			return err
 		}
