@@ -510,8 +510,16 @@ loop:
 	}
 	close(vout)
 	close(aout)
-	writers.Wait()
+	// let the writers hand over what is queued, but not forever: an encoder that stopped
+	// reading (stuck connecting) is unblocked by closing its inputs in enc.stop
+	flushed := make(chan struct{})
+	go func() { writers.Wait(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-time.After(3 * time.Second):
+	}
 	c.enc.stop()
+	<-flushed
 	c.err = end
 	close(c.done)
 }

@@ -189,6 +189,49 @@ func TestCompositorEncoderFailureEndsOutput(t *testing.T) {
 	}
 }
 
+func TestCompositorCloseWithStuckServer(t *testing.T) {
+	needFFmpeg(t)
+	// accepts the TCP connection and never answers the RTMP handshake
+	ln, err := net.Listen("tcp", "127.0.0.1:18898")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	c, err := compositor.New(compositor.Options{Width: 320, Height: 180, Preset: "ultrafast",
+		RTMPURL: "rtmp://127.0.0.1:18898/app/key", Logger: slog.New(slog.NewTextHandler(tlog{t}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the encoder's input pipe fills up
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	closed := make(chan struct{})
+	go func() { _ = c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Close hung on an encoder that stopped reading")
+	}
+	t.Logf("Close took %v", time.Since(start).Round(time.Millisecond))
+	for _, pid := range st.PIDs {
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && strings.Contains(string(b), "ffmpeg") {
+			t.Errorf("ffmpeg %d not reaped", pid)
+		}
+	}
+}
+
 func TestCompositorPublishesLayouts(t *testing.T) {
 	needFFmpeg(t)
 	dir := t.TempDir()
