@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/spacecast/spacecast/services/sfu/internal/compositor"
 	"github.com/spacecast/spacecast/services/sfu/internal/compositor/synthsrc"
 )
@@ -99,6 +100,21 @@ func startReceiver(t *testing.T, dir string, proxyPort, ffmpegPort int) *rtmpRec
 		}
 	}()
 	return r
+}
+
+// dropOne passes packets on but loses the at-th.
+type dropOne struct {
+	w  compositor.RTPWriter
+	n  int
+	at int
+}
+
+func (d *dropOne) WriteRTP(p *rtp.Packet) error {
+	d.n++
+	if d.n == d.at {
+		return nil
+	}
+	return d.w.WriteRTP(p)
 }
 
 type rgb struct{ R, G, B int }
@@ -311,6 +327,9 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := files[i]
+		if col == "lime" { // loses one packet: its decoder must ask for a keyframe
+			w = &dropOne{w: w, at: 40}
+		}
 		stops[col] = send(func(ctx context.Context) error { return sender(ctx, path, 30, w) })
 	}
 	for i, f := range tones {
@@ -413,11 +432,16 @@ func TestCompositorPublishesLayouts(t *testing.T) {
 	if st.Tiles != 4 || st.AudioTracks != 2 || len(st.PIDs) != 5 {
 		t.Errorf("stats %+v", st)
 	}
-	// the senders start with a keyframe and lose nothing: no track needed to ask for one
+	// the senders start with a keyframe; only lime lost a packet, so only it asked for one
 	keyframeAsks.Range(func(id, n any) bool {
-		t.Errorf("%v asked for %d keyframes", id, n.(*atomic.Int32).Load())
+		if id != "lime" {
+			t.Errorf("%v asked for %d keyframes", id, n.(*atomic.Int32).Load())
+		}
 		return true
 	})
+	if n, ok := keyframeAsks.Load("lime"); !ok || n.(*atomic.Int32).Load() < 1 {
+		t.Error("lime lost a packet and asked for no keyframe")
+	}
 	cancel()
 	senders.Wait()
 	must(c.Close())
