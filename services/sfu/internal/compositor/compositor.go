@@ -136,7 +136,7 @@ func (c *Compositor) AddVideo(id, displayName, codec string) (RTPWriter, error) 
 			return fmt.Errorf("%w: video %q", ErrDuplicateID, id)
 		}
 		bw, bh := decodeBox(c.layout, c.opts.Width, c.opts.Height)
-		in, err := startVideo(c.opts.FFmpeg, id, kind, bw, bh, c.frames, c.log)
+		in, err := startVideo(c.opts.FFmpeg, id, kind, bw, bh, c.frames, c.opts.RequestKeyframe, c.log)
 		if err != nil {
 			return err
 		}
@@ -510,8 +510,16 @@ loop:
 	}
 	close(vout)
 	close(aout)
-	writers.Wait()
+	// let the writers hand over what is queued, but not forever: an encoder that stopped
+	// reading (stuck connecting) is unblocked by closing its inputs in enc.stop
+	flushed := make(chan struct{})
+	go func() { writers.Wait(); close(flushed) }()
+	select {
+	case <-flushed:
+	case <-time.After(3 * time.Second):
+	}
 	c.enc.stop()
+	<-flushed
 	c.err = end
 	close(c.done)
 }

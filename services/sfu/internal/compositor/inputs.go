@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4/pkg/media/h264writer"
@@ -51,7 +52,10 @@ type input struct {
 	wg      sync.WaitGroup
 }
 
-const packetQueue = 1024
+const (
+	packetQueue      = 1024
+	keyframeInterval = 500 * time.Millisecond // between keyframe requests for one track
+)
 
 func (in *input) WriteRTP(p *rtp.Packet) error {
 	if p == nil {
@@ -81,14 +85,18 @@ func (in *input) stop() {
 	})
 }
 
-// feed writes queued packets through sink to the child's stdin until quit.
-func (in *input) feed(sink rtpSink) {
+// feed writes queued packets through sink to the child's stdin until quit. For video, kw
+// (after the queue, so drops count as losses) says when to call askKeyframe.
+func (in *input) feed(sink rtpSink, kw *keyframeWatch, askKeyframe func(string)) {
 	defer in.wg.Done()
 	for {
 		select {
 		case <-in.quit:
 			return
 		case p := <-in.pkts:
+			if kw != nil && askKeyframe != nil && kw.observe(p, time.Now()) {
+				askKeyframe(in.id)
+			}
 			if err := sink.WriteRTP(p); err != nil {
 				select {
 				case <-in.quit:
@@ -138,7 +146,7 @@ type pcmMsg struct {
 
 // startVideo starts a decoder for codec that scales to fit boxW×boxH (aspect preserved)
 // and sends frames on out until quit.
-func startVideo(bin, id string, codec codecKind, boxW, boxH int, out chan<- videoFrameMsg, log *slog.Logger) (*input, error) {
+func startVideo(bin, id string, codec codecKind, boxW, boxH int, out chan<- videoFrameMsg, askKeyframe func(string), log *slog.Logger) (*input, error) {
 	demux := "ivf"
 	if codec == codecH264 {
 		demux = "h264"
@@ -166,7 +174,7 @@ func startVideo(bin, id string, codec codecKind, boxW, boxH int, out chan<- vide
 		sink = w
 	}
 	in.wg.Add(2)
-	go in.feed(sink)
+	go in.feed(sink, &keyframeWatch{codec: codec, interval: keyframeInterval}, askKeyframe)
 	go in.readY4M(out)
 	return in, nil
 }
@@ -270,7 +278,7 @@ func startAudio(bin, id string, out chan<- pcmMsg, log *slog.Logger) (*input, er
 		return nil, fmt.Errorf("%w: %v", ErrFFmpeg, err)
 	}
 	in.wg.Add(2)
-	go in.feed(sink)
+	go in.feed(sink, nil, nil)
 	go func() {
 		defer in.wg.Done()
 		buf := make([]byte, chunkSamples*4)

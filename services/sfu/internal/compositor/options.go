@@ -61,6 +61,11 @@ type Options struct {
 	// scaled to cover the picture. At most MaxBackgroundBytes are read. Fetching it is the
 	// caller's job.
 	Background io.Reader
+	// RequestKeyframe, if set, is called with a video id when its decoder needs a keyframe:
+	// until the first one arrives (the compositor joins mid-stream) and after a packet was
+	// lost, at most every 500 ms per track. The wiring sends a PLI to the publisher. It is
+	// called from the track's own goroutine and must not block.
+	RequestKeyframe func(id string)
 	// FFmpeg is the ffmpeg binary (default "ffmpeg" from PATH).
 	FFmpeg string
 	// Logger (default slog.Default()).
