@@ -81,8 +81,10 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 			path = "file::memory:"
 		}
 		// WAL lets readers run beside the writer; immediate transactions take the write
-		// lock up front so two writers never deadlock upgrading a read lock.
-		path += sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+		// lock up front so two writers never deadlock upgrading a read lock. Statement
+		// journals (each statement of a long transaction saves the pages it changes, to undo
+		// itself alone) stay in memory instead of a temporary file written with pwrite.
+		path += sep + "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=temp_store(MEMORY)&_txlock=immediate"
 		db, err = sql.Open("sqlite", path)
 		if err == nil && strings.HasPrefix(path, "file::memory:") {
 			db.SetMaxOpenConns(1) // every connection would be its own database

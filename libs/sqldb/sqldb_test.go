@@ -55,7 +55,7 @@ func TestSQLiteSettings(t *testing.T) {
 	if db.Dialect != sqldb.SQLite || db.Dialect.String() != "sqlite" {
 		t.Fatalf("dialect %v", db.Dialect)
 	}
-	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000"} {
+	for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "temp_store": "2"} {
 		var got string
 		if err := db.QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil || got != want {
 			t.Errorf("PRAGMA %s = %q (%v), want %q", pragma, got, err, want)

@@ -183,14 +183,38 @@ func (w *Worker) Run(ctx context.Context) error {
 // load reads what the claimed deliveries' attempts need: the ones this process inserted
 // moments ago from memory, the others in one query. A delivery that no longer exists or is no
 // longer pending is done with (its timer removed) and not returned; one whose read failed is
-// returned without its row (the attempt reads it).
+// returned without its row (the attempt reads it). Deliveries beyond what their endpoint has
+// room for (they go back to Redis in admit) are not read at all: a dead endpoint's backlog
+// costs no database work.
 func (w *Worker) load(ctx context.Context, members []string) []held {
 	now := time.Now()
 	hs := make([]held, 0, len(members))
 	var unread []string
-	for _, m := range members {
+	room := map[string]int{}
+	w.mu.Lock()
+	wanted := make([]bool, len(members))
+	for i, m := range members {
+		ep, _ := splitMember(m)
+		left, ok := room[ep]
+		if !ok {
+			left = w.c.PerEndpoint + w.depth(ep)
+			if q := w.eps[ep]; q != nil {
+				left = max(0, w.c.PerEndpoint-q.busy) + max(0, w.depth(ep)-len(q.waiting))
+			}
+		}
+		if left > 0 {
+			wanted[i], left = true, left-1
+		}
+		room[ep] = left
+	}
+	w.mu.Unlock()
+	for i, m := range members {
 		_, id := splitMember(m)
 		h := held{member: m, claimed: now}
+		if !wanted[i] {
+			hs = append(hs, h) // admit defers it, most likely; if not, its attempt reads it
+			continue
+		}
 		if d, ok := w.c.Store.TakeFresh(id); ok {
 			h.d = &d
 		} else {
@@ -206,11 +230,14 @@ func (w *Worker) load(ctx context.Context, members []string) []held {
 		w.c.Log.Warn("loading claimed deliveries failed; each attempt reads its own", "err", err)
 		return hs
 	}
+	read := make(map[string]bool, len(unread))
+	for _, id := range unread {
+		read[id] = true
+	}
 	var over []string
 	out := hs[:0]
 	for _, h := range hs {
-		if h.d == nil {
-			_, id := splitMember(h.member)
+		if _, id := splitMember(h.member); h.d == nil && read[id] {
 			d, ok := rows[id]
 			if !ok || d.Status != store.StatusPending {
 				over = append(over, h.member)
