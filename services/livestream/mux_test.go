@@ -132,7 +132,7 @@ func TestUnimplementedFeaturesAreNamed(t *testing.T) {
 		{"POST", "", `{"use_slate_for_standard_latency":true}`, "reconnect slates"},
 		{"POST", "", `{"advanced_playback_policies":[{"policy":"drm"}]}`, "DRM"},
 		{"POST", "", `{"new_asset_settings":{"mp4_support":"standard"}}`, "new_asset_settings.mp4_support: Spacecast does not implement MP4"},
-		{"POST", "", `{"new_asset_settings":{"max_resolution_tier":"1080p"}}`, "resolution tiers"},
+		{"POST", "", `{"new_asset_settings":{"max_resolution_tier":"720p"}}`, "new_asset_settings.max_resolution_tier: want"},
 		{"POST", "", `{"new_asset_settings":{"colour":"red"}}`, "new_asset_settings.colour"},
 		{"POST", "", `{"new_asset_settings":{"playback_policy":"private"}}`, "new_asset_settings.playback_policy"},
 		{"POST", "", `{"reduced_latency":true,"latency_mode":"low"}`, "reduced_latency"},

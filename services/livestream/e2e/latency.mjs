@@ -4,6 +4,7 @@
 // of the frame on screen and compares them with its own clock (same machine).
 // Usage: node latency.mjs <master playlist URL> <low|reduced|standard> <seconds to measure>
 //        [throttle-kbps]
+// (A stream without the clock gives no samples: use it with throttle-kbps only.)
 // With throttle-kbps, after the measurement the network is throttled with CDP
 // Network.emulateNetworkConditions and the script waits for hls.js to switch to a lower level.
 // Prints one JSON line: {mode, samples, median, p90, max, levels, switched, errors}.
@@ -119,23 +120,29 @@ try {
     buffered: (() => { const v = document.getElementById("v"); return v.buffered.length ? v.buffered.end(v.buffered.length - 1) - v.currentTime : 0; })() }));
   result.levels = await p.evaluate(() => window.hls.levels.map((l) => ({ height: l.height, bitrate: l.bitrate, codecs: l.codecSet })));
   if (throttleArg) {
-    const kbps = Number(throttleArg);
-    const before = await p.evaluate(() => window.levelSwitches.length);
-    const cdp = await ctx.newCDPSession(p);
-    await cdp.send("Network.enable");
-    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 20,
-      downloadThroughput: (kbps * 1000) / 8, uploadThroughput: (kbps * 1000) / 8 });
-    const until = Date.now() + 40000;
-    let sw = [];
-    while (Date.now() < until) {
-      sw = await p.evaluate(() => ({ all: window.levelSwitches, cur: window.hls.currentLevel }));
-      if (sw.all.length > before && sw.all[sw.all.length - 1] < sw.all[before - 1 < 0 ? 0 : before - 1]) break;
+    // Let ABR reach the top level on the unthrottled network, then throttle and wait for a
+    // switch to a level of lower height.
+    const height = () => p.evaluate(() => { const l = window.hls.levels[window.hls.currentLevel]; return l ? l.height : 0; });
+    const top = Math.max(...result.levels.map((l) => l.height));
+    for (const until = Date.now() + 30000; Date.now() < until && (await height()) < top;) {
       await new Promise((r) => setTimeout(r, 250));
     }
-    result.switched = sw;
+    const from = await height();
+    const kbps = Number(throttleArg);
+    const cdp = await ctx.newCDPSession(p);
+    await cdp.send("Network.enable");
+    await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 40,
+      downloadThroughput: (kbps * 1000) / 8, uploadThroughput: (kbps * 1000) / 8 });
+    let to = from;
+    for (const until = Date.now() + 45000; Date.now() < until && to >= from;) {
+      await new Promise((r) => setTimeout(r, 250));
+      to = await height();
+    }
+    result.switched = { from, to, top };
   }
   result.errors.push(...(await p.evaluate(() => window.hlsErrors)));
-  code = result.samples > 0 ? 0 : 1;
+  // Measuring needs the clock in the video; a switching run (throttle) needs a switch.
+  code = (throttleArg ? result.switched && result.switched.to < result.switched.from : result.samples > 0) ? 0 : 1;
 } finally {
   console.log(JSON.stringify(result));
   await browser.close();
