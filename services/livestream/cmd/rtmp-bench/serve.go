@@ -47,7 +47,7 @@ type noKeys struct{}
 func (noKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) { return nil, nil }
 
 // runServer serves until stdin closes. It prints "RTMP <addr>", "HTTP <addr>", "DIR <dir>".
-func runServer(listen, dir, redisURL string, segDur time.Duration) error {
+func runServer(listen, dir, redisURL string, segDur time.Duration, transcode bool) error {
 	if dir == "" {
 		return errors.New("-dir is required")
 	}
@@ -98,7 +98,8 @@ func runServer(listen, dir, redisURL string, segDur time.Duration) error {
 		return err
 	}
 	cfg := livestream.Config{RedisKeyPrefix: fmt.Sprintf("rtmp-bench-%d:", os.Getpid()), LockTTL: 10 * time.Second,
-		TimerTick: 250 * time.Millisecond, RecordingsDir: filepath.Join(dir, "recordings"), SegmentDuration: segDur, LiveWindow: 6}
+		TimerTick: 250 * time.Millisecond, RecordingsDir: filepath.Join(dir, "recordings"), SegmentDuration: segDur, LiveWindow: 6,
+		Transcode: transcode, FFmpeg: "ffmpeg"}
 	svc, err := livestream.New(ctx, cfg, livestream.Deps{Logger: log, DB: db, Publisher: prod, Auth: authn, Redis: rdb,
 		JWT: jwtv, RTMPListener: rtmpLn})
 	if err != nil {
