@@ -33,7 +33,7 @@ const page = `<!doctype html>
   const cfg = ${JSON.stringify(mode)} === "low" ? { lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.25 } : { lowLatencyMode: false };
   const hls = new Hls(cfg);
   window.hls = hls;
-  hls.on(Hls.Events.ERROR, (_, d) => { window.hlsErrors.push(d.type + "/" + d.details + (d.fatal ? " (fatal)" : "") + " at " + v.currentTime.toFixed(2) + (d.error ? ": " + d.error.message : "") + (d.context && d.context.url ? " " + d.context.url.replace(/^.*\/stream\//, "") : "")); });
+  hls.on(Hls.Events.ERROR, (_, d) => { window.hlsErrors.push(d.type + "/" + d.details + (d.fatal ? " (fatal)" : "") + " at " + v.currentTime.toFixed(2) + (d.error ? ": " + d.error.message : "") + (d.context && d.context.url ? " " + d.context.url.split("/stream/").pop() : "")); });
   hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => { window.levelSwitches.push(d.level); });
   hls.loadSource(${JSON.stringify(playlist)});
   hls.attachMedia(v);
