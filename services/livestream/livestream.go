@@ -42,6 +42,8 @@ type Config struct {
 	SegmentDuration time.Duration // SPACECAST_HLS_SEGMENT_DURATION: HLS target segment duration (2s)
 	LiveWindow      int           // SPACECAST_HLS_LIVE_WINDOW: segments in a live playlist (6)
 	MaxPublishers   int           // SPACECAST_RTMP_MAX_CONNECTIONS: RTMP connections per instance, 0 = no limit (1000)
+	Transcode       bool          // SPACECAST_LIVESTREAM_TRANSCODE: adaptive ladder with ffmpeg (false)
+	FFmpeg          string        // SPACECAST_LIVESTREAM_FFMPEG: the ffmpeg binary of the ladder ("ffmpeg")
 
 	// What an RTMP connection may hold before and after its publish is accepted (docs/operations.md, "RTMP limits").
 	RTMPHandshakeTimeout    time.Duration // SPACECAST_RTMP_HANDSHAKE_TIMEOUT: fixed, from accept (5s)
@@ -68,6 +70,8 @@ func LoadConfig(r *envconfig.Reader) Config {
 		SegmentDuration: r.Duration("SPACECAST_HLS_SEGMENT_DURATION", 2*time.Second),
 		LiveWindow:      r.Int("SPACECAST_HLS_LIVE_WINDOW", 6),
 		MaxPublishers:   r.Int("SPACECAST_RTMP_MAX_CONNECTIONS", 1000),
+		Transcode:       r.Bool("SPACECAST_LIVESTREAM_TRANSCODE", false),
+		FFmpeg:          r.String("SPACECAST_LIVESTREAM_FFMPEG", "ffmpeg"),
 
 		RTMPHandshakeTimeout:    r.Duration("SPACECAST_RTMP_HANDSHAKE_TIMEOUT", 5*time.Second),
 		RTMPPublishTimeout:      r.Duration("SPACECAST_RTMP_PUBLISH_TIMEOUT", 10*time.Second),
@@ -177,7 +181,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("livestream: %w", err)
 	}
-	in, err := ingest.New(ingest.Options{Sessions: sess, Media: st, Dir: cfg.RecordingsDir, Logger: log, Registerer: d.Registerer})
+	in, err := ingest.New(ingest.Options{Sessions: sess, Media: st, Dir: cfg.RecordingsDir, Logger: log, Registerer: d.Registerer,
+		Transcode: cfg.Transcode, FFmpeg: cfg.FFmpeg, SegmentDuration: cfg.SegmentDuration})
 	if err != nil {
 		return nil, fmt.Errorf("livestream: %w", err)
 	}

@@ -104,6 +104,10 @@ func TestMuxFields(t *testing.T) {
 	if d := data(res); st != 200 || d["latency_mode"] != "low" || d["low_latency"] != true || d["reduced_latency"] != false || d["meta"].(map[string]any)["title"] != "Other" {
 		t.Fatalf("patch = %d %v", st, res)
 	}
+	// The synthetic packets of publish carry no SPS/PPS, which LL-HLS's init section needs: back to standard.
+	if st, res := e.call(writerA, "PATCH", "/video/v1/live-streams/"+id, `{"latency_mode":"standard"}`); st != 200 {
+		t.Fatalf("patch = %d %v", st, res)
+	}
 	s := publish(t, e, ls["stream_key"].(string), time.Second, true)
 	if cur := e.stream(id); cur["active_ingest_protocol"] != "rtmp" {
 		t.Fatalf("active_ingest_protocol while connected: %v", cur["active_ingest_protocol"])
@@ -132,7 +136,7 @@ func TestUnimplementedFeaturesAreNamed(t *testing.T) {
 		{"POST", "", `{"use_slate_for_standard_latency":true}`, "reconnect slates"},
 		{"POST", "", `{"advanced_playback_policies":[{"policy":"drm"}]}`, "DRM"},
 		{"POST", "", `{"new_asset_settings":{"mp4_support":"standard"}}`, "new_asset_settings.mp4_support: Spacecast does not implement MP4"},
-		{"POST", "", `{"new_asset_settings":{"max_resolution_tier":"1080p"}}`, "resolution tiers"},
+		{"POST", "", `{"new_asset_settings":{"max_resolution_tier":"720p"}}`, "new_asset_settings.max_resolution_tier: want"},
 		{"POST", "", `{"new_asset_settings":{"colour":"red"}}`, "new_asset_settings.colour"},
 		{"POST", "", `{"new_asset_settings":{"playback_policy":"private"}}`, "new_asset_settings.playback_policy"},
 		{"POST", "", `{"reduced_latency":true,"latency_mode":"low"}`, "reduced_latency"},

@@ -6,6 +6,10 @@
 //
 //	go run ./cmd/rtmp-bench -n 50 -duration 60s -redis redis://127.0.0.1:6379/0
 //
+// -latency standard|reduced|low picks the streams' latency_mode (low: LL-HLS fMP4 parts),
+// -transcode turns the adaptive ladder on (its ffmpeg processes' CPU is counted with the
+// service's), -size the generated source (e.g. 1920x1080 for the 3-rung ladder).
+//
 // With -addr it publishes to an already running server (e.g. `spacecast dev`) instead, using
 // the stream keys given with -keys; only client-side figures are printed then.
 package main
@@ -60,10 +64,13 @@ func main() {
 		nginx    = flag.String("nginx", "/usr/sbin/nginx", "with -compare: nginx binary")
 		nginxMod = flag.String("nginx-module", "/usr/lib/nginx/modules/ngx_rtmp_module.so", "with -compare: nginx-rtmp module")
 		nginxAt  = flag.String("nginx-listen", "127.0.0.1:18510", "with -compare: nginx's RTMP listen address")
+		latency  = flag.String("latency", "standard", "latency_mode of the streams: standard, reduced or low")
+		ladder   = flag.Bool("transcode", false, "turn the adaptive ladder (ffmpeg rungs) on")
+		size     = flag.String("size", "1280x720", "size of the generated source (with -flv unset)")
 	)
 	flag.Parse()
 	if *serve {
-		if err := runServer(*listen, *dir, *redisURL, *kafka, *cpuprof, *segDur); err != nil {
+		if err := runServer(*listen, *dir, *redisURL, *kafka, *cpuprof, *segDur, *ladder); err != nil {
 			fmt.Fprintln(os.Stderr, "rtmp-bench -serve:", err)
 			os.Exit(1)
 		}
@@ -80,7 +87,7 @@ func main() {
 	defer stop()
 	if *compare {
 		co := compareOptions{levels: *levels, pairs: *pairs, nginx: *nginx, module: *nginxMod, nginxListen: *nginxAt}
-		o := options{duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL, keep: *keep, cpuprofile: *cpuprof}
+		o := options{duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL, keep: *keep, cpuprofile: *cpuprof, latency: *latency, size: *size}
 		if err := runCompare(ctx, o, co); err != nil {
 			fmt.Fprintln(os.Stderr, "rtmp-bench -compare:", err)
 			os.Exit(1)
@@ -88,7 +95,7 @@ func main() {
 		return
 	}
 	o := options{n: *n, duration: *duration, warmup: *warmup, flvPath: *flvPath, segDur: *segDur, redisURL: *redisURL,
-		addr: *addr, app: *app, keys: *keys, keep: *keep, cpuprofile: *cpuprof}
+		addr: *addr, app: *app, keys: *keys, keep: *keep, cpuprofile: *cpuprof, latency: *latency, transcode: *ladder, size: *size}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "rtmp-bench:", err)
 		os.Exit(1)
@@ -105,6 +112,9 @@ type options struct {
 	keep             bool
 	kafka            string // -serve -kafka for the child (empty: it embeds a broker)
 	cpuprofile       string // the child's CPU profile
+	latency          string
+	transcode        bool
+	size             string
 }
 
 // child is the service process.
@@ -120,7 +130,8 @@ func startChild(work string, o options) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-serve", "-dir", filepath.Join(work, "service"), "-segment", o.segDur.String(), "-redis", o.redisURL, "-kafka", o.kafka, "-cpuprofile", o.cpuprofile)
+	cmd := exec.Command(exe, "-serve", "-dir", filepath.Join(work, "service"), "-segment", o.segDur.String(), "-redis", o.redisURL,
+		"-kafka", o.kafka, "-cpuprofile", o.cpuprofile, "-transcode="+strconv.FormatBool(o.transcode))
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -295,7 +306,8 @@ func run(ctx context.Context, o options) error {
 		defer svc.cmd.Process.Kill() //nolint:errcheck
 		for range o.n {
 			var ls liveStream
-			if err := svc.api(http.MethodPost, "/video/v1/live-streams", `{"playback_policy":"public"}`, &ls); err != nil {
+			body := fmt.Sprintf(`{"playback_policy":"public","latency_mode":%q}`, o.latency)
+			if err := svc.api(http.MethodPost, "/video/v1/live-streams", body, &ls); err != nil {
 				return err
 			}
 			streams = append(streams, ls)
@@ -366,6 +378,7 @@ func run(ctx context.Context, o options) error {
 		if cpu0, err = procCPU(pid); err != nil {
 			return err
 		}
+		cpu0 += childrenCPU(pid)
 	}
 	dl.mu.Lock()
 	dl.measuring = true
@@ -384,6 +397,7 @@ func run(ctx context.Context, o options) error {
 		if cpu1, err = procCPU(pid); err != nil {
 			return err
 		}
+		cpu1 += childrenCPU(pid)
 		rss, hwm, _ = procMem(pid)
 	}
 	cancelPub()
@@ -402,7 +416,8 @@ func run(ctx context.Context, o options) error {
 		return nil
 	}
 	used := cpu1 - cpu0
-	fmt.Printf("service CPU: %.3f cores total, %.2f%% of one core per stream (%.1f ms CPU per stream-second)\n",
+	fmt.Printf("latency_mode %s, ladder %v\n", o.latency, o.transcode)
+	fmt.Printf("service CPU (with its ffmpeg children): %.3f cores total, %.2f%% of one core per stream (%.1f ms CPU per stream-second)\n",
 		used.Seconds()/wall.Seconds(), 100*used.Seconds()/wall.Seconds()/float64(o.n), 1000*used.Seconds()/wall.Seconds()/float64(o.n))
 	fmt.Printf("service memory: RSS %.1f MiB (peak %.1f MiB), %.2f MiB per stream\n",
 		float64(rss)/(1<<20), float64(hwm)/(1<<20), float64(rss)/(1<<20)/float64(o.n))
@@ -421,10 +436,13 @@ func run(ctx context.Context, o options) error {
 // prepareSource generates the FLV with ffmpeg unless -flv names one.
 func prepareSource(ctx context.Context, work string, o *options) error {
 	if o.flvPath == "" {
+		if o.size == "" {
+			o.size = "1280x720"
+		}
 		o.flvPath = filepath.Join(work, "source.flv")
-		fmt.Println("generating a 20 s 1280x720 30 fps ~3 Mbps H.264 + AAC FLV with ffmpeg ...")
+		fmt.Printf("generating a 20 s %s 30 fps ~3 Mbps H.264 + AAC FLV with ffmpeg ...\n", o.size)
 		cmd := exec.CommandContext(ctx, "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
-			"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+			"-f", "lavfi", "-i", "testsrc2=size="+o.size+":rate=30", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
 			"-c:v", "libx264", "-preset", "veryfast", "-b:v", "2850k", "-maxrate", "2850k", "-bufsize", "5700k",
 			"-g", "60", "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p",
 			"-c:a", "aac", "-b:a", "128k", "-ac", "2", "-t", "20", "-f", "flv", o.flvPath)
@@ -546,6 +564,30 @@ func isConfig(t flv.Tag) bool {
 		return len(t.Data) > 1 && t.Data[0]>>4 == flv.SoundAAC && t.Data[1] == 0
 	}
 	return false
+}
+
+// childrenCPU is the CPU time of pid's living child processes (the ladder's ffmpegs).
+func childrenCPU(pid int) time.Duration {
+	ents, _ := os.ReadDir("/proc")
+	var sum time.Duration
+	for _, e := range ents {
+		cp, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cp))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 2 && f[1] == strconv.Itoa(pid) {
+			if c, err := procCPU(cp); err == nil {
+				sum += c
+			}
+		}
+	}
+	return sum
 }
 
 // procCPU is the user+system CPU time of a process (Linux /proc).

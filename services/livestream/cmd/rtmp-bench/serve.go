@@ -50,7 +50,7 @@ func (noKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) { return
 // runServer serves until stdin closes. It prints "RTMP <addr>", "HTTP <addr>", "DIR <dir>".
 // With kafkaAddr set it publishes to that broker (rtmp-bench -serve-kafka in another process,
 // so that this process is the live stream service alone); otherwise it embeds one.
-func runServer(listen, dir, redisURL, kafkaAddr, cpuprofile string, segDur time.Duration) error {
+func runServer(listen, dir, redisURL, kafkaAddr, cpuprofile string, segDur time.Duration, transcode bool) error {
 	if dir == "" {
 		return errors.New("-dir is required")
 	}
@@ -116,7 +116,8 @@ func runServer(listen, dir, redisURL, kafkaAddr, cpuprofile string, segDur time.
 		return err
 	}
 	cfg := livestream.Config{RedisKeyPrefix: fmt.Sprintf("rtmp-bench-%d:", os.Getpid()), LockTTL: 10 * time.Second,
-		TimerTick: 250 * time.Millisecond, RecordingsDir: filepath.Join(dir, "recordings"), SegmentDuration: segDur, LiveWindow: 6}
+		TimerTick: 250 * time.Millisecond, RecordingsDir: filepath.Join(dir, "recordings"), SegmentDuration: segDur, LiveWindow: 6,
+		Transcode: transcode, FFmpeg: "ffmpeg"}
 	svc, err := livestream.New(ctx, cfg, livestream.Deps{Logger: log, DB: db, Publisher: prod, Auth: authn, Redis: rdb,
 		JWT: jwtv, RTMPListener: rtmpLn})
 	if err != nil {

@@ -34,7 +34,6 @@ var unsupportedAsset = map[string]string{
 	"input":                      "asset inputs (overlays, subtitles, audio tracks)",
 	"inputs":                     "asset inputs (overlays, subtitles, audio tracks)",
 	"master_access":              "master access (downloads of the master)",
-	"max_resolution_tier":        "resolution tiers (recordings keep the encoder's resolution)",
 	"mp4_support":                "MP4 renditions",
 	"static_renditions":          "static (MP4) renditions",
 	"normalize_audio":            "audio normalisation",
@@ -135,7 +134,7 @@ func readAssetSettings(raw json.RawMessage) (*store.AssetSettings, error) {
 	out := &store.AssetSettings{}
 	for k := range obj {
 		switch k {
-		case "playback_policy", "playback_policies", "meta", "passthrough", "test":
+		case "playback_policy", "playback_policies", "meta", "passthrough", "test", "max_resolution_tier":
 		default:
 			if _, ok := unsupportedAsset[k]; !ok {
 				return nil, httpapi.Invalid("new_asset_settings.%s: unknown field", k)
@@ -164,6 +163,13 @@ func readAssetSettings(raw json.RawMessage) (*store.AssetSettings, error) {
 		if err := json.Unmarshal(t, &out.Test); err != nil {
 			return nil, httpapi.Invalid("new_asset_settings.test: want a boolean")
 		}
+	}
+	if mt, ok := obj["max_resolution_tier"]; ok && !bytes.Equal(mt, []byte("null")) {
+		var s string
+		if err := json.Unmarshal(mt, &s); err != nil || (s != "1080p" && s != "1440p" && s != "2160p") {
+			return nil, httpapi.Invalid(`new_asset_settings.max_resolution_tier: want "1080p", "1440p" or "2160p", got %s`, compactRaw(mt))
+		}
+		out.MaxResolutionTier = s
 	}
 	if out.Meta, err = readMeta("new_asset_settings.meta", obj["meta"], true); err != nil {
 		return nil, err

@@ -429,6 +429,12 @@ func (s *Segmenter) writeMedia(p flv.Packet) ([]SegmentInfo, error) {
 		if err := s.openSegment(p.DTS); err != nil {
 			return done, err
 		}
+		if s.cfg.PartDuration > 0 {
+			// the hint of the new segment's first part, at once
+			if err := s.writeLive(); err != nil {
+				return done, err
+			}
+		}
 	}
 	return done, s.writeSample(p)
 }

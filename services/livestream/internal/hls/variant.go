@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
@@ -147,4 +148,57 @@ func Master(entries []MasterEntry) ([]byte, error) {
 		b.WriteString("\n" + e.URI + "\n")
 	}
 	return b.Bytes(), nil
+}
+
+// MeasureTS measures an MPEG-TS media playlist written by another program (ffmpeg's rungs):
+// the bit rates from its segments' sizes and EXTINF durations, the video codec from the SPS
+// of its first segment. Width, height and frame rate are left to the caller.
+func MeasureTS(dir, playlist string) (Variant, error) {
+	var v Variant
+	b, err := os.ReadFile(filepath.Join(dir, playlist))
+	if err != nil {
+		return v, err
+	}
+	var st variantStats
+	var first string
+	var dur time.Duration
+	for _, l := range strings.Split(string(b), "\n") {
+		l = strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "#EXTINF:"):
+			f, _ := strconv.ParseFloat(strings.TrimSuffix(strings.SplitN(strings.TrimPrefix(l, "#EXTINF:"), ",", 2)[0], ","), 64)
+			dur = time.Duration(f * float64(time.Second))
+		case l != "" && !strings.HasPrefix(l, "#"):
+			if strings.ContainsAny(l, "/\\") {
+				continue
+			}
+			fi, err := os.Stat(filepath.Join(dir, l))
+			if err != nil {
+				continue
+			}
+			if first == "" {
+				first = l
+			}
+			st.add(fi.Size(), 0, dur, false)
+		}
+	}
+	if first == "" {
+		return v, ErrNoVariant
+	}
+	v.Totals = st
+	if st.Seconds > 0 {
+		v.AverageBandwidth = int64(float64(st.Bytes*8) / st.Seconds)
+	}
+	v.Bandwidth = max(st.PeakBitRate, v.AverageBandwidth)
+	seg, err := os.ReadFile(filepath.Join(dir, first))
+	if err != nil {
+		return v, err
+	}
+	// The SPS NAL unit (type 7) after a start code; small enough to sit in one TS packet.
+	if i := bytes.Index(seg, []byte{0, 0, 1, 0x67}); i >= 0 && i+7 <= len(seg) {
+		v.Codecs = fmt.Sprintf("avc1.%02x%02x%02x", seg[i+4], seg[i+5], seg[i+6])
+	} else {
+		return v, errors.New("hls: no SPS in the first segment")
+	}
+	return v, nil
 }

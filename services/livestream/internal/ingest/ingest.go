@@ -22,6 +22,7 @@ import (
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
+	"github.com/spacecast/spacecast/services/livestream/internal/transcode"
 )
 
 // Sessions starts ingest sessions (a *session.Manager).
@@ -45,6 +46,11 @@ type Options struct {
 	Dir        string        // recordings: <Dir>/<asset id>/{live.m3u8,vod.m3u8,seg-N.ts}
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer // optional
+	// Transcode turns the adaptive ladder on (SPACECAST_LIVESTREAM_TRANSCODE): standard and
+	// reduced latency recordings get transcoded rungs below the source (internal/transcode).
+	Transcode       bool
+	FFmpeg          string        // ffmpeg binary for the ladder (default "ffmpeg")
+	SegmentDuration time.Duration // rung segment duration (default 2 s)
 }
 
 // Ingest is the rtmp.Handler of the live stream service.
@@ -66,6 +72,9 @@ func New(o Options) (*Ingest, error) {
 	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ingest: recordings directory: %w", err)
+	}
+	if o.SegmentDuration <= 0 {
+		o.SegmentDuration = 2 * time.Second
 	}
 	in := &Ingest{o: o, log: o.Logger,
 		segDelay: prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -118,6 +127,7 @@ func (in *Ingest) Publish(ctx context.Context, req rtmp.PublishRequest) (rtmp.St
 	}
 	s.sess = sess
 	s.log = in.log.With("live_stream_id", sess.Stream.ID, "asset_id", sess.Asset.ID)
+	s.ladder = in.o.Transcode && sess.Stream.LatencyMode != "low"
 	in.streams.Inc()
 	s.log.Info("publishing", "remote", req.RemoteAddr, "resumed", sess.Resumed)
 	return s, nil
@@ -142,6 +152,69 @@ type stream struct {
 	arrivals map[time.Duration]time.Time // video keyframe DTS → when it arrived (pruned per segment)
 
 	probe mediaProbe // only the connection's goroutine uses it
+
+	// the ladder (only the connection's goroutine uses these)
+	ladder           bool // wanted for this connection
+	tc               *transcode.Process
+	videoSH, audioSH *flv.Tag // the last sequence headers, for ffmpeg's start
+}
+
+// feedLadder passes tag on to the transcoder, starting it at the first video keyframe once the
+// source's size is known (its ladder depends on it).
+func (s *stream) feedLadder(tag flv.Tag) {
+	key := false
+	switch tag.Type {
+	case flv.TagVideo:
+		h, err := flv.ParseVideoHeader(tag.Data)
+		if err != nil {
+			return
+		}
+		if h.PacketType == flv.AVCSequenceHeader && h.FrameType != flv.FrameInfo {
+			t := tag
+			s.videoSH = &t
+		}
+		key = h.FrameType == flv.FrameKey && h.PacketType == flv.AVCNALU
+	case flv.TagAudio:
+		if h, err := flv.ParseAudioHeader(tag.Data); err == nil && h.PacketType == 0 {
+			t := tag
+			s.audioSH = &t
+		}
+	}
+	if s.tc == nil {
+		if !key || s.videoSH == nil {
+			return
+		}
+		s.ladder = false // one try per connection
+		vi, ok := s.demux.VideoCodecInfo()
+		if !ok {
+			return
+		}
+		tier := transcode.DefaultTier
+		if nas := s.sess.Stream.NewAssetSettings; nas != nil && nas.MaxResolutionTier != "" {
+			tier = nas.MaxResolutionTier
+		}
+		rungs, keep := transcode.Plan(vi.Width, vi.Height, tier)
+		if len(rungs) == 0 {
+			return
+		}
+		tc, err := transcode.Start(transcode.Options{FFmpeg: s.in.o.FFmpeg, Dir: s.in.AssetDir(s.sess.Asset.ID),
+			Ladder: transcode.Ladder{Rungs: rungs, KeepSource: keep}, SegmentDuration: s.in.o.SegmentDuration, Logger: s.log})
+		if err != nil {
+			s.log.Error("starting the ladder", "err", err)
+			return
+		}
+		s.log.Info("ladder started", "rungs", len(rungs), "source_height", vi.Height, "tier", tier)
+		s.tc = tc
+		s.ladder = true
+		for _, sh := range []*flv.Tag{s.videoSH, s.audioSH} {
+			if sh != nil {
+				t := *sh
+				t.Timestamp = tag.Timestamp
+				tc.WriteTag(t)
+			}
+		}
+	}
+	s.tc.WriteTag(tag)
 }
 
 // probeSpan is how much media the ingest watches before it describes the recording's media.
@@ -213,6 +286,9 @@ func (s *stream) WriteTag(tag flv.Tag) error {
 		}
 		return err
 	}
+	if s.ladder && (tag.Type == flv.TagVideo || tag.Type == flv.TagAudio) {
+		s.feedLadder(tag)
+	}
 	for _, p := range pkts {
 		if !s.probe.described {
 			if s.probe.add(p); s.probe.ready() {
@@ -253,6 +329,12 @@ func (s *stream) onSegment(si hls.SegmentInfo) {
 func (s *stream) Close(cause error) {
 	s.in.streams.Dec()
 	s.describe() // a connection shorter than probeSpan: what it had
+	if s.tc != nil {
+		// ffmpeg writes its last segments; the rungs' playlists stay open for a reconnect.
+		if err := s.tc.Close(10 * time.Second); err != nil {
+			s.log.Warn("ending the ladder", "err", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.sess.End(ctx); err != nil {

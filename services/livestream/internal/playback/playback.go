@@ -24,6 +24,7 @@ import (
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/services/livestream/internal/hls"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
+	"github.com/spacecast/spacecast/services/livestream/internal/transcode"
 )
 
 // Resolver finds what a playback id plays (a *store.Store).
@@ -56,6 +57,9 @@ var (
 	idPattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	segmentName  = regexp.MustCompile(`^(seg-[0-9]{1,9}(\.[0-9]{1,4})?\.(ts|m4s)|init-[0-9]{1,9}\.mp4)$`)
 	partName     = regexp.MustCompile(`^seg-[0-9]{1,9}\.[0-9]{1,4}\.m4s$`)
+	rungPlaylist = regexp.MustCompile(`^[0-9]{3,4}p\.m3u8$`)
+	rungName     = regexp.MustCompile(`^[0-9]{3,4}p$`)
+	tsName       = regexp.MustCompile(`^seg-[0-9]{1,9}\.ts$`)
 )
 
 // SourcePlaylist is the media playlist of the source rendition, under {base}/{playback_id}/.
@@ -68,6 +72,9 @@ func (s *Server) Register(e *echo.Echo) {
 	g.HEAD("/:file", s.playlist)
 	g.GET("/:pid/:seg", s.segment)
 	g.HEAD("/:pid/:seg", s.segment)
+	g.GET("/:pid/:rung/:seg", s.rungSegment)
+	g.HEAD("/:pid/:rung/:seg", s.rungSegment)
+	g.OPTIONS("/:pid/:rung/:seg", preflight)
 	g.OPTIONS("/:file", preflight)
 	g.OPTIONS("/:pid/:seg", preflight)
 }
@@ -157,7 +164,36 @@ func (s *Server) playlist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := hls.Master([]hls.MasterEntry{{Variant: v, URI: pid + "/" + SourcePlaylist + tokenSuffix(c, t)}})
+	dir := filepath.Join(s.Dir, t.AssetID)
+	ladder, err := transcode.ReadLadder(dir)
+	if err != nil {
+		return err
+	}
+	suffix := tokenSuffix(c, t)
+	var entries []hls.MasterEntry
+	if ladder.KeepSource {
+		entries = append(entries, hls.MasterEntry{Variant: v, URI: pid + "/" + SourcePlaylist + suffix})
+	}
+	for _, r := range ladder.Rungs {
+		rv, err := hls.MeasureTS(filepath.Join(dir, r.Name), transcode.Playlist)
+		if err != nil {
+			continue // no segment yet: listed once it has one
+		}
+		rv.Width, rv.Height, rv.FrameRate = r.Width, r.Height, v.FrameRate
+		if _, audio, ok := strings.Cut(v.Codecs, ","); ok { // audio is copied from the source
+			rv.Codecs += "," + audio
+		} else if strings.HasPrefix(v.Codecs, "mp4a") {
+			rv.Codecs += "," + v.Codecs
+		}
+		entries = append(entries, hls.MasterEntry{Variant: rv, URI: pid + "/" + r.Name + ".m3u8" + suffix})
+	}
+	if len(entries) == 0 { // a source over the tier whose rungs have no segment yet
+		if t.Live {
+			return httpapi.New(httpapi.ErrPrecondition, "the live stream has no segment yet")
+		}
+		return httpapi.NotFound("this asset has no recording")
+	}
+	body, err := hls.Master(entries)
 	if err != nil {
 		return err
 	}
@@ -226,7 +262,7 @@ func rewrite(body []byte, suffix string) []byte {
 
 func (s *Server) segment(c echo.Context) error {
 	pid, seg := c.Param("pid"), c.Param("seg")
-	if !idPattern.MatchString(pid) || (!segmentName.MatchString(seg) && seg != SourcePlaylist) {
+	if !idPattern.MatchString(pid) || (!segmentName.MatchString(seg) && seg != SourcePlaylist && !rungPlaylist.MatchString(seg)) {
 		return httpapi.NotFound("no such segment")
 	}
 	t, err := s.target(c, pid)
@@ -235,6 +271,9 @@ func (s *Server) segment(c echo.Context) error {
 	}
 	if seg == SourcePlaylist {
 		return s.media(c, pid, t)
+	}
+	if rung, ok := strings.CutSuffix(seg, ".m3u8"); ok {
+		return s.rungPlaylist(c, t, rung)
 	}
 	path := filepath.Join(s.Dir, t.AssetID, seg)
 	if t.Live && partName.MatchString(seg) {
@@ -264,6 +303,86 @@ func (s *Server) segment(c echo.Context) error {
 		h.Set("Content-Type", "video/mp4")
 	}
 	h.Set("Cache-Control", "public, max-age=86400") // a segment never changes once listed
+	http.ServeContent(c.Response(), c.Request(), seg, st.ModTime(), f)
+	return nil
+}
+
+// inLadder reports whether rung is one of the recording's rungs.
+func (s *Server) inLadder(t store.PlaybackTarget, rung string) bool {
+	l, err := transcode.ReadLadder(filepath.Join(s.Dir, t.AssetID))
+	if err != nil {
+		return false
+	}
+	for _, r := range l.Rungs {
+		if r.Name == rung {
+			return true
+		}
+	}
+	return false
+}
+
+// rungPlaylist serves a transcoded rung's media playlist ({pid}/720p.m3u8): ffmpeg's playlist
+// with its segments pointed at {pid}/720p/seg-N.ts, ended (EXT-X-ENDLIST) once the recording
+// is ready.
+func (s *Server) rungPlaylist(c echo.Context, t store.PlaybackTarget, rung string) error {
+	if !s.inLadder(t, rung) {
+		return httpapi.NotFound("no such rendition")
+	}
+	body, err := os.ReadFile(filepath.Join(s.Dir, t.AssetID, rung, transcode.Playlist))
+	if errors.Is(err, os.ErrNotExist) {
+		return httpapi.New(httpapi.ErrPrecondition, "this rendition has no segment yet")
+	}
+	if err != nil {
+		return err
+	}
+	suffix := tokenSuffix(c, t)
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	for sc.Scan() {
+		l := sc.Text()
+		if l != "" && !strings.HasPrefix(l, "#") {
+			l = rung + "/" + l + suffix
+		}
+		if l == "#EXT-X-ENDLIST" {
+			continue
+		}
+		out.WriteString(l + "\n")
+	}
+	if !t.Live && t.AssetStatus != store.AssetPreparing {
+		out.WriteString("#EXT-X-ENDLIST\n")
+	}
+	playlistCache(c, t)
+	return c.Blob(http.StatusOK, "application/vnd.apple.mpegurl", out.Bytes())
+}
+
+// rungSegment serves {pid}/720p/seg-N.ts.
+func (s *Server) rungSegment(c echo.Context) error {
+	pid, rung, seg := c.Param("pid"), c.Param("rung"), c.Param("seg")
+	if !idPattern.MatchString(pid) || !rungName.MatchString(rung) || !tsName.MatchString(seg) {
+		return httpapi.NotFound("no such segment")
+	}
+	t, err := s.target(c, pid)
+	if err != nil {
+		return err
+	}
+	if !s.inLadder(t, rung) {
+		return httpapi.NotFound("no such segment")
+	}
+	f, err := os.Open(filepath.Join(s.Dir, t.AssetID, rung, seg))
+	if errors.Is(err, os.ErrNotExist) {
+		return httpapi.NotFound("no such segment")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Content-Type", "video/mp2t")
+	h.Set("Cache-Control", "public, max-age=86400")
 	http.ServeContent(c.Response(), c.Request(), seg, st.ModTime(), f)
 	return nil
 }

@@ -21,6 +21,8 @@ type AssetSettings struct {
 	Passthrough      *string  `json:"passthrough,omitempty"`
 	Meta             *Meta    `json:"meta,omitempty"`
 	Test             bool     `json:"test,omitempty"`
+	// MaxResolutionTier caps the ladder ("1080p", "1440p", "2160p"; "" = 1080p).
+	MaxResolutionTier string `json:"max_resolution_tier,omitempty"`
 }
 
 // decodeAssetSettings reads a stored new_asset_settings column. Rows written before the
