@@ -26,6 +26,7 @@ import (
 	"github.com/spacecast/spacecast/services/livestream/internal/ingest"
 	"github.com/spacecast/spacecast/services/livestream/internal/playback"
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
+	"github.com/spacecast/spacecast/services/livestream/internal/rtmps"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
 )
@@ -38,6 +39,9 @@ type Config struct {
 	SweepInterval  time.Duration // SPACECAST_LIVESTREAM_SWEEP_INTERVAL: orphan sweep period (2s)
 
 	RTMPAddr        string        // SPACECAST_RTMP_ADDR: RTMP ingest listen address (":1935")
+	RTMPSAddr       string        // SPACECAST_LIVESTREAM_RTMPS_ADDR: RTMPS ingest listen address ("": no RTMPS)
+	RTMPSCertFile   string        // SPACECAST_LIVESTREAM_RTMPS_CERT_FILE: its certificate chain (PEM)
+	RTMPSKeyFile    string        // SPACECAST_LIVESTREAM_RTMPS_KEY_FILE: its private key (PEM)
 	RecordingsDir   string        // SPACECAST_RECORDINGS_DIR: segments and playlists, <dir>/<asset id>/ ("recordings")
 	SegmentDuration time.Duration // SPACECAST_HLS_SEGMENT_DURATION: HLS target segment duration (2s)
 	LiveWindow      int           // SPACECAST_HLS_LIVE_WINDOW: segments in a live playlist (6)
@@ -66,6 +70,9 @@ func LoadConfig(r *envconfig.Reader) Config {
 		SweepInterval:  r.Duration("SPACECAST_LIVESTREAM_SWEEP_INTERVAL", 2*time.Second),
 
 		RTMPAddr:        r.String("SPACECAST_RTMP_ADDR", ":1935"),
+		RTMPSAddr:       r.String("SPACECAST_LIVESTREAM_RTMPS_ADDR", ""),
+		RTMPSCertFile:   r.String("SPACECAST_LIVESTREAM_RTMPS_CERT_FILE", ""),
+		RTMPSKeyFile:    r.String("SPACECAST_LIVESTREAM_RTMPS_KEY_FILE", ""),
 		RecordingsDir:   r.String("SPACECAST_RECORDINGS_DIR", "recordings"),
 		SegmentDuration: r.Duration("SPACECAST_HLS_SEGMENT_DURATION", 2*time.Second),
 		LiveWindow:      r.Int("SPACECAST_HLS_LIVE_WINDOW", 6),
@@ -116,6 +123,9 @@ func LoadConfig(r *envconfig.Reader) Config {
 	if c.MaxPublishers < 0 {
 		r.Fail("SPACECAST_RTMP_MAX_CONNECTIONS", "want 0 (no limit) or more")
 	}
+	if c.RTMPSAddr != "" && (c.RTMPSCertFile == "" || c.RTMPSKeyFile == "") {
+		r.Fail("SPACECAST_LIVESTREAM_RTMPS_ADDR", "RTMPS needs SPACECAST_LIVESTREAM_RTMPS_CERT_FILE and SPACECAST_LIVESTREAM_RTMPS_KEY_FILE")
+	}
 	if c.RecordingsDir == "" {
 		r.Fail("SPACECAST_RECORDINGS_DIR", "want a directory")
 	}
@@ -142,7 +152,10 @@ type Deps struct {
 	// RTMPListener, if set, is used instead of listening on Config.RTMPAddr (tests pass
 	// 127.0.0.1:0).
 	RTMPListener net.Listener
-	Registerer   prometheus.Registerer // optional: ingest metrics
+	// RTMPSListener, if set, is the TCP listener of RTMPS (TLS with Config.RTMPSCertFile/KeyFile
+	// is added) instead of listening on Config.RTMPSAddr.
+	RTMPSListener net.Listener
+	Registerer    prometheus.Registerer // optional: ingest metrics
 }
 
 // Service is a running live stream service.
@@ -157,6 +170,7 @@ type Service struct {
 
 	rtmp     *rtmp.Server
 	rtmpLn   net.Listener
+	rtmpsLn  net.Listener // nil without RTMPS
 	playback *playback.Server
 	images   *images.Server
 }
@@ -203,15 +217,53 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 			return nil, fmt.Errorf("livestream: RTMP listen %s: %w", cfg.RTMPAddr, err)
 		}
 	}
+	rtmpsLn, err := listenRTMPS(cfg, d.RTMPSListener)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
 	img, err := images.New(images.Options{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir, Logger: log.With("component", "images"),
 		Workers: cfg.ImageWorkers, LivePlaylist: hls.LivePlaylist, VODPlaylist: hls.VODPlaylist})
 	if err != nil {
 		return nil, err
 	}
 	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess, images: img,
-		rtmp: srv, rtmpLn: ln,
+		rtmp: srv, rtmpLn: ln, rtmpsLn: rtmpsLn,
 		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir},
 		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in}}, nil
+}
+
+// listenRTMPS opens the RTMPS listener if it is configured (nil, nil if not).
+func listenRTMPS(cfg Config, tcp net.Listener) (net.Listener, error) {
+	if tcp == nil && cfg.RTMPSAddr == "" {
+		return nil, nil
+	}
+	if tcp == nil {
+		var err error
+		if tcp, err = net.Listen("tcp", cfg.RTMPSAddr); err != nil {
+			return nil, fmt.Errorf("livestream: RTMPS listen %s: %w", cfg.RTMPSAddr, err)
+		}
+	}
+	ln, err := rtmps.Listen(tcp, cfg.RTMPSCertFile, cfg.RTMPSKeyFile)
+	if err != nil {
+		tcp.Close()
+		return nil, fmt.Errorf("livestream: %w", err)
+	}
+	return ln, nil
+}
+
+// SelfSignedRTMPS makes (or reuses) a self-signed RTMPS certificate for hosts in dir, as dev
+// mode uses: the PEM files and the certificate's SHA-256.
+func SelfSignedRTMPS(dir string, hosts []string) (certFile, keyFile, fingerprint string, err error) {
+	return rtmps.SelfSigned(dir, hosts)
+}
+
+// RTMPSAddr is the address the RTMPS ingest listens on (nil without RTMPS).
+func (s *Service) RTMPSAddr() net.Addr {
+	if s.rtmpsLn == nil {
+		return nil
+	}
+	return s.rtmpsLn.Addr()
 }
 
 // RTMPAddr is the address the RTMP ingest listens on.
@@ -232,12 +284,17 @@ func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	parts := 3
+	errc := make(chan error, 4)
 	go func() { errc <- s.relay.Run(ctx) }()
 	go func() { errc <- s.sess.Run(ctx) }()
 	go func() { errc <- s.rtmp.Serve(ctx, s.rtmpLn) }()
+	if s.rtmpsLn != nil {
+		parts++
+		go func() { errc <- s.rtmp.Serve(ctx, s.rtmpsLn) }() // same server: one connection budget for both
+	}
 	var err error
-	for range 3 {
+	for range parts {
 		if e := <-errc; e != nil && err == nil {
 			err = e
 			cancel() // one part failing stops the others

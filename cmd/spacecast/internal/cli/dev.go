@@ -46,6 +46,7 @@ func newDevCmd() *cobra.Command {
 	f.StringVar(&o.KafkaAddr, "kafka-addr", envOr("SPACECAST_KAFKA_ADDR", "127.0.0.1:9092"), "embedded Kafka listen address (env SPACECAST_KAFKA_ADDR)")
 	f.IntVar(&o.SFUUDPPort, "sfu-udp-port", envInt("SPACECAST_SFU_UDP_PORT", 7882), "SFU ICE UDP port, one for all WebRTC traffic (0 = any free port; env SPACECAST_SFU_UDP_PORT)")
 	f.IntVar(&o.SFUTCPPort, "sfu-tcp-port", envInt("SPACECAST_SFU_TCP_PORT", 7881), "SFU ICE-TCP port (0 = any free port, -1 = off; env SPACECAST_SFU_TCP_PORT)")
+	f.StringVar(&o.RTMPSAddr, "rtmps-addr", envOr("SPACECAST_LIVESTREAM_RTMPS_ADDR", "127.0.0.1:1936"), "RTMPS ingest listen address with a self-signed certificate made in the data directory (env SPACECAST_LIVESTREAM_RTMPS_ADDR; empty: no RTMPS)")
 	f.StringVar(&o.RTMPAddr, "rtmp-addr", envOr("SPACECAST_RTMP_ADDR", "127.0.0.1:1935"), "RTMP ingest listen address (env SPACECAST_RTMP_ADDR; 0.0.0.0:1935 for encoders on other machines)")
 	f.BoolVar(&o.AccessLog, "access-log", envOr("SPACECAST_ACCESS_LOG", "true") == "true", "log every HTTP request (env SPACECAST_ACCESS_LOG)")
 	f.StringVar(&cpuprofile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")

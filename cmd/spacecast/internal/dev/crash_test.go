@@ -73,7 +73,7 @@ func (s *syncBuffer) String() string {
 func startDevChild(t *testing.T, dir, httpAddr, kafkaAddr, rtmpAddr string) *devChild {
 	t.Helper()
 	cmd := exec.Command(spacecastBinary(t), "dev", "--data-dir", dir, "--http-addr", httpAddr, "--kafka-addr", kafkaAddr,
-		"--rtmp-addr", rtmpAddr, "--sfu-udp-port", "0", "--sfu-tcp-port", "-1", "--access-log=false")
+		"--rtmp-addr", rtmpAddr, "--rtmps-addr=", "--sfu-udp-port", "0", "--sfu-tcp-port", "-1", "--access-log=false")
 	cmd.Env = append(os.Environ(), "SPACECAST_BOOTSTRAP_TOKEN_ID=e2e-admin", "SPACECAST_BOOTSTRAP_TOKEN_SECRET=e2e-admin-secret-123")
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

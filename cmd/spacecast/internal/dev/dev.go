@@ -42,7 +42,10 @@ type Options struct {
 	SFUUDPPort int
 	SFUTCPPort int
 	// RTMPAddr is the RTMP ingest address (default :1935).
-	RTMPAddr  string
+	RTMPAddr string
+	// RTMPSAddr is the RTMPS ingest address ("": no RTMPS); its certificate is a self-signed
+	// one made in DataDir and printed.
+	RTMPSAddr string
 	AccessLog bool
 	Logger    *slog.Logger
 	Out       io.Writer // where the start-up banner goes
@@ -203,6 +206,19 @@ func Run(ctx context.Context, o Options) error {
 	if o.RTMPAddr != "" {
 		lsCfg.RTMPAddr = o.RTMPAddr
 	}
+	rtmpsFingerprint := ""
+	if o.RTMPSAddr != "" {
+		host, _, _ := net.SplitHostPort(o.RTMPSAddr)
+		hosts := []string{"localhost", "127.0.0.1", "::1"}
+		if host != "" && host != "0.0.0.0" && host != "::" {
+			hosts = append(hosts, host)
+		}
+		cert, key, fp, err := livestream.SelfSignedRTMPS(o.DataDir, hosts)
+		if err != nil {
+			return fmt.Errorf("dev: RTMPS certificate: %w", err)
+		}
+		lsCfg.RTMPSAddr, lsCfg.RTMPSCertFile, lsCfg.RTMPSKeyFile, rtmpsFingerprint = o.RTMPSAddr, cert, key, fp
+	}
 	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv,
 		Registerer: metrics})
 	if err != nil {
@@ -235,6 +251,10 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "  Spaces demo: http://%s/demo/spaces (SFU ICE on udp/%d, tcp/%d)\n", publicHost(ln.Addr().String()), sfuSvc.UDPPort(), sfuSvc.TCPPort())
 	fmt.Fprintf(o.Out, "  RTMP ingest: rtmp://%s/app/{stream_key}\n  HLS:         http://%s/stream/{playback_id}.m3u8\n",
 		publicHost(lsSvc.RTMPAddr().String()), publicHost(ln.Addr().String()))
+	if a := lsSvc.RTMPSAddr(); a != nil {
+		fmt.Fprintf(o.Out, "  RTMPS:       rtmps://%s/app/{stream_key} (self-signed %s, SHA-256 %s)\n",
+			publicHost(a.String()), lsCfg.RTMPSCertFile, rtmpsFingerprint)
+	}
 	fmt.Fprintf(o.Out, "  Images:      http://%s/image/{playback_id}/thumbnail.jpg\n\n", publicHost(ln.Addr().String()))
 
 	ctx, cancel := context.WithCancel(ctx)

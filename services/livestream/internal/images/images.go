@@ -234,6 +234,11 @@ func (s *Server) Make(ctx context.Context, t store.PlaybackTarget, r Request) ([
 		return b, true, nil
 	}
 	img, err := s.run(ctx, dir, segs, offset, dur, r)
+	if errors.Is(err, errNoFrame) && offset > 0 && r.Kind == Thumbnail {
+		// The time fell after the segment's last frame started (playlist durations are rounded
+		// to milliseconds): that last frame is the one shown then.
+		img, err = s.run(ctx, dir, segs, max(0, offset-0.5), dur, r)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -301,6 +306,8 @@ func writeCache(p string, b []byte) error {
 	return os.Rename(tmp.Name(), p)
 }
 
+var errNoFrame = errors.New("images: ffmpeg made no image")
+
 // run makes the image with ffmpeg, reading the segments from the recording directory.
 func (s *Server) run(ctx context.Context, dir string, segs timeline, offset, dur float64, r Request) ([]byte, error) {
 	var parts []string
@@ -350,7 +357,7 @@ func (s *Server) run(ctx context.Context, dir string, segs timeline, offset, dur
 		return nil, fmt.Errorf("images: ffmpeg: %w: %s", err, bytes.TrimSpace(stderr.Bytes()))
 	}
 	if out.Len() == 0 {
-		return nil, fmt.Errorf("images: ffmpeg made no image: %s", bytes.TrimSpace(stderr.Bytes()))
+		return nil, fmt.Errorf("%w: %s", errNoFrame, bytes.TrimSpace(stderr.Bytes()))
 	}
 	return out.Bytes(), nil
 }

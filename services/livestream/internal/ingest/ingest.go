@@ -114,7 +114,11 @@ func statusFor(err error) (*rtmp.StatusError, string) {
 // Publish implements rtmp.Handler.
 func (in *Ingest) Publish(ctx context.Context, req rtmp.PublishRequest) (rtmp.Stream, error) {
 	s := &stream{in: in, demux: flv.NewDemuxer(), arrivals: map[time.Duration]time.Time{}}
-	sess, err := in.o.Sessions.Begin(ctx, req.StreamKey, session.Publisher{Kick: req.Close, OnSegment: s.onSegment})
+	proto := store.IngestRTMP
+	if req.TLS {
+		proto = store.IngestRTMPS
+	}
+	sess, err := in.o.Sessions.Begin(ctx, req.StreamKey, session.Publisher{Kick: req.Close, OnSegment: s.onSegment, Protocol: proto})
 	if err != nil {
 		st, reason := statusFor(err)
 		in.refused.WithLabelValues(reason).Inc()

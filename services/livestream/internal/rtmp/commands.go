@@ -1,6 +1,7 @@
 package rtmp
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -194,6 +195,7 @@ func (c *conn) onPublish(streamID uint32, pubName, pubType string) error {
 		PublishType: pubType,
 		Close:       c.close,
 	}
+	_, req.TLS = c.nc.(*tls.Conn)
 	st, err := c.s.cfg.Handler.Publish(c.ctx, req)
 	if err == nil && st == nil {
 		err = errors.New("publish not accepted")
@@ -229,7 +231,10 @@ func (c *conn) refuse() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
-	if tc, ok := c.nc.(*net.TCPConn); ok {
+	if tc, ok := c.nc.(interface {
+		net.Conn
+		CloseWrite() error
+	}); ok { // *net.TCPConn, *tls.Conn (RTMPS: close_notify)
 		_ = tc.CloseWrite()
 		_ = tc.SetReadDeadline(time.Now().Add(2 * time.Second))
 		_, _ = io.Copy(io.Discard, io.LimitReader(tc, 1<<20))

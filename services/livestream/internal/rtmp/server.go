@@ -96,6 +96,7 @@ type PublishRequest struct {
 	RemoteAddr  string // peer "ip:port"
 	PublishName string // the publish name as sent
 	PublishType string // "live" (default), "record" or "append" as sent
+	TLS         bool   // the connection is RTMPS (a *tls.Conn from the listener)
 	// Close closes the connection; safe from any goroutine and any number of times. The Stream
 	// then gets Close(ErrKicked).
 	Close func()

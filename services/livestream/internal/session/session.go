@@ -139,6 +139,9 @@ type Publisher struct {
 	Kick func()
 	// OnSegment is called after each segment is listed (from the writer's goroutine). Optional.
 	OnSegment func(hls.SegmentInfo)
+	// Protocol is the ingest protocol, "rtmp" or "rtmps" (the live stream's
+	// active_ingest_protocol); "" is "rtmp".
+	Protocol string
 }
 
 // Begin starts a session for key: it takes the stream's lease, settles what a previous
@@ -194,7 +197,7 @@ func (m *Manager) begin(ctx context.Context, id, token string, prev time.Time, p
 	if _, err := m.settle(ctx, id, prev, true); err != nil {
 		return nil, err
 	}
-	ls, asset, resumed, err := m.o.Store.Connect(ctx, id)
+	ls, asset, resumed, err := m.o.Store.Connect(ctx, id, p.Protocol)
 	if err != nil {
 		return nil, err
 	}

@@ -128,7 +128,7 @@ func (ls LiveStream) Event() LiveStreamEvent {
 		e.RecentAssetIDs = []string{}
 	}
 	if ls.Connected {
-		e.ActiveIngestProtocol = "rtmp"
+		e.ActiveIngestProtocol = ls.IngestProtocol
 	}
 	return e
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/idgen"
@@ -16,7 +17,13 @@ import (
 // Connect records an encoder connection: it continues the stream's active asset (a reconnect
 // inside reconnect_window, resumed = true) or starts a new one (asset.created), and emits
 // livestream.connected. A disabled stream gives ErrDisabled.
-func (s *Store) Connect(ctx context.Context, id string) (ls LiveStream, asset Asset, resumed bool, err error) {
+func (s *Store) Connect(ctx context.Context, id, protocol string) (ls LiveStream, asset Asset, resumed bool, err error) {
+	if protocol == "" {
+		protocol = IngestRTMP
+	}
+	if protocol != IngestRTMP && protocol != IngestRTMPS {
+		return ls, asset, false, fmt.Errorf("store: unknown ingest protocol %q", protocol)
+	}
 	err = s.db.InTx(ctx, func(tx *sql.Tx) error {
 		cur, err := getLS(ctx, tx, "", id)
 		if err != nil {
@@ -69,6 +76,9 @@ func (s *Store) Connect(ctx context.Context, id string) (ls LiveStream, asset As
 			if asset, err = getAsset(ctx, tx, "", aid); err != nil {
 				return err
 			}
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET ingest_protocol = $1 WHERE id = $2`, protocol, id); err != nil {
+			return err
 		}
 		if ls, err = getLS(ctx, tx, "", id); err != nil {
 			return err

@@ -31,6 +31,12 @@ const (
 	StatusDisabled = "disabled"
 )
 
+// Ingest protocols (active_ingest_protocol).
+const (
+	IngestRTMP  = "rtmp"
+	IngestRTMPS = "rtmps"
+)
+
 // Asset statuses.
 const (
 	AssetPreparing = "preparing"
@@ -66,7 +72,8 @@ type LiveStream struct {
 	NewAssetSettings      *AssetSettings
 	RecentAssetIDs        []string
 	ActiveAssetID         *string
-	Connected             bool // an encoder is connected to the active recording
+	Connected             bool   // an encoder is connected to the active recording
+	IngestProtocol        string // while Connected: IngestRTMP or IngestRTMPS
 	Test                  bool
 	AudioOnly             bool
 	Meta                  *Meta
@@ -142,7 +149,7 @@ type querier interface {
 }
 
 const lsCols = `id, environment_id, stream_key, status, reconnect_window, latency_mode, max_continuous_duration,
-	passthrough, new_asset_settings, test, active_asset_id, created_ns, disconnected_ns, audio_only, meta`
+	passthrough, new_asset_settings, test, active_asset_id, created_ns, disconnected_ns, audio_only, meta, ingest_protocol`
 
 func unixSeconds(ns int64) string { return strconv.FormatInt(ns/int64(time.Second), 10) }
 
@@ -151,8 +158,9 @@ func scanLS(sc interface{ Scan(...any) error }) (LiveStream, error) {
 	var pt, nas, active, meta sql.NullString
 	var rw, mcd, ns int64
 	var disc sql.NullInt64
+	var proto sql.NullString
 	if err := sc.Scan(&ls.ID, &ls.EnvironmentID, &ls.StreamKey, &ls.Status, &rw, &ls.LatencyMode, &mcd,
-		&pt, &nas, &ls.Test, &active, &ns, &disc, &ls.AudioOnly, &meta); err != nil {
+		&pt, &nas, &ls.Test, &active, &ns, &disc, &ls.AudioOnly, &meta, &proto); err != nil {
 		return LiveStream{}, err
 	}
 	ls.ReconnectWindow, ls.MaxContinuousDuration = int(rw), int(mcd)
@@ -165,6 +173,12 @@ func scanLS(sc interface{ Scan(...any) error }) (LiveStream, error) {
 	if active.Valid {
 		ls.ActiveAssetID = &active.String
 		ls.Connected = !disc.Valid
+		if ls.Connected {
+			ls.IngestProtocol = IngestRTMP
+			if proto.Valid && proto.String != "" {
+				ls.IngestProtocol = proto.String
+			}
+		}
 	}
 	if meta.Valid {
 		ls.Meta = decodeMeta(meta.String)
