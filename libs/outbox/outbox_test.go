@@ -222,6 +222,55 @@ func TestOutbox(t *testing.T) {
 				}
 			})
 
+			t.Run("AddAllKeepsOrderAndRollsBackWithItsTransaction", func(t *testing.T) {
+				db := openDB(t, b)
+				ctx := context.Background()
+				batch := func(subject string, from, n int) []events.Envelope {
+					var out []events.Envelope
+					for i := from; i < from+n; i++ {
+						ev, err := events.New("spacecast/test", "thing.happened", subject, "env1", map[string]int{"n": i})
+						if err != nil {
+							t.Fatal(err)
+						}
+						out = append(out, ev)
+					}
+					return out
+				}
+				if err := db.InTx(ctx, func(tx *sql.Tx) error {
+					if err := outbox.AddAll(ctx, tx, topic, batch("a", 0, 3)); err != nil {
+						return err
+					}
+					return errors.New("state change failed")
+				}); err == nil {
+					t.Fatal("want the transaction's error")
+				}
+				if n := pending(t, db); n != 0 {
+					t.Fatalf("%d rows pending after a rollback", n)
+				}
+				if err := db.InTx(ctx, func(tx *sql.Tx) error {
+					if err := outbox.AddAll(ctx, tx, topic, nil); err != nil {
+						return err
+					}
+					return outbox.AddAll(ctx, tx, topic, append(batch("a", 0, 250), batch("b", 0, 2)...)) // more than one INSERT
+				}); err != nil {
+					t.Fatal(err)
+				}
+				pub := &recorder{}
+				r, _ := outbox.NewRelay(outbox.RelayConfig{DB: db, Publisher: pub})
+				for published := 0; published < 252; {
+					n, err := r.Flush(ctx)
+					if err != nil || n == 0 {
+						t.Fatalf("flush = %d, %v after %d; want 252 in all", n, err, published)
+					}
+					published += n
+				}
+				got := decodeAll(t, pub.got)
+				checkSequences(t, got, map[string]int{"a": 250, "b": 2})
+				if len(pub.got) != 252 || string(pub.got[0].Key) != "a" || string(pub.got[251].Key) != "b" {
+					t.Fatalf("%d published, keys %q ... %q, want the subjects in insertion order", len(pub.got), pub.got[0].Key, pub.got[len(pub.got)-1].Key)
+				}
+			})
+
 			t.Run("CommittedRowsSurviveACrashAndANewRelayPublishesThem", func(t *testing.T) {
 				dsn := testenv.DSN(t, b)
 				// Process 1 commits state + events and dies before any relay ran.

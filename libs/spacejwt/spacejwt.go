@@ -28,6 +28,9 @@ import (
 const (
 	AudienceRT       = "rt"
 	AudiencePlayback = "v"
+	// Images of a signed playback id (Mux's audiences): thumbnails and animated GIF/WebP.
+	AudienceThumbnail = "t"
+	AudienceAnimated  = "g"
 )
 
 // Roles.

@@ -113,5 +113,35 @@ func (q *Queue) Done(ctx context.Context, member string) error {
 	return q.rdb.ZRem(ctx, q.key, member).Err()
 }
 
+// DoneAll is Done for every member of done and Schedule for every timer of again, in one
+// round trip (for up to 1,000 of each): the end of a batch of attempts.
+func (q *Queue) DoneAll(ctx context.Context, done []string, again ...Timer) error {
+	if len(done) == 0 && len(again) == 0 {
+		return nil
+	}
+	const chunk = 1000
+	pipe := q.rdb.Pipeline()
+	for rest := done; len(rest) > 0; {
+		n := min(chunk, len(rest))
+		ms := make([]any, n)
+		for i, m := range rest[:n] {
+			ms[i] = m
+		}
+		pipe.ZRem(ctx, q.key, ms...)
+		rest = rest[n:]
+	}
+	for rest := again; len(rest) > 0; {
+		n := min(chunk, len(rest))
+		zs := make([]redis.Z, n)
+		for i, t := range rest[:n] {
+			zs[i] = redis.Z{Score: float64(t.Due.UnixMilli()), Member: t.Member}
+		}
+		pipe.ZAdd(ctx, q.key, zs...)
+		rest = rest[n:]
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
 // Len returns how many timers are pending (claimed or not).
 func (q *Queue) Len(ctx context.Context) (int64, error) { return q.rdb.ZCard(ctx, q.key).Result() }

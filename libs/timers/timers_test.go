@@ -293,3 +293,35 @@ func TestScheduleAllIfAbsent(t *testing.T) {
 		t.Fatalf("new timer due %v (%v, %v)", d, ok, err)
 	}
 }
+
+func TestDoneAllRemovesAndReschedules(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	q, err := timers.New(rdb, prefix+"doneall")
+	must(t, err)
+	base := time.UnixMilli(time.Now().UnixMilli())
+	var ts []timers.Timer
+	var done []string
+	for i := range 2500 { // more than one chunk of each
+		ts = append(ts, timers.Timer{Member: fmt.Sprintf("m-%d", i), Due: base})
+		if i < 1200 {
+			done = append(done, fmt.Sprintf("m-%d", i))
+		}
+	}
+	must(t, q.ScheduleAll(ctx, ts...))
+	var again []timers.Timer
+	for i := 1200; i < 2500; i++ {
+		again = append(again, timers.Timer{Member: fmt.Sprintf("m-%d", i), Due: base.Add(time.Minute)})
+	}
+	must(t, q.DoneAll(ctx, append(done, "never-scheduled"), again...))
+	if n, err := q.Len(ctx); err != nil || n != 1300 {
+		t.Fatalf("Len = %d, %v; want 1300", n, err)
+	}
+	if _, ok, err := q.Due(ctx, "m-1199"); err != nil || ok {
+		t.Fatalf("m-1199 still scheduled (%v)", err)
+	}
+	if d, ok, err := q.Due(ctx, "m-2499"); err != nil || !ok || !d.Equal(base.Add(time.Minute)) {
+		t.Fatalf("m-2499 due %v (%v, %v); want moved a minute on", d, ok, err)
+	}
+	must(t, q.DoneAll(ctx, nil)) // nothing to do
+}

@@ -46,10 +46,15 @@ type encoder struct {
 // second) and a 440 Hz AAC tone to url, for at most maxDur.
 func publishFFmpeg(t *testing.T, url string, maxDur time.Duration, extra ...string) *encoder {
 	t.Helper()
-	args := []string{"-hide_banner", "-nostdin", "-loglevel", "warning", "-re",
-		"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+	return publishFFmpegInput(t, url, []string{"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
-		"-t", strconv.Itoa(int(maxDur.Seconds()))}
+		"-t", strconv.Itoa(int(maxDur.Seconds()))}, extra...)
+}
+
+// publishFFmpegInput is publishFFmpeg with other inputs.
+func publishFFmpegInput(t *testing.T, url string, inputs []string, extra ...string) *encoder {
+	t.Helper()
+	args := append([]string{"-hide_banner", "-nostdin", "-loglevel", "warning", "-re"}, inputs...)
 	if len(extra) > 0 {
 		args = append(args, extra...)
 	} else {
@@ -206,7 +211,7 @@ func TestFFmpegLiveToVOD(t *testing.T) {
 	time.Sleep(time.Second)
 	enc = publishFFmpeg(t, e.rtmpURL(key), time.Minute)
 	testenv.Eventually(t, 15*time.Second, func() bool {
-		_, b, _ := e.get("/stream/" + pub + ".m3u8")
+		_, b, _ := e.get("/stream/" + pub + "/source.m3u8")
 		return bytes.Contains(b, []byte("#EXT-X-DISCONTINUITY\n"))
 	}, "no discontinuity after the reconnect")
 	if cur := e.stream(id); cur["status"] != "active" || cur["active_asset_id"] != assetID {
@@ -224,7 +229,7 @@ func TestFFmpegLiveToVOD(t *testing.T) {
 		t.Fatalf("asset after the window %v", as)
 	}
 	apid := as["playback_ids"].([]any)[0].(map[string]any)["id"].(string)
-	_, vod, _ := e.get("/stream/" + apid + ".m3u8")
+	_, vod, _ := e.get("/stream/" + apid + "/source.m3u8")
 	for _, want := range []string{"#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-DISCONTINUITY", "#EXT-X-ENDLIST"} {
 		if !bytes.Contains(vod, []byte(want)) {
 			t.Fatalf("VOD playlist lacks %s:\n%s", want, vod)

@@ -21,6 +21,8 @@ import (
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/livestream/internal/api"
+	"github.com/spacecast/spacecast/services/livestream/internal/hls"
+	"github.com/spacecast/spacecast/services/livestream/internal/images"
 	"github.com/spacecast/spacecast/services/livestream/internal/ingest"
 	"github.com/spacecast/spacecast/services/livestream/internal/playback"
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
@@ -49,6 +51,8 @@ type Config struct {
 	RTMPPrePublishBufferKB  int           // SPACECAST_RTMP_PREPUBLISH_BUFFER_KB: buffered before publish (256)
 	RTMPMaxMessageMB        int           // SPACECAST_RTMP_MAX_MESSAGE_MB: largest message after publish (8)
 	RTMPMemoryBudgetMB      int           // SPACECAST_RTMP_MEMORY_BUDGET_MB: partial messages of all connections (256)
+
+	ImageWorkers int // SPACECAST_IMAGE_WORKERS: ffmpeg processes making thumbnails/animations at once (2)
 }
 
 // LoadConfig reads the settings.
@@ -72,6 +76,11 @@ func LoadConfig(r *envconfig.Reader) Config {
 		RTMPPrePublishBufferKB:  r.Int("SPACECAST_RTMP_PREPUBLISH_BUFFER_KB", 256),
 		RTMPMaxMessageMB:        r.Int("SPACECAST_RTMP_MAX_MESSAGE_MB", 8),
 		RTMPMemoryBudgetMB:      r.Int("SPACECAST_RTMP_MEMORY_BUDGET_MB", 256),
+
+		ImageWorkers: r.Int("SPACECAST_IMAGE_WORKERS", 2),
+	}
+	if c.ImageWorkers < 1 || c.ImageWorkers > 64 {
+		r.Fail("SPACECAST_IMAGE_WORKERS", "want 1..64")
 	}
 	if c.SegmentDuration < 500*time.Millisecond || c.SegmentDuration > 30*time.Second {
 		r.Fail("SPACECAST_HLS_SEGMENT_DURATION", "want between 500ms and 30s")
@@ -145,6 +154,7 @@ type Service struct {
 	rtmp     *rtmp.Server
 	rtmpLn   net.Listener
 	playback *playback.Server
+	images   *images.Server
 }
 
 // New migrates the database and builds the service.
@@ -188,7 +198,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 			return nil, fmt.Errorf("livestream: RTMP listen %s: %w", cfg.RTMPAddr, err)
 		}
 	}
-	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess,
+	img, err := images.New(images.Options{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir, Logger: log.With("component", "images"),
+		Workers: cfg.ImageWorkers, LivePlaylist: hls.LivePlaylist, VODPlaylist: hls.VODPlaylist})
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess, images: img,
 		rtmp: srv, rtmpLn: ln,
 		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir},
 		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in}}, nil
@@ -201,6 +216,7 @@ func (s *Service) RTMPAddr() net.Addr { return s.rtmpLn.Addr() }
 func (s *Service) Register(e *echo.Echo) {
 	s.api.Register(e, s.authn)
 	s.playback.Register(e)
+	s.images.Register(e)
 }
 
 // Ping checks the database (readiness).

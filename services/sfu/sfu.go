@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/spacecast/spacecast/libs/envconfig"
@@ -34,7 +36,8 @@ import (
 
 // Paths served by Register.
 const (
-	SignalPath = rtcproto.Path // the signaling WebSocket
+	SignalPath = rtcproto.Path     // the signaling WebSocket
+	SpacesPath = server.SpacesPath // the Mux Spaces signaling WebSocket (MUX_SPACES_BACKEND_URL = ws(s)://host/spaces)
 	SDKPath    = "/sdk/spacecast-rtc.js"
 	DemoPath   = "/demo/spaces"
 )
@@ -56,6 +59,9 @@ type Config struct {
 	KeyCheckInterval  time.Duration // SPACECAST_SFU_KEY_CHECK_INTERVAL (2s): participants of deleted signing keys are disconnected
 	MaxTokenLifetime  time.Duration // SPACECAST_SFU_MAX_TOKEN_LIFETIME (720h): longest exp - iat of a space JWT (give it to the verifier)
 	ConsumerGroup     string        // SPACECAST_SFU_CONSUMER_GROUP ("sfu"): reads space.deleted
+	ReconnectWindow   time.Duration // SPACECAST_SFU_RECONNECT_WINDOW (10s): a dropped connection may resume with reconnect_id, unseen by others
+	MaxParticipants   int           // SPACECAST_SFU_MAX_PARTICIPANTS (0 = no limit): per space and node
+	Simulcast         bool          // SPACECAST_SFU_SIMULCAST (true): camera publishers send three layers, each subscriber gets one
 }
 
 // LoadConfig reads the settings.
@@ -76,6 +82,15 @@ func LoadConfig(r *envconfig.Reader) Config {
 		KeyCheckInterval:  r.Duration("SPACECAST_SFU_KEY_CHECK_INTERVAL", 2*time.Second),
 		MaxTokenLifetime:  r.Duration("SPACECAST_SFU_MAX_TOKEN_LIFETIME", spacejwt.DefaultMaxLifetime),
 		ConsumerGroup:     r.String("SPACECAST_SFU_CONSUMER_GROUP", "sfu"),
+		ReconnectWindow:   r.Duration("SPACECAST_SFU_RECONNECT_WINDOW", 10*time.Second),
+		MaxParticipants:   r.Int("SPACECAST_SFU_MAX_PARTICIPANTS", 0),
+		Simulcast:         r.Bool("SPACECAST_SFU_SIMULCAST", true),
+	}
+	if c.ReconnectWindow < 0 {
+		r.Fail("SPACECAST_SFU_RECONNECT_WINDOW", "must not be negative")
+	}
+	if c.MaxParticipants < 0 {
+		r.Fail("SPACECAST_SFU_MAX_PARTICIPANTS", "must not be negative")
 	}
 	if c.UDPPort < 0 || c.UDPPort > 65535 {
 		r.Fail("SPACECAST_SFU_UDP_PORT", "want 0..65535")
@@ -150,6 +165,9 @@ type Deps struct {
 	// node died together with Redis, or events were lost) are announced with space.vacated.
 	// Without it there is no reconciliation.
 	ActiveSpaces ActiveSpaceLister
+	// Metrics receives the SFU's counters (participants, tracks, forwarded packets...); nil:
+	// not exported.
+	Metrics prometheus.Registerer
 }
 
 // Service is a running SFU node.
@@ -188,6 +206,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if cfg.ConsumerGroup == "" {
 		cfg.ConsumerGroup = "sfu"
 	}
+	if cfg.ReconnectWindow == 0 {
+		cfg.ReconnectWindow = 10 * time.Second
+	}
 	log := d.Logger.With("service", "sfu", "node_id", cfg.NodeID)
 	if d.ActiveSpaces == nil {
 		log.Warn("no active-space lister: space status is not reconciled after a crash that lost Redis")
@@ -219,7 +240,8 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	srv := server.New(server.Config{NodeID: cfg.NodeID, PublicURL: cfg.PublicURL, ICEServers: ice,
 		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval,
-		ReconcileInterval: cfg.ReconcileInterval, KeyCheckInterval: cfg.KeyCheckInterval},
+		ReconcileInterval: cfg.ReconcileInterval, KeyCheckInterval: cfg.KeyCheckInterval,
+		ReconnectWindow: cfg.ReconnectWindow, MaxParticipants: cfg.MaxParticipants, Simulcast: cfg.Simulcast, Registerer: d.Metrics},
 		log, reg, engine, d.JWT, d.Spaces, d.ActiveSpaces, d.DB, relay)
 	if err := srv.CleanupOwn(ctx); err != nil {
 		engine.Close()
@@ -245,6 +267,7 @@ func (s *Service) TCPPort() int { return s.engine.TCPPort() }
 // Register mounts the signaling WebSocket, the browser SDK and the demo page.
 func (s *Service) Register(e *echo.Echo) {
 	e.GET(SignalPath, echo.WrapHandler(s.srv))
+	e.GET(SpacesPath, echo.WrapHandler(http.HandlerFunc(s.srv.ServeSpaces)))
 	e.GET(SDKPath, echo.WrapHandler(web.SDK()))
 	e.GET(DemoPath, echo.WrapHandler(web.Demo()))
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -163,6 +164,13 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A delivery's first attempt is made from the row the dispatcher just wrote, for as long
+	// as no retry of it can have come due (the shortest retry delay, less its jitter).
+	sched := cfg.Schedule
+	if len(sched) == 0 {
+		sched = deliver.DefaultSchedule
+	}
+	st.KeepFresh(max(100*time.Millisecond, slices.Min(sched)*8/10))
 	// The lease outlives the HTTP timeout so an attempt in flight is never handed out twice.
 	worker := deliver.NewWorker(deliver.WorkerConfig{Store: st, Queue: queue, Sender: deliver.NewSender(guard, cfg.Timeout), Relay: relay,
 		Log: log, Schedule: cfg.Schedule, PerEndpoint: cfg.PerEndpoint, MaxInFlight: cfg.MaxInFlight, DisableAfter: cfg.DisableAfter,

@@ -232,8 +232,9 @@ func Run(ctx context.Context, o Options) error {
 
 	banner(o.Out, ln.Addr().String(), brokers, o.DataDir, boot)
 	fmt.Fprintf(o.Out, "  Spaces demo: http://%s/demo/spaces (SFU ICE on udp/%d, tcp/%d)\n", publicHost(ln.Addr().String()), sfuSvc.UDPPort(), sfuSvc.TCPPort())
-	fmt.Fprintf(o.Out, "  RTMP ingest: rtmp://%s/app/{stream_key}\n  HLS:         http://%s/stream/{playback_id}.m3u8\n\n",
+	fmt.Fprintf(o.Out, "  RTMP ingest: rtmp://%s/app/{stream_key}\n  HLS:         http://%s/stream/{playback_id}.m3u8\n",
 		publicHost(lsSvc.RTMPAddr().String()), publicHost(ln.Addr().String()))
+	fmt.Fprintf(o.Out, "  Images:      http://%s/image/{playback_id}/thumbnail.jpg\n\n", publicHost(ln.Addr().String()))
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,9 +1,13 @@
-// Package hls cuts H.264/AAC packets into MPEG-TS segments (with go-astits) and writes HLS
-// media playlists (RFC 8216): a sliding-window live playlist and a growing VOD playlist.
+// Package hls cuts H.264/AAC packets into HLS segments and writes media playlists (RFC 8216
+// and its 2nd edition, RFC 8216bis): a sliding-window live playlist and a growing VOD
+// playlist. Segments are MPEG-TS (go-astits) or fMP4/CMAF (mediacommon's fmp4); fMP4 segments
+// may be cut into parts for Low-Latency HLS (EXT-X-PART, EXT-X-PRELOAD-HINT). Each recording
+// directory also gets variant.json, what a master playlist says of it (variant.go).
 package hls
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -25,8 +29,33 @@ const (
 	VODPlaylist  = "vod.m3u8"
 )
 
-// SegmentName is the file name of segment seq.
+// SegmentName is the file name of MPEG-TS segment seq.
 func SegmentName(seq int) string { return "seg-" + strconv.Itoa(seq) + ".ts" }
+
+// Container is the segment format.
+type Container int
+
+// The segment formats.
+const (
+	ContainerTS   Container = iota // MPEG-TS segments seg-N.ts
+	ContainerFMP4                  // fMP4 segments seg-N.m4s, parts seg-N.P.m4s, init sections init-N.mp4
+)
+
+// FMP4SegmentName is the file name of fMP4 segment seq.
+func FMP4SegmentName(seq int) string { return "seg-" + strconv.Itoa(seq) + ".m4s" }
+
+// PartName is the file name of part i of fMP4 segment seq.
+func PartName(seq, i int) string { return "seg-" + strconv.Itoa(seq) + "." + strconv.Itoa(i) + ".m4s" }
+
+// InitName is the file name of the init section first used by segment seq.
+func InitName(seq int) string { return "init-" + strconv.Itoa(seq) + ".mp4" }
+
+func (s *Segmenter) segName(seq int) string {
+	if s.cfg.Container == ContainerFMP4 {
+		return FMP4SegmentName(seq)
+	}
+	return SegmentName(seq)
+}
 
 var (
 	// ErrDirInUse is returned by NewSegmenter when Dir already holds a recording (vod.m3u8);
@@ -54,6 +83,14 @@ type SegmenterConfig struct {
 	// the held packets span this long (default 1s); then the PMT is written with the tracks seen.
 	// A track that shows up later is added (new PMT version) at the next segment boundary.
 	ProbeDuration time.Duration
+	// Container is the segment format (default MPEG-TS).
+	Container Container
+	// PartDuration > 0 (fMP4 only) cuts segments into parts of about this duration, each a file
+	// of its own listed as EXT-X-PART as soon as it is written, with EXT-X-PRELOAD-HINT and
+	// EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD,PART-HOLD-BACK (LL-HLS).
+	PartDuration time.Duration
+	// HoldBack > 0 writes EXT-X-SERVER-CONTROL:HOLD-BACK (raised to 3 target durations).
+	HoldBack time.Duration
 }
 
 // SegmentInfo describes a finished segment.
@@ -68,9 +105,16 @@ type SegmentInfo struct {
 }
 
 type segment struct {
-	seq  int
-	dur  time.Duration
-	disc bool
+	seq   int
+	dur   time.Duration
+	disc  bool
+	init  string     // fMP4: its init section
+	parts []partInfo // fMP4 with parts: kept for the last few segments only
+}
+
+type partInfo struct {
+	dur         time.Duration
+	independent bool
 }
 
 type openSegment struct {
@@ -84,6 +128,13 @@ type openSegment struct {
 	lastDTS  [3]time.Duration
 	lastDiff [3]time.Duration
 	seen     [3]bool
+	frames   int // video
+
+	// fMP4
+	init      string
+	pb        partBuilder
+	parts     []partInfo
+	partStart time.Duration
 }
 
 const (
@@ -123,6 +174,15 @@ type Segmenter struct {
 	probe       []flv.Packet
 	pendingDisc bool
 	cur         *openSegment
+
+	// fMP4
+	tracks   trackConfig
+	initName string // of this epoch's current tracks; "" until written
+	vodInit  string // the last EXT-X-MAP in vodBody
+	partSeq  uint32
+	maxPart  time.Duration
+
+	stats variantStats
 }
 
 type switchWriter struct{ w io.Writer }
@@ -150,6 +210,12 @@ func (cfg *SegmenterConfig) defaults() error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.PartDuration > 0 && cfg.Container != ContainerFMP4 {
+		return errors.New("hls: parts need the fMP4 container")
+	}
+	if cfg.PartDuration > 0 && cfg.PartDuration*2 > cfg.TargetDuration {
+		return errors.New("hls: PartDuration must be at most half of TargetDuration")
+	}
 	return nil
 }
 
@@ -170,7 +236,8 @@ func NewSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 
 // OpenSegmenter continues the recording in cfg.Dir (e.g. after a process restart): the
 // segments listed in vod.m3u8 are kept, numbering continues after the last one and the next
-// segment starts with EXT-X-DISCONTINUITY. Without a vod.m3u8 it starts a new recording.
+// segment starts with EXT-X-DISCONTINUITY. Without a vod.m3u8 it starts a new recording. The
+// recording keeps the container it was started with (cfg.Container is adjusted to it).
 func OpenSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
@@ -182,7 +249,16 @@ func OpenSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("hls: %w", err)
 	}
-	segs, err := parseMediaPlaylist(b)
+	// A recording keeps its container: a latency mode changed between two connections applies
+	// to the next recording.
+	if fm := bytes.Contains(b, []byte("#EXT-X-MAP:")); fm != (cfg.Container == ContainerFMP4) && len(bytes.TrimSpace(b)) > 0 && bytes.Contains(b, []byte("#EXTINF")) {
+		if fm {
+			cfg.Container = ContainerFMP4
+		} else {
+			cfg.Container, cfg.PartDuration = ContainerTS, 0
+		}
+	}
+	segs, err := parseMediaPlaylist(b, cfg.Container)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +266,7 @@ func OpenSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 	for _, sg := range segs {
 		s.addSegment(sg)
 	}
+	s.stats = loadVariantStats(cfg.Dir)
 	if len(segs) > 0 {
 		s.nextSeq = segs[len(segs)-1].seq + 1
 		s.pendingDisc = true
@@ -251,6 +328,7 @@ func (s *Segmenter) flushProbe() ([]SegmentInfo, error) {
 		} else {
 			s.addAudio = true
 		}
+		s.tracks.learn(q)
 	}
 	s.applyTrackChanges()
 	for _, q := range held {
@@ -267,10 +345,14 @@ func (s *Segmenter) startEpoch() {
 	s.out = switchWriter{}
 	s.mux = newTSMuxer(&s.out)
 	s.hasVideo, s.hasAudio, s.addVideo, s.addAudio = false, false, false, false
+	s.initName = ""
 }
 
 // applyTrackChanges adds the tracks that showed up, between segments.
 func (s *Segmenter) applyTrackChanges() {
+	if (s.addVideo && !s.hasVideo) || (s.addAudio && !s.hasAudio) {
+		s.initName = "" // fMP4: a new init section with the new track
+	}
 	if s.addVideo && !s.hasVideo {
 		_ = s.mux.AddElementaryStream(astits.PMTElementaryStream{ElementaryPID: videoPID, StreamType: astits.StreamTypeH264Video})
 		s.hasVideo = true
@@ -289,6 +371,7 @@ func (s *Segmenter) applyTrackChanges() {
 
 func (s *Segmenter) writeMedia(p flv.Packet) ([]SegmentInfo, error) {
 	var done []SegmentInfo
+	s.tracks.learn(p)
 	if (p.Kind == flv.Video && !s.hasVideo) || (p.Kind == flv.Audio && !s.hasAudio) {
 		// A track that was not in the PMT: add it at the next segment.
 		if p.Kind == flv.Video {
@@ -311,6 +394,9 @@ func (s *Segmenter) writeMedia(p flv.Packet) ([]SegmentInfo, error) {
 				s.pendingDisc = true
 			}
 		}
+		if s.cur != nil && s.cfg.Container == ContainerFMP4 && p.Kind == flv.Video {
+			c.pb.completeVideo(p.DTS) // the previous frame ends here, in the part before any cut
+		}
 		if s.cur != nil {
 			elapsed := p.DTS - c.start
 			if s.hasVideo {
@@ -325,6 +411,14 @@ func (s *Segmenter) writeMedia(p flv.Packet) ([]SegmentInfo, error) {
 				return done, err
 			}
 			done = append(done, info)
+		} else if s.cur != nil && s.cfg.PartDuration > 0 && (p.Kind == flv.Video || !s.hasVideo) &&
+			p.DTS-c.partStart >= s.cfg.PartDuration && !c.pb.empty() {
+			if err := s.flushPart(p.DTS); err != nil {
+				return done, err
+			}
+			if err := s.writeLive(); err != nil {
+				return done, err
+			}
 		}
 	}
 	if s.cur == nil {
@@ -336,18 +430,29 @@ func (s *Segmenter) writeMedia(p flv.Packet) ([]SegmentInfo, error) {
 			return done, err
 		}
 	}
-	return done, s.writeTS(p)
+	return done, s.writeSample(p)
 }
 
 func (s *Segmenter) openSegment(start time.Duration) error {
 	seq := s.nextSeq
-	path := filepath.Join(s.cfg.Dir, SegmentName(seq))
+	if s.cfg.Container == ContainerFMP4 && s.initName == "" {
+		b, err := marshalInit(s.tracks, s.hasVideo, s.hasAudio)
+		if err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(s.cfg.Dir, InitName(seq)), b); err != nil {
+			return err
+		}
+		s.initName = InitName(seq)
+	}
+	path := filepath.Join(s.cfg.Dir, s.segName(seq))
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("hls: %w", err)
 	}
 	s.nextSeq++
-	c := &openSegment{seq: seq, f: f, bw: bufio.NewWriterSize(f, 64<<10), start: start, disc: s.pendingDisc, maxEnd: start}
+	c := &openSegment{seq: seq, f: f, bw: bufio.NewWriterSize(f, 64<<10), start: start, disc: s.pendingDisc, maxEnd: start,
+		init: s.initName, partStart: start}
 	s.pendingDisc = false
 	s.out.w = c.bw
 	s.cur = c
@@ -362,6 +467,60 @@ func (s *Segmenter) segmentEnd() time.Duration {
 
 func ts90(d time.Duration) int64 {
 	return (int64((d+tsOffset)/time.Microsecond) * 9 / 100) & (1<<33 - 1)
+}
+
+// writeSample adds p to the open segment.
+func (s *Segmenter) writeSample(p flv.Packet) error {
+	c := s.cur
+	var err error
+	switch {
+	case s.cfg.Container == ContainerTS:
+		err = s.writeTS(p)
+	case p.Kind == flv.Video:
+		err = c.pb.addVideo(p)
+	default:
+		err = c.pb.addAudio(p)
+	}
+	if err != nil {
+		return err
+	}
+	c.packets++
+	k := p.Kind
+	if k == flv.Video {
+		c.frames++
+	}
+	if c.seen[k] && p.DTS > c.lastDTS[k] {
+		c.lastDiff[k] = p.DTS - c.lastDTS[k]
+	}
+	c.seen[k] = true
+	c.lastDTS[k] = p.DTS
+	c.maxEnd = max(c.maxEnd, p.DTS+c.lastDiff[k])
+	return nil
+}
+
+// flushPart writes the samples collected since the last part as the part ending at end: its
+// own file (when parts are on) and the tail of the segment's file.
+func (s *Segmenter) flushPart(end time.Duration) error {
+	c := s.cur
+	independent := c.pb.firstKey
+	b, err := c.pb.marshal(s.partSeq)
+	if err != nil {
+		return err
+	}
+	s.partSeq++
+	if s.cfg.PartDuration > 0 {
+		if err := writeAtomic(filepath.Join(s.cfg.Dir, PartName(c.seq, len(c.parts))), b); err != nil {
+			return err
+		}
+		dur := max(end-c.partStart, 0)
+		c.parts = append(c.parts, partInfo{dur: dur, independent: independent})
+		s.maxPart = max(s.maxPart, dur)
+	}
+	c.partStart = end
+	if _, err := c.bw.Write(b); err != nil {
+		return fmt.Errorf("hls: writing segment %d: %w", c.seq, err)
+	}
+	return nil
 }
 
 func (s *Segmenter) writeTS(p flv.Packet) error {
@@ -405,23 +564,28 @@ func (s *Segmenter) writeTS(p flv.Packet) error {
 	if err != nil {
 		return fmt.Errorf("hls: writing segment %d: %w", c.seq, err)
 	}
-	c.packets++
-	k := p.Kind
-	if c.seen[k] && p.DTS > c.lastDTS[k] {
-		c.lastDiff[k] = p.DTS - c.lastDTS[k]
-	}
-	c.seen[k] = true
-	c.lastDTS[k] = p.DTS
-	c.maxEnd = max(c.maxEnd, p.DTS+c.lastDiff[k])
 	return nil
 }
 
 // closeSegment finishes the open segment, ending at end, and rewrites the playlists.
 func (s *Segmenter) closeSegment(end time.Duration) (SegmentInfo, error) {
 	c := s.cur
+	var err error
+	if s.cfg.Container == ContainerFMP4 {
+		c.pb.completeVideo(-1)
+		if !c.pb.empty() {
+			err = s.flushPart(end)
+		}
+	}
 	s.cur = nil
 	s.out.w = nil
-	err := c.bw.Flush()
+	if ferr := c.bw.Flush(); err == nil {
+		err = ferr
+	}
+	var size int64
+	if fi, serr := c.f.Stat(); serr == nil {
+		size = fi.Size()
+	}
 	if cerr := c.f.Close(); err == nil {
 		err = cerr
 	}
@@ -429,14 +593,18 @@ func (s *Segmenter) closeSegment(end time.Duration) (SegmentInfo, error) {
 		return SegmentInfo{}, fmt.Errorf("hls: writing segment %d: %w", c.seq, err)
 	}
 	dur := max(end-c.start, 0)
-	s.addSegment(segment{seq: c.seq, dur: dur, disc: c.disc})
+	s.addSegment(segment{seq: c.seq, dur: dur, disc: c.disc, init: c.init, parts: c.parts})
+	s.stats.add(size, c.frames, dur, s.hasVideo)
 	if err := s.writePlaylists(); err != nil {
+		return SegmentInfo{}, err
+	}
+	if err := s.writeVariant(); err != nil {
 		return SegmentInfo{}, err
 	}
 	return SegmentInfo{
 		Seq:              c.seq,
 		Duration:         dur,
-		Path:             filepath.Join(s.cfg.Dir, SegmentName(c.seq)),
+		Path:             filepath.Join(s.cfg.Dir, s.segName(c.seq)),
 		Discontinuity:    c.disc,
 		FirstKeyframeDTS: c.start,
 	}, nil

@@ -1,7 +1,9 @@
-// Package playback serves HLS: GET {base}/{playback_id}.m3u8 and the segments it lists
-// ({base}/{playback_id}/seg-N.ts), for live streams (the live playlist of the active recording)
-// and for assets (the recording's VOD playlist), with playback JWTs for signed ids and CORS for
-// browser players.
+// Package playback serves HLS: the master playlist GET {base}/{playback_id}.m3u8, the media
+// playlist it lists ({base}/{playback_id}/source.m3u8) and what that lists (segments seg-N.ts
+// or seg-N.m4s, LL-HLS parts seg-N.P.m4s, init sections init-N.mp4), for live streams (the
+// live playlist of the active recording, with blocking playlist reload for LL-HLS) and for
+// assets (the recording's VOD playlist), with playback JWTs for signed ids and CORS for browser
+// players.
 package playback
 
 import (
@@ -52,8 +54,12 @@ const Prefix = "/stream"
 var (
 	playlistName = regexp.MustCompile(`^([A-Za-z0-9_-]{1,64})\.m3u8$`)
 	idPattern    = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	segmentName  = regexp.MustCompile(`^seg-[0-9]{1,9}\.ts$`)
+	segmentName  = regexp.MustCompile(`^(seg-[0-9]{1,9}(\.[0-9]{1,4})?\.(ts|m4s)|init-[0-9]{1,9}\.mp4)$`)
+	partName     = regexp.MustCompile(`^seg-[0-9]{1,9}\.[0-9]{1,4}\.m4s$`)
 )
+
+// SourcePlaylist is the media playlist of the source rendition, under {base}/{playback_id}/.
+const SourcePlaylist = "source.m3u8"
 
 // Register mounts the routes.
 func (s *Server) Register(e *echo.Echo) {
@@ -113,6 +119,24 @@ func (s *Server) target(c echo.Context, pid string) (store.PlaybackTarget, error
 	return t, nil
 }
 
+func tokenSuffix(c echo.Context, t store.PlaybackTarget) string {
+	if tok := c.QueryParam("token"); tok != "" && t.Policy == store.PolicySigned {
+		return "?token=" + url.QueryEscape(tok)
+	}
+	return ""
+}
+
+func playlistCache(c echo.Context, t store.PlaybackTarget) {
+	h := c.Response().Header()
+	if t.Live || t.AssetStatus == store.AssetPreparing {
+		h.Set("Cache-Control", "no-cache")
+	} else {
+		h.Set("Cache-Control", "public, max-age=3600")
+	}
+}
+
+// playlist serves the master playlist {pid}.m3u8: one variant per rendition of the recording
+// (the source, measured by the segmenter: variant.json).
 func (s *Server) playlist(c echo.Context) error {
 	m := playlistName.FindStringSubmatch(c.Param("file"))
 	if m == nil {
@@ -123,11 +147,7 @@ func (s *Server) playlist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	name := hls.VODPlaylist
-	if t.Live {
-		name = hls.LivePlaylist
-	}
-	body, err := os.ReadFile(filepath.Join(s.Dir, t.AssetID, name))
+	v, err := hls.ReadVariant(filepath.Join(s.Dir, t.AssetID))
 	if errors.Is(err, os.ErrNotExist) {
 		if t.Live {
 			return httpapi.New(httpapi.ErrPrecondition, "the live stream has no segment yet")
@@ -137,32 +157,66 @@ func (s *Server) playlist(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	suffix := ""
-	if tok := c.QueryParam("token"); tok != "" && t.Policy == store.PolicySigned {
-		suffix = "?token=" + url.QueryEscape(tok)
+	body, err := hls.Master([]hls.MasterEntry{{Variant: v, URI: pid + "/" + SourcePlaylist + tokenSuffix(c, t)}})
+	if err != nil {
+		return err
 	}
-	h := c.Response().Header()
-	if t.Live || t.AssetStatus == store.AssetPreparing {
-		h.Set("Cache-Control", "no-cache")
-	} else {
-		h.Set("Cache-Control", "public, max-age=3600")
-	}
-	return c.Blob(http.StatusOK, "application/vnd.apple.mpegurl", rewrite(body, pid+"/", suffix))
+	playlistCache(c, t)
+	return c.Blob(http.StatusOK, "application/vnd.apple.mpegurl", body)
 }
 
-// rewrite points a playlist's segment URIs (relative, "seg-N.ts") at {pid}/seg-N.ts, since the
-// playlist is served at {base}/{pid}.m3u8, and carries a signed id's token along.
-func rewrite(body []byte, prefix, suffix string) []byte {
+// media serves a media playlist: the live playlist of a live stream (blocking until the
+// segment or part _HLS_msn/_HLS_part asks for is listed) or the VOD playlist of an asset.
+func (s *Server) media(c echo.Context, pid string, t store.PlaybackTarget) error {
+	name := hls.VODPlaylist
+	if t.Live {
+		name = hls.LivePlaylist
+	}
+	path := filepath.Join(s.Dir, t.AssetID, name)
+	var body []byte
+	var err error
+	if t.Live {
+		body, err = s.blockingReload(c, path)
+		if errors.Is(err, errAnswered) {
+			return nil
+		}
+	} else {
+		body, err = os.ReadFile(path)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		if t.Live {
+			return httpapi.New(httpapi.ErrPrecondition, "the live stream has no segment yet")
+		}
+		return httpapi.NotFound("this asset has no recording")
+	}
+	if err != nil {
+		return err
+	}
+	playlistCache(c, t)
+	return c.Blob(http.StatusOK, "application/vnd.apple.mpegurl", rewrite(body, tokenSuffix(c, t)))
+}
+
+var uriAttr = regexp.MustCompile(`URI="([^"]*)"`)
+
+// rewrite carries a signed id's token along in a media playlist's URIs (segment lines and the
+// URI attributes of EXT-X-MAP, EXT-X-PART and EXT-X-PRELOAD-HINT). They are relative to the
+// playlist, {base}/{pid}/, where the files are served.
+func rewrite(body []byte, suffix string) []byte {
+	if suffix == "" {
+		return body
+	}
 	var out bytes.Buffer
 	out.Grow(len(body) + 64*bytes.Count(body, []byte("\n")))
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	for sc.Scan() {
 		l := sc.Text()
-		if l != "" && !strings.HasPrefix(l, "#") {
-			out.WriteString(prefix)
+		switch {
+		case l != "" && !strings.HasPrefix(l, "#"):
 			out.WriteString(l)
 			out.WriteString(suffix)
-		} else {
+		case strings.Contains(l, `URI="`):
+			out.WriteString(uriAttr.ReplaceAllString(l, `URI="${1}`+strings.ReplaceAll(suffix, "$", "$$")+`"`))
+		default:
 			out.WriteString(l)
 		}
 		out.WriteByte('\n')
@@ -172,14 +226,23 @@ func rewrite(body []byte, prefix, suffix string) []byte {
 
 func (s *Server) segment(c echo.Context) error {
 	pid, seg := c.Param("pid"), c.Param("seg")
-	if !idPattern.MatchString(pid) || !segmentName.MatchString(seg) {
+	if !idPattern.MatchString(pid) || (!segmentName.MatchString(seg) && seg != SourcePlaylist) {
 		return httpapi.NotFound("no such segment")
 	}
 	t, err := s.target(c, pid)
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(filepath.Join(s.Dir, t.AssetID, seg))
+	if seg == SourcePlaylist {
+		return s.media(c, pid, t)
+	}
+	path := filepath.Join(s.Dir, t.AssetID, seg)
+	if t.Live && partName.MatchString(seg) {
+		if err := s.awaitHintedPart(c, path); err != nil {
+			return err
+		}
+	}
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return httpapi.NotFound("no such segment")
 	}
@@ -192,7 +255,14 @@ func (s *Server) segment(c echo.Context) error {
 		return err
 	}
 	h := c.Response().Header()
-	h.Set("Content-Type", "video/mp2t")
+	switch {
+	case strings.HasSuffix(seg, ".ts"):
+		h.Set("Content-Type", "video/mp2t")
+	case strings.HasSuffix(seg, ".m4s"):
+		h.Set("Content-Type", "video/iso.segment")
+	default:
+		h.Set("Content-Type", "video/mp4")
+	}
 	h.Set("Cache-Control", "public, max-age=86400") // a segment never changes once listed
 	http.ServeContent(c.Response(), c.Request(), seg, st.ModTime(), f)
 	return nil

@@ -50,6 +50,8 @@ type Options struct {
 	Dir             string
 	SegmentDuration time.Duration // HLS target duration (default 2 s)
 	LiveWindow      int           // segments in the live playlist (default 6)
+	// LowLatencyPart is the LL-HLS part duration of latency_mode low (default 200 ms).
+	LowLatencyPart time.Duration
 }
 
 // Manager runs the owners of this instance's live streams, the reconnect timers, the orphan
@@ -87,6 +89,12 @@ func New(o Options) (*Manager, error) {
 	if o.LiveWindow <= 0 {
 		o.LiveWindow = 6
 	}
+	if o.LowLatencyPart <= 0 {
+		o.LowLatencyPart = 200 * time.Millisecond
+	}
+	if o.LowLatencyPart > 500*time.Millisecond {
+		return nil, errors.New("session: LowLatencyPart must be at most 500 ms")
+	}
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("session: recordings directory: %w", err)
 	}
@@ -104,8 +112,23 @@ func timerMember(streamID, assetID string) string { return streamID + ":" + asse
 // AssetDir is the recording directory of an asset.
 func (m *Manager) AssetDir(assetID string) string { return filepath.Join(m.o.Dir, assetID) }
 
-func (m *Manager) segmenterConfig(assetID string, log *slog.Logger) hls.SegmenterConfig {
-	return hls.SegmenterConfig{Dir: m.AssetDir(assetID), TargetDuration: m.o.SegmentDuration, LiveWindow: m.o.LiveWindow, Logger: log}
+// segmenterConfig is how a recording of latency mode mode is cut (docs/live-streams.md):
+// standard: MPEG-TS segments of SegmentDuration; reduced: 1 s MPEG-TS segments with a 3 s
+// HOLD-BACK; low: LL-HLS, fMP4 segments of 1 s cut into parts of LowLatencyPart. The live
+// window spans about the same time in every mode. Ending a recording needs no mode: the
+// segmenter reads the container from the playlist.
+func (m *Manager) segmenterConfig(assetID, mode string, log *slog.Logger) hls.SegmenterConfig {
+	cfg := hls.SegmenterConfig{Dir: m.AssetDir(assetID), TargetDuration: m.o.SegmentDuration, LiveWindow: m.o.LiveWindow, Logger: log}
+	window := m.o.SegmentDuration * time.Duration(m.o.LiveWindow)
+	switch mode {
+	case "reduced":
+		cfg.TargetDuration, cfg.HoldBack = time.Second, 3*time.Second
+		cfg.LiveWindow = max(int(window/time.Second), 3)
+	case "low":
+		cfg.Container, cfg.TargetDuration, cfg.PartDuration = hls.ContainerFMP4, time.Second, m.o.LowLatencyPart
+		cfg.LiveWindow = max(int(window/time.Second), 3)
+	}
+	return cfg
 }
 
 // Publisher is what Begin needs to know about the encoder's connection.
@@ -183,7 +206,7 @@ func (m *Manager) begin(ctx context.Context, id, token string, prev time.Time, p
 	o := &owner{m: m, log: log, stream: ls, assetID: asset.ID, token: token, kick: p.Kick, onSegment: p.OnSegment,
 		cmds: make(chan command, 16), done: make(chan struct{})}
 	o.lastMedia.Store(time.Now().UnixNano())
-	cfg := m.segmenterConfig(asset.ID, log)
+	cfg := m.segmenterConfig(asset.ID, ls.LatencyMode, log)
 	cfg.OnSegment = o.segmentWritten
 	if resumed {
 		o.seg, err = hls.OpenSegmenter(cfg) // continues with EXT-X-DISCONTINUITY
@@ -264,7 +287,7 @@ func (m *Manager) lastKnown(st store.RecordingState, prev time.Time) time.Time {
 // endRecording ends a recording that no segmenter writes (the caller holds the lease): the
 // playlists are closed on disk, the asset becomes ready with the duration its playlist lists.
 func (m *Manager) endRecording(ctx context.Context, id, assetID string) error {
-	dur, err := hls.EndRecording(m.segmenterConfig(assetID, m.log))
+	dur, err := hls.EndRecording(m.segmenterConfig(assetID, "", m.log))
 	if err != nil {
 		return fmt.Errorf("closing the recording %s: %w", assetID, err)
 	}

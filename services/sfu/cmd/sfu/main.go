@@ -33,6 +33,6 @@ func main() {
 				return nil, err
 			}
 			return sfu.New(ctx, cfg, sfu.Deps{Logger: c.Log, DB: c.DB, Publisher: c.Producer, Brokers: c.Base.Brokers, Redis: c.Redis,
-				JWT: verifier, Spaces: spaces, ActiveSpaces: spaces})
+				JWT: verifier, Spaces: spaces, ActiveSpaces: spaces, Metrics: c.Metrics})
 		}))
 }

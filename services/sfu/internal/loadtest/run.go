@@ -23,8 +23,8 @@ import (
 
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/spacejwt"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
 	"github.com/spacecast/spacecast/services/sfu/internal/synth"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
 func pemEncode(k *rsa.PrivateKey) []byte {
@@ -113,16 +113,16 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		}
 		return t
 	}
-	pub, err := rtcclient.Join(ctx, url, token("publisher"), rtcclient.WithLoopbackOnly())
+	pub, err := spacesclient.Join(ctx, url, token("publisher"), spacesclient.Options{LoopbackOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("publisher join: %w", err)
 	}
 	defer pub.Close()
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "bench")
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", spacesclient.NewTrackID())
 	if err != nil {
 		return nil, err
 	}
-	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "bench")
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", spacesclient.NewTrackID())
 	if err != nil {
 		return nil, err
 	}
@@ -130,20 +130,13 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ap, err := pub.Publish(ctx, audio, "microphone")
-	if err != nil {
+	if _, err := pub.Publish(ctx, audio, "microphone"); err != nil {
 		return nil, err
 	}
 	mctx, stopMedia := context.WithCancel(ctx)
 	defer stopMedia()
 	go synth.Video(mctx, video, o.Bitrate, 30, 60, vp.KeyframeRequests)
 	go synth.Audio(mctx, audio)
-	if err := pub.WaitPublished(ctx, vp); err != nil {
-		return nil, err
-	}
-	if err := pub.WaitPublished(ctx, ap); err != nil {
-		return nil, err
-	}
 
 	var results []Result
 	for _, n := range o.Subscribers {
@@ -208,7 +201,7 @@ func step(ctx context.Context, o Options, url, token string, n, pid int) (Result
 	res := Result{Subscribers: n}
 	var (
 		mu      sync.Mutex
-		clients []*rtcclient.Client
+		clients []*spacesclient.Client
 		stats   []*trackStats
 		firsts  []time.Duration
 		joined  atomic.Int64
@@ -221,7 +214,7 @@ func step(ctx context.Context, o Options, url, token string, n, pid int) (Result
 			defer wg.Done()
 			start := time.Now()
 			var once sync.Once
-			onTrack := func(rt *rtcclient.RemoteTrack) {
+			onTrack := func(rt *spacesclient.RemoteTrack) {
 				st := &trackStats{}
 				mu.Lock()
 				stats = append(stats, st)
@@ -245,11 +238,8 @@ func step(ctx context.Context, o Options, url, token string, n, pid int) (Result
 					}
 				}()
 			}
-			opts := []rtcclient.Option{rtcclient.WithLoopbackOnly(), rtcclient.WithMinimalInterceptors(), rtcclient.WithOnTrack(onTrack)}
-			if o.NoNACK {
-				opts = append(opts, rtcclient.WithoutNACK())
-			}
-			c, err := rtcclient.Join(ctx, url, token, opts...)
+			c, err := spacesclient.Join(ctx, url, token, spacesclient.Options{LoopbackOnly: true, MinimalInterceptors: true,
+				NoNACK: o.NoNACK, OnTrack: onTrack})
 			if err != nil {
 				o.Log.Warn("subscriber join failed", "err", err, "i", i)
 				return

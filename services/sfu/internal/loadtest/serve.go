@@ -6,6 +6,7 @@ package loadtest
 
 import (
 	"context"
+	"strings"
 
 	"fmt"
 	"io"
@@ -22,7 +23,6 @@ import (
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/sfu"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
 )
 
 // Environment and key id of the benchmark's signing key.
@@ -81,7 +81,7 @@ func Serve(ctx context.Context, keyPEM []byte, dataDir string, out io.Writer, lo
 		return err
 	}
 	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:",
-		PublicURL: "ws://" + ln.Addr().String() + rtcproto.Path}
+		PublicURL: "ws://" + ln.Addr().String() + strings.TrimSuffix(sfu.SpacesPath, "/v1")}
 	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: db, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
 	if err != nil {
 		ln.Close()

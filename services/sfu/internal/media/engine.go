@@ -12,7 +12,10 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/spacecast/spacecast/services/sfu/internal/simulcast"
 )
 
 // Options configure the Engine.
@@ -34,6 +37,7 @@ type Engine struct {
 	log     *slog.Logger
 	udpPort int
 	tcpPort int
+	bwe     *simulcast.BWE
 }
 
 // Codecs the SFU forwards, with the payload types browsers use.
@@ -75,12 +79,28 @@ func NewEngine(o Options) (*Engine, error) {
 	if err := RegisterCodecs(m); err != nil {
 		return nil, err
 	}
+	// Chrome sends each audio packet's level (RFC 6464): the active speaker detection reads it.
+	if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
+		return nil, err
+	}
+	// RID simulcast: the layers of one m-line are told apart by these extensions.
+	for _, uri := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+		if err := m.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
+	}
 	ir := &interceptor.Registry{}
 	// NACK generator and responder, RTCP sender/receiver reports, stats, TWCC header extension.
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
 		return nil, err
 	}
-	e := &Engine{log: log}
+	// Send-side bandwidth estimates of every connection (the simulcast layer choice reads
+	// those of the subscribe connections).
+	bwe, err := simulcast.RegisterBWE(m, ir, simulcast.BWEOptions{})
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{log: log, bwe: bwe}
 	udp, err := net.ListenPacket("udp", net.JoinHostPort(o.BindIP, strconv.Itoa(o.UDPPort)))
 	if err != nil {
 		return nil, fmt.Errorf("ice udp listen: %w", err)
@@ -128,7 +148,22 @@ func (e *Engine) TCPPort() int { return e.tcpPort }
 
 // NewPeerConnection builds a peer connection on the shared sockets.
 func (e *Engine) NewPeerConnection() (*webrtc.PeerConnection, error) {
-	return e.api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
+	pc, _, err := e.NewPeerConnectionWithEstimate()
+	return pc, err
+}
+
+// NewPeerConnectionWithEstimate also returns the connection's send bandwidth estimate.
+func (e *Engine) NewPeerConnectionWithEstimate() (*webrtc.PeerConnection, simulcast.Estimate, error) {
+	pc, err := e.api.NewPeerConnection(webrtc.Configuration{SDPSemantics: webrtc.SDPSemanticsUnifiedPlan})
+	if err != nil {
+		return nil, simulcast.Estimate{}, err
+	}
+	est, err := e.bwe.Take(pc)
+	if err != nil {
+		_ = pc.Close()
+		return nil, simulcast.Estimate{}, err
+	}
+	return pc, est, nil
 }
 
 // Close releases the sockets.

@@ -261,12 +261,28 @@ func (s *Server) CheckKeysOnce(ctx context.Context) {
 		}
 		s.log.Info("signing key deleted: participants disconnected", "kid", kid, "count", len(list))
 	}
+	s.mu.Lock()
+	kids := map[string]bool{}
+	for _, ci := range s.spaceConns {
+		kids[ci.keyID] = true
+	}
+	s.mu.Unlock()
+	for kid := range kids {
+		if kid == "" || s.jwt.HasKey(ctx, kid) {
+			continue
+		}
+		n := s.closeSpaceConns(func(ci connInfo) bool { return ci.keyID == kid }, "the signing key of this participant's token was deleted")
+		s.log.Info("signing key deleted: participants disconnected", "kid", kid, "count", n)
+	}
 }
 
 func (s *Server) checkTombstones(ctx context.Context) {
 	s.mu.Lock()
-	ids := make([]string, 0, len(s.rooms))
+	ids := make([]string, 0, len(s.rooms)+len(s.owners))
 	for id := range s.rooms {
+		ids = append(ids, id)
+	}
+	for id := range s.owners {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()

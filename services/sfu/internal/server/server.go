@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/outbox"
@@ -24,6 +25,7 @@ import (
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/sfu/internal/media"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
+	"github.com/spacecast/spacecast/services/sfu/internal/space"
 	"github.com/spacecast/spacecast/services/sfu/rtcproto"
 )
 
@@ -68,6 +70,10 @@ type Config struct {
 	KeyCheckInterval  time.Duration // how often connected participants' signing keys are checked
 	JoinTimeout       time.Duration
 	Leeway            time.Duration
+	ReconnectWindow   time.Duration         // a dropped Mux Spaces connection may come back unseen this long
+	MaxParticipants   int                   // per space on this node (0: no limit)
+	Simulcast         bool                  // ask camera publishers for three layers
+	Registerer        prometheus.Registerer // /metrics (nil: not exported)
 }
 
 // Server is one SFU node.
@@ -86,6 +92,10 @@ type Server struct {
 	sessions map[string]*session // connection id
 	halted   bool
 	wg       sync.WaitGroup
+
+	owners     map[string]*space.Space // Mux Spaces protocol: one owner per space
+	spaceConns map[*wsConn]connInfo
+	metrics    *space.Metrics
 }
 
 // New builds a node; active may be nil (no reconciliation of space status).
@@ -691,7 +701,7 @@ func (s *Server) DisconnectSpace(space, code, msg string) int {
 	for _, ss := range list {
 		ss.fail(code, msg)
 	}
-	return len(list)
+	return len(list) + s.closeSpaceConns(func(ci connInfo) bool { return ci.spaceID == space }, msg)
 }
 
 // SpaceDeleted handles a space.deleted event: tombstone (announced to every node) and
@@ -723,6 +733,7 @@ func (s *Server) Shutdown() {
 	for _, ss := range list {
 		ss.fail(rtcproto.CodeServerShutdown, "the server is shutting down")
 	}
+	s.closeSpaceConns(func(connInfo) bool { return true }, "the server is shutting down")
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -741,6 +752,15 @@ func (s *Server) Halt() {
 		list = append(list, ss)
 	}
 	s.mu.Unlock()
+	s.mu.Lock()
+	conns := make([]*wsConn, 0, len(s.spaceConns))
+	for c := range s.spaceConns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.c.CloseNow()
+	}
 	for _, ss := range list {
 		ss.mu.Lock()
 		peer := ss.peer

@@ -32,6 +32,7 @@ import (
 	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/webhooks"
+	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
 )
 
 type lookups struct{}
@@ -53,6 +54,7 @@ type receiver struct {
 	hang bool
 	mu   sync.Mutex
 	lat  map[string]time.Duration
+	body []byte // the first body received (the raw anchor posts its shape)
 }
 
 func newReceiver(hang bool) *receiver {
@@ -70,6 +72,9 @@ func newReceiver(hang bool) *receiver {
 		_ = json.Unmarshal(raw, &b)
 		at, _ := time.Parse(time.RFC3339Nano, b.CreatedAt)
 		r.mu.Lock()
+		if r.body == nil {
+			r.body = raw
+		}
 		if _, ok := r.lat[b.ID]; !ok {
 			r.lat[b.ID] = time.Since(at)
 		}
@@ -110,6 +115,10 @@ func main() {
 	isoRate := flag.Int("isolation-rate", 100, "events/s for the isolation phase (ten endpoints, plus one that times out)")
 	dur := flag.Duration("duration", 10*time.Second, "length of the paced phases")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	pairs := flag.Int("compare", 3, "alternating pairs of the service's burst and a bare net/http client's (0 = none)")
+	compareEvents := flag.Int("compare-events", 2000, "events per side of each comparison pair (each goes to the ten endpoints)")
+	onlyCompare := flag.Bool("only-compare", false, "run only the comparison with the bare net/http client")
+	flag.IntVar(&bodyBytes, "body-bytes", 1024, "approximate size of each webhook body")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -117,14 +126,17 @@ func main() {
 			defer pprof.StopCPUProfile()
 		}
 	}
-	if err := run(*dbURL, *redisURL, *burst, *sustain, *rate, *isoRate, *dur); err != nil {
+	if err := run(*dbURL, *redisURL, *burst, *sustain, *rate, *isoRate, *dur, *pairs, *compareEvents, *onlyCompare); err != nil {
 		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "webhooks-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dbURL, redisURL string, burst, sustain, rate, isoRate int, dur time.Duration) error {
+// bodyBytes is the approximate size of the webhook bodies (the events carry padding).
+var bodyBytes = 1024
+
+func run(dbURL, redisURL string, burst, sustain, rate, isoRate int, dur time.Duration, pairs, compareEvents int, onlyCompare bool) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
@@ -188,6 +200,19 @@ func run(dbURL, redisURL string, burst, sustain, rate, isoRate int, dur time.Dur
 		epIDs = append(epIDs, id)
 	}
 
+	if pairs > 0 {
+		if err := compare(ctx, prod, db, healthy, pairs, compareEvents, cfg.PerEndpoint); err != nil {
+			return err
+		}
+		if onlyCompare {
+			cancel()
+			return nil
+		}
+		for _, r := range healthy {
+			r.reset()
+		}
+	}
+
 	// Phase 1: throughput. Every event goes to the ten healthy endpoints.
 	start := time.Now()
 	if err := publish(ctx, prod, burst, 0); err != nil {
@@ -235,6 +260,22 @@ func run(dbURL, redisURL string, burst, sustain, rate, isoRate int, dur time.Dur
 	for _, id := range epIDs[1:] {
 		_ = patch(api.URL, id, `{"enabled":false}`)
 	}
+	// Phase 3a: one endpoint's limit, a burst to it alone (its attempts in flight are bounded
+	// by SPACECAST_WEBHOOKS_PER_ENDPOINT_CONCURRENCY, so this is latency-bound).
+	settle(ctx, db)
+	healthy[0].reset()
+	{
+		start := time.Now()
+		if err := publish(ctx, prod, burst, 0); err != nil {
+			return err
+		}
+		if err := waitAll(healthy[:1], burst, 5*time.Minute); err != nil {
+			return err
+		}
+		el := time.Since(start)
+		fmt.Printf("one endpoint: %d events = %d deliveries in %.2f s: %.0f deliveries/s\n", burst, burst, el.Seconds(), float64(burst)/el.Seconds())
+	}
+	settle(ctx, db)
 	healthy[0].reset()
 	n := rate * int(dur.Seconds())
 	if err := publish(ctx, prod, n, rate); err != nil {
@@ -333,6 +374,7 @@ func patch(api, id, body string) error {
 // publish sends n space.created events, paced at rate/s (0 = as fast as possible).
 func publish(ctx context.Context, p *kafkabus.Producer, n, rate int) error {
 	batch := 100
+	pad := strings.Repeat("x", max(0, bodyBytes-236)) // the rest of the webhook body is ~236 bytes
 	var tick *time.Ticker
 	if rate > 0 {
 		batch = max(1, rate/100)
@@ -342,7 +384,7 @@ func publish(ctx context.Context, p *kafkabus.Producer, n, rate int) error {
 	for sent := 0; sent < n; {
 		var msgs []kafkabus.Message
 		for i := 0; i < batch && sent < n; i++ {
-			ev, err := events.New("bench", "space.created", fmt.Sprintf("sp%d", sent%97), "env", map[string]int{"n": sent})
+			ev, err := events.New("bench", "space.created", fmt.Sprintf("sp%d", sent%97), "env", map[string]any{"n": sent, "pad": pad})
 			if err != nil {
 				return err
 			}
@@ -375,4 +417,79 @@ func waitAll(rs []*receiver, n int, timeout time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("not every delivery arrived within %s", timeout)
+}
+
+// compare runs alternating pairs: the service delivers n events to the ten receivers, then a
+// bare net/http client posts the same number of bodies of the same shape to the same receivers
+// at the service's concurrency. Each side prints deliveries/s and the process's CPU time per
+// delivery (the service's includes the outbox relay publishing its analytics events; neither
+// includes a Redis or PostgreSQL server running outside this process).
+func compare(ctx context.Context, prod *kafkabus.Producer, db *sqldb.DB, rs []*receiver, pairs, n, perEndpoint int) error {
+	var ratios, cpuRatios, svcRates, rawRates, svcCPU, rawCPU []float64
+	deliveries := n * len(rs)
+	for p := 1; p <= pairs; p++ {
+		for _, r := range rs {
+			r.reset()
+		}
+		c0, t0 := cpuTime(), time.Now()
+		if err := publish(ctx, prod, n, 0); err != nil {
+			return err
+		}
+		if err := waitAll(rs, n, 5*time.Minute); err != nil {
+			return err
+		}
+		el := time.Since(t0)
+		drainOutbox(ctx, db)
+		sc := float64((cpuTime() - c0).Microseconds()) / float64(deliveries)
+		var template []byte
+		rs[0].mu.Lock()
+		template = rs[0].body
+		rs[0].mu.Unlock()
+		settle(ctx, db)
+
+		for _, r := range rs {
+			r.reset()
+		}
+		c1, t1 := cpuTime(), time.Now()
+		if err := rawSend(ctx, rs, n, perEndpoint, template, signing.NewSecret()); err != nil {
+			return err
+		}
+		if err := waitAll(rs, n, time.Minute); err != nil {
+			return err
+		}
+		rel := time.Since(t1)
+		rc := float64((cpuTime() - c1).Microseconds()) / float64(deliveries)
+		sr, rr := float64(deliveries)/el.Seconds(), float64(deliveries)/rel.Seconds()
+		fmt.Printf("compare pair %d: service %6.0f deliveries/s, %5.0f us CPU/delivery | raw net/http %6.0f deliveries/s, %5.0f us CPU/delivery | ratio %.2fx, CPU %.2fx (%d deliveries of %d B each side)\n",
+			p, sr, sc, rr, rc, sr/rr, sc/rc, deliveries, len(template))
+		ratios, cpuRatios = append(ratios, sr/rr), append(cpuRatios, sc/rc)
+		svcRates, rawRates, svcCPU, rawCPU = append(svcRates, sr), append(rawRates, rr), append(svcCPU, sc), append(rawCPU, rc)
+		time.Sleep(time.Second)
+	}
+	fmt.Printf("compare median of %d pairs: service %.0f deliveries/s, %.0f us CPU/delivery; raw %.0f deliveries/s, %.0f us CPU/delivery; burst ratio %.2fx (target >= 0.5), CPU ratio %.2fx (target <= 2)\n",
+		pairs, median(svcRates), median(svcCPU), median(rawRates), median(rawCPU), median(ratios), median(cpuRatios))
+	settle(ctx, db)
+	return nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// drainOutbox waits until every analytics event of the attempts so far is published.
+func drainOutbox(ctx context.Context, db *sqldb.DB) {
+	for i := 0; i < 3000; i++ {
+		if n, err := outbox.Pending(ctx, db); err == nil && n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

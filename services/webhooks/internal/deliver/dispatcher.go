@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,6 +113,11 @@ func (d *Dispatcher) HandleBatch(ctx context.Context, ms []kafkabus.Message) err
 	var ds []store.Delivery
 	endpoints := map[string][]store.Endpoint{} // per environment, read once per batch
 	for _, m := range ms {
+		if m.Topic == events.TopicWebhooks && !bytes.Contains(m.Value, []byte(`"webhook_endpoint.disabled"`)) {
+			// This service's own outcome events, one per attempt, never become webhooks (see
+			// deliverable): skipped without decoding them.
+			continue
+		}
 		ev, err := events.Parse(m.Value)
 		if err != nil {
 			d.Log.Error("skipping malformed event", "err", err, "topic", m.Topic, "offset", m.Offset)

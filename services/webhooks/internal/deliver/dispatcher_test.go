@@ -108,12 +108,12 @@ func TestNextPassesSlotInOrder(t *testing.T) {
 	}}
 	w.held = 3
 	for _, want := range []string{"ep/a", "ep/c"} {
-		if got, ok := w.next("ep/x"); !ok || got != want {
-			t.Fatalf("next = %q, %v; want %q", got, ok, want)
+		if got, ok := w.next("ep/x"); !ok || got.member != want {
+			t.Fatalf("next = %q, %v; want %q", got.member, ok, want)
 		}
 	}
 	if got, ok := w.next("ep/c"); ok {
-		t.Fatalf("next = %q with nothing waiting", got)
+		t.Fatalf("next = %q with nothing waiting", got.member)
 	}
 	if _, busy := w.eps["ep"]; busy || w.held != 0 {
 		t.Fatalf("after the last attempt: endpoint still tracked %v, held %d", busy, w.held)

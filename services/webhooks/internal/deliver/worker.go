@@ -1,6 +1,7 @@
 package deliver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -69,9 +70,13 @@ type endpointQueue struct {
 	waiting []held
 }
 
+// held is a claimed delivery: its timer member and, when known, its row as read at claim
+// time. The row stays true while the claim lasts (nobody else attempts a delivery whose timer
+// this worker has leased), so the attempt needs no read of its own.
 type held struct {
 	member  string
 	claimed time.Time
+	d       *store.Delivery // nil: read it before the attempt
 }
 
 type bucket struct {
@@ -149,8 +154,8 @@ func (w *Worker) Run(ctx context.Context) error {
 		// Deliveries that must wait in Redis are put back in one round trip after the rest
 		// have started, so a dead endpoint's backlog costs the others no time.
 		var later []timers.Timer
-		for _, id := range ids {
-			if t, deferred := w.admit(ctx, &wg, id); deferred {
+		for _, h := range w.load(ctx, ids) {
+			if t, deferred := w.admit(ctx, &wg, h); deferred {
 				later = append(later, t)
 			}
 		}
@@ -175,10 +180,57 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
+// load reads what the claimed deliveries' attempts need: the ones this process inserted
+// moments ago from memory, the others in one query. A delivery that no longer exists or is no
+// longer pending is done with (its timer removed) and not returned; one whose read failed is
+// returned without its row (the attempt reads it).
+func (w *Worker) load(ctx context.Context, members []string) []held {
+	now := time.Now()
+	hs := make([]held, 0, len(members))
+	var unread []string
+	for _, m := range members {
+		_, id := splitMember(m)
+		h := held{member: m, claimed: now}
+		if d, ok := w.c.Store.TakeFresh(id); ok {
+			h.d = &d
+		} else {
+			unread = append(unread, id)
+		}
+		hs = append(hs, h)
+	}
+	if len(unread) == 0 {
+		return hs
+	}
+	rows, err := w.c.Store.GetDeliveries(ctx, unread)
+	if err != nil {
+		w.c.Log.Warn("loading claimed deliveries failed; each attempt reads its own", "err", err)
+		return hs
+	}
+	var over []string
+	out := hs[:0]
+	for _, h := range hs {
+		if h.d == nil {
+			_, id := splitMember(h.member)
+			d, ok := rows[id]
+			if !ok || d.Status != store.StatusPending {
+				over = append(over, h.member)
+				continue
+			}
+			h.d = &d
+		}
+		out = append(out, h)
+	}
+	if err := w.c.Queue.DoneAll(context.WithoutCancel(ctx), over); err != nil {
+		w.c.Log.Warn("removing the timers of finished deliveries failed; they come back after their leases", "err", err)
+	}
+	return out
+}
+
 // admit starts a claimed delivery at once if its endpoint has a free slot, or queues it behind
 // the endpoint's attempts in flight if the queue has room; otherwise it returns the timer that
 // puts it back in Redis for about as long as the endpoint needs to get through its queue.
-func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) (timers.Timer, bool) {
+func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, h held) (timers.Timer, bool) {
+	member := h.member
 	epID, _ := splitMember(member)
 	now := time.Now()
 	w.mu.Lock()
@@ -191,11 +243,11 @@ func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) (
 		q.busy++
 		w.mu.Unlock()
 		w.slot <- struct{}{}
-		w.start(ctx, wg, member)
+		w.start(ctx, wg, h)
 		return timers.Timer{}, false
 	}
 	if len(q.waiting) < w.depth(epID) {
-		q.waiting = append(q.waiting, held{member: member, claimed: now})
+		q.waiting = append(q.waiting, h)
 		w.held++
 		w.mu.Unlock()
 		return timers.Timer{}, false
@@ -207,12 +259,12 @@ func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, member string) (
 
 // start runs the attempt of member in a goroutine that holds one of the endpoint's slots and
 // one of the worker's in-flight slots; both pass on to the endpoint's next waiting delivery.
-func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, member string) {
+func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, h held) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.process(context.WithoutCancel(ctx), member, func() {
-			if next, ok := w.next(member); ok {
+		w.process(context.WithoutCancel(ctx), h, func() {
+			if next, ok := w.next(h.member); ok {
 				w.start(ctx, wg, next)
 				return
 			}
@@ -225,7 +277,7 @@ func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, member string) {
 // next hands the endpoint slot of a finished attempt to the endpoint's next waiting delivery,
 // or frees it. A waiting delivery whose lease is half gone is put back in Redis instead (it
 // would risk being claimed elsewhere while it is sent).
-func (w *Worker) next(member string) (string, bool) {
+func (w *Worker) next(member string) (held, bool) {
 	epID, _ := splitMember(member)
 	now := time.Now()
 	var stale []timers.Timer
@@ -244,12 +296,12 @@ func (w *Worker) next(member string) (string, bool) {
 			stale = append(stale, timers.Timer{Member: h.member, Due: now})
 			continue
 		}
-		return h.member, true
+		return h, true
 	}
 	if q.busy--; q.busy <= 0 {
 		delete(w.eps, epID)
 	}
-	return "", false
+	return held{}, false
 }
 
 // drain empties every endpoint queue, returning its deliveries due now.
@@ -347,26 +399,34 @@ func (w *Worker) rateLimited(ep store.Endpoint, now time.Time) (bool, time.Durat
 // does not touch the endpoint, and holding the slot through a database round trip would cap a
 // busy endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second), or when there is
 // nothing to send.
-func (w *Worker) process(ctx context.Context, member string, release func()) {
+func (w *Worker) process(ctx context.Context, h held, release func()) {
 	var once sync.Once
 	released := func() { once.Do(release) }
 	defer released()
+	member := h.member
 	_, id := splitMember(member)
-	log := w.c.Log.With("delivery_id", id)
-	d, err := w.c.Store.GetDelivery(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		_ = w.c.Queue.Done(ctx, member)
-		return
+	// The row read at claim time (load) when there is one; else it is read now.
+	var d store.Delivery
+	if h.d != nil {
+		d = *h.d
+	} else {
+		var err error
+		d, err = w.c.Store.GetDelivery(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			_ = w.c.Queue.Done(ctx, member)
+			return
+		}
+		if err != nil {
+			w.c.Log.Warn("loading delivery failed; it comes back after its lease", "delivery_id", id, "err", err)
+			return
+		}
+		if d.Status != store.StatusPending {
+			_ = w.c.Queue.Done(ctx, member)
+			return
+		}
 	}
-	if err != nil {
-		log.Warn("loading delivery failed; it comes back after its lease", "err", err)
-		return
-	}
-	if d.Status != store.StatusPending {
-		_ = w.c.Queue.Done(ctx, member)
-		return
-	}
-	ep, err := w.c.Store.GetEndpoint(ctx, "", d.EndpointID)
+	log := deliveryLog{w.c.Log, id}
+	ep, err := w.c.Store.CachedEndpoint(ctx, d.EndpointID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !ep.Enabled) {
 		if err := w.c.Store.Abandon(ctx, id); err == nil {
 			_ = w.c.Queue.Done(ctx, member)
@@ -387,6 +447,16 @@ func (w *Worker) process(ctx context.Context, member string, release func()) {
 	w.attempt(ctx, log, member, d, ep, released)
 }
 
+// deliveryLog logs with the delivery's id, without building a logger per attempt.
+type deliveryLog struct {
+	l  *slog.Logger
+	id string
+}
+
+func (l deliveryLog) Warn(msg string, args ...any) {
+	l.l.Warn(msg, append([]any{"delivery_id", l.id}, args...)...)
+}
+
 type attemptSummary struct {
 	CreatedAt  string `json:"created_at"`
 	StatusCode int    `json:"response_status_code"`
@@ -396,19 +466,13 @@ type attemptSummary struct {
 func (w *Worker) attempt(ctx context.Context, log interface {
 	Warn(string, ...any)
 }, member string, d store.Delivery, ep store.Endpoint, released func()) {
-	var body map[string]json.RawMessage
-	if err := json.Unmarshal(d.Payload, &body); err != nil {
-		log.Warn("delivery payload is not JSON; abandoning", "err", err)
+	raw, err := withAttempts(d.Payload, d.Attempts, ep.URL)
+	if err != nil {
+		log.Warn("delivery payload is not a JSON object; abandoning", "err", err)
 		_ = w.c.Store.Abandon(ctx, d.ID)
 		_ = w.c.Queue.Done(ctx, member)
 		return
 	}
-	prev := make([]attemptSummary, len(d.Attempts))
-	for i, a := range d.Attempts {
-		prev[i] = attemptSummary{CreatedAt: a.At, StatusCode: a.StatusCode, Address: ep.URL}
-	}
-	body["attempts"], _ = json.Marshal(prev)
-	raw, _ := json.Marshal(body)
 	now := time.Now()
 	headers, err := signing.Headers(d.EventID, now.Unix(), raw, ep.Secrets(now)...)
 	if err != nil {
@@ -421,18 +485,44 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 	released()
 	w.observe(ep.ID, res.Latency)
 	o := w.decide(d, ep, res, now)
-	if err := w.store(store.Recorded{Delivery: d, Outcome: o, WasFailing: ep.FailingSince != 0}); err != nil {
+	if err := w.store(member, store.Recorded{Delivery: d, Outcome: o}); err != nil {
 		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
-		return
 	}
-	if w.c.Relay != nil {
-		w.c.Relay.Notify()
+}
+
+// withAttempts returns the body a receiver gets: the stored payload (a JSON object the
+// dispatcher wrote, without "attempts") with the summary of the earlier attempts added as its
+// last member. Appending to the object saves decoding and encoding the whole payload per
+// attempt; an object that already has "attempts" (not one the dispatcher wrote) is rebuilt.
+func withAttempts(payload json.RawMessage, attempts []store.Attempt, url string) ([]byte, error) {
+	prev := make([]attemptSummary, len(attempts))
+	for i, a := range attempts {
+		prev[i] = attemptSummary{CreatedAt: a.At, StatusCode: a.StatusCode, Address: url}
 	}
-	if o.Status == store.StatusPending {
-		_ = w.c.Queue.Schedule(ctx, member, o.Next)
-	} else {
-		_ = w.c.Queue.Done(ctx, member)
+	list, err := json.Marshal(prev)
+	if err != nil {
+		return nil, err
 	}
+	p := bytes.TrimSpace(payload)
+	if len(p) < 2 || p[0] != '{' || p[len(p)-1] != '}' || bytes.Contains(p, []byte(`"attempts"`)) {
+		var body map[string]json.RawMessage
+		if err := json.Unmarshal(payload, &body); err != nil {
+			return nil, err
+		}
+		if body == nil {
+			return nil, errors.New("payload is null")
+		}
+		body["attempts"] = list
+		return json.Marshal(body)
+	}
+	out := make([]byte, 0, len(p)+len(list)+16)
+	out = append(out, p[:len(p)-1]...)
+	if len(bytes.TrimSpace(p[1:len(p)-1])) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"attempts":`...)
+	out = append(out, list...)
+	return append(out, '}'), nil
 }
 
 // decide turns a response into the delivery's next state.
@@ -487,20 +577,25 @@ func (w *Worker) decide(d store.Delivery, ep store.Endpoint, res Response, now t
 }
 
 type recordReq struct {
-	r    store.Recorded
-	done chan error
+	member string
+	r      store.Recorded
+	done   chan error
 }
 
-// store hands an attempt to the group commit and waits until it is durable.
-func (w *Worker) store(r store.Recorded) error {
+// store hands an attempt to the group commit and waits until it is durable and its timer is
+// done or moved to the next attempt.
+func (w *Worker) store(member string, r store.Recorded) error {
 	done := make(chan error, 1)
-	w.recs <- recordReq{r: r, done: done}
+	w.recs <- recordReq{member: member, r: r, done: done}
 	return <-done
 }
 
 // record is the group commit: it writes every attempt waiting at that moment in one
-// transaction, so the database sees a few transactions per second instead of one per attempt.
-// It runs until the attempts are over (Run closes recs).
+// transaction, so the database sees a few transactions per second instead of one per attempt;
+// then, in one Redis round trip, it removes the timers of the deliveries that are over and
+// moves the others to their next attempt (only after the commit: a crash in between leaves
+// the timer leased, and the delivery comes back after its lease with its state in SQL), and
+// wakes the outbox relay once. It runs until the attempts are over (Run closes recs).
 func (w *Worker) record() {
 	const maxBatch = 256
 	batch := make([]recordReq, 0, maxBatch)
@@ -520,16 +615,36 @@ func (w *Worker) record() {
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := w.c.Store.RecordAttempts(ctx, rs)
-		if err != nil && len(batch) > 1 {
-			// One bad row must not fail the others: record them one by one.
-			for _, r := range batch {
-				r.done <- w.c.Store.RecordAttempts(ctx, []store.Recorded{r.r})
+		errs := make([]error, len(batch))
+		if err := w.c.Store.RecordAttempts(ctx, rs); err != nil {
+			if len(batch) == 1 {
+				errs[0] = err
+			} else {
+				// One bad row must not fail the others: record them one by one.
+				for i, r := range batch {
+					errs[i] = w.c.Store.RecordAttempts(ctx, []store.Recorded{r.r})
+				}
 			}
-		} else {
-			for _, r := range batch {
-				r.done <- err
+		}
+		var done []string
+		var again []timers.Timer
+		for i, r := range batch {
+			switch {
+			case errs[i] != nil:
+			case r.r.Outcome.Status == store.StatusPending:
+				again = append(again, timers.Timer{Member: r.member, Due: r.r.Outcome.Next})
+			default:
+				done = append(done, r.member)
 			}
+		}
+		if err := w.c.Queue.DoneAll(ctx, done, again...); err != nil {
+			w.c.Log.Warn("updating the timers of recorded attempts failed; those deliveries come back after their leases", "err", err)
+		}
+		if w.c.Relay != nil && len(done)+len(again) > 0 {
+			w.c.Relay.Notify()
+		}
+		for i, r := range batch {
+			r.done <- errs[i]
 		}
 		cancel()
 	}

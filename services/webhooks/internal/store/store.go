@@ -111,7 +111,34 @@ type Attempt struct {
 type Store struct {
 	db    *sqldb.DB
 	stmts sync.Map // query -> *sql.Stmt: hot queries are parsed once per connection
+
+	mu        sync.Mutex
+	eps       map[string]cachedEndpoint // endpoint rows read lately (CachedEndpoint)
+	version   uint64                    // bumped by every change of an endpoint made through this store
+	fresh     map[string]freshDelivery  // deliveries this store inserted lately (TakeFresh)
+	stale     map[string]freshDelivery  // the generation before
+	rotated   time.Time                 // when fresh became the current generation
+	freshFor  time.Duration             // 0: TakeFresh finds nothing
+	freshSeen int                       // deliveries remembered in the current generation
 }
+
+type cachedEndpoint struct {
+	e   Endpoint
+	err error // ErrNotFound is kept too: a deleted endpoint's pending deliveries come due in bulk
+	at  time.Time
+}
+
+type freshDelivery struct {
+	d  Delivery
+	at time.Time
+}
+
+// EndpointTTL bounds how long CachedEndpoint can lag a change of an endpoint made by another
+// instance (changes made through this Store are seen at once).
+const EndpointTTL = time.Second
+
+// maxFresh bounds the deliveries remembered per generation (about 1 KB of payload each).
+const maxFresh = 50_000
 
 // prepared returns q prepared on the database (database/sql prepares it again on each
 // connection it runs on, once).
@@ -193,7 +220,99 @@ func Open(ctx context.Context, db *sqldb.DB) (*Store, error) {
 	if err := outbox.Migrate(ctx, db); err != nil {
 		return nil, err
 	}
-	return &Store{db: db}, nil
+	return &Store{db: db, eps: map[string]cachedEndpoint{}, fresh: map[string]freshDelivery{}, stale: map[string]freshDelivery{}}, nil
+}
+
+// KeepFresh makes the store remember, for d, each delivery it inserts, so that its first
+// attempt needs no read (TakeFresh). d must be shorter than the shortest time between an
+// attempt and the retry it schedules: then an entry can never describe a delivery that another
+// instance has attempted and rescheduled since (it would be due only after the entry expired).
+func (s *Store) KeepFresh(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.freshFor = max(0, d)
+}
+
+// remember keeps the deliveries just inserted for TakeFresh. s.mu is held.
+func (s *Store) remember(ds []Delivery, now time.Time) {
+	if s.freshFor <= 0 {
+		return
+	}
+	if now.Sub(s.rotated) > s.freshFor {
+		s.stale, s.fresh, s.rotated, s.freshSeen = s.fresh, make(map[string]freshDelivery, len(s.fresh)), now, 0
+	}
+	for _, d := range ds {
+		if s.freshSeen >= maxFresh {
+			return
+		}
+		s.fresh[d.ID] = freshDelivery{d: d, at: now}
+		s.freshSeen++
+	}
+}
+
+// TakeFresh returns, once, a delivery this store inserted less than the KeepFresh window ago
+// and has not changed since: pending, with no attempt. Its caller must hold the delivery's
+// claim. Otherwise (an older delivery, a retry, another instance's, one already taken) it
+// reports false and the caller reads the row (GetDelivery).
+func (s *Store) TakeFresh(id string) (Delivery, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f, ok := s.fresh[id]
+	if ok {
+		delete(s.fresh, id)
+	} else if f, ok = s.stale[id]; ok {
+		delete(s.stale, id)
+	}
+	if !ok || time.Since(f.at) >= s.freshFor {
+		return Delivery{}, false
+	}
+	return f.d, true
+}
+
+// forgetDeliveries drops deliveries whose row changed from TakeFresh.
+func (s *Store) forgetDeliveries(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		delete(s.fresh, id)
+		delete(s.stale, id)
+	}
+}
+
+// CachedEndpoint returns an endpoint of any environment as it was at most EndpointTTL ago
+// (at once after a change made through this store): the worker reads it for every attempt.
+func (s *Store) CachedEndpoint(ctx context.Context, id string) (Endpoint, error) {
+	now := time.Now()
+	s.mu.Lock()
+	c, ok := s.eps[id]
+	v := s.version
+	s.mu.Unlock()
+	if ok && now.Sub(c.at) < EndpointTTL {
+		return c.e, c.err
+	}
+	e, err := s.GetEndpoint(ctx, "", id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return e, err
+	}
+	s.mu.Lock()
+	if s.version == v { // no change raced the read
+		if len(s.eps) > 100_000 {
+			clear(s.eps)
+		}
+		s.eps[id] = cachedEndpoint{e: e, err: err, at: now}
+	}
+	s.mu.Unlock()
+	return e, err
+}
+
+// forgetEndpoints drops endpoints whose row changed from the cache.
+func (s *Store) forgetEndpoints(ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.version++
+	for _, id := range ids {
+		delete(s.eps, id)
+	}
 }
 
 // Ping checks the database.
@@ -229,6 +348,7 @@ func (s *Store) CreateEndpoint(ctx context.Context, e Endpoint) (Endpoint, error
 	_, err := s.db.ExecContext(ctx, `INSERT INTO endpoints (id, environment_id, url, events, enabled, secret, rate_limit, created_ns, updated_ns)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)`, e.ID, e.EnvironmentID, e.URL, string(evs), e.Enabled, e.Secret, e.RateLimit, now)
 	e.CreatedNS = now
+	s.forgetEndpoints(e.ID) // a cached "not found" for this id
 	return e, err
 }
 
@@ -293,6 +413,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e Endpoint) error {
 		failing_since = CASE WHEN $3 THEN NULL ELSE failing_since END,
 		disabled_reason = CASE WHEN $3 THEN NULL ELSE disabled_reason END
 		WHERE id = $6 AND environment_id = $7`, e.URL, string(evs), e.Enabled, e.RateLimit, time.Now().UnixNano(), e.ID, e.EnvironmentID)
+	s.forgetEndpoints(e.ID)
 	if err != nil {
 		return err
 	}
@@ -306,6 +427,7 @@ func (s *Store) UpdateEndpoint(ctx context.Context, e Endpoint) error {
 func (s *Store) RotateSecret(ctx context.Context, env, id, secret string, keepUntil time.Time) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE endpoints SET previous_secret = secret, previous_secret_until = $1, secret = $2, updated_ns = $3
 		WHERE id = $4 AND environment_id = $5`, keepUntil.UnixNano(), secret, time.Now().UnixNano(), id, env)
+	s.forgetEndpoints(id)
 	if err != nil {
 		return err
 	}
@@ -318,6 +440,7 @@ func (s *Store) RotateSecret(ctx context.Context, env, id, secret string, keepUn
 // DeleteEndpoint removes an endpoint; its pending deliveries are dropped when they come due.
 func (s *Store) DeleteEndpoint(ctx context.Context, env, id string) error {
 	res, err := s.db.ExecContext(ctx, `DELETE FROM endpoints WHERE id = $1 AND environment_id = $2`, id, env)
+	s.forgetEndpoints(id)
 	if err != nil {
 		return err
 	}
@@ -329,7 +452,7 @@ func (s *Store) DeleteEndpoint(ctx context.Context, env, id string) error {
 
 // CreateDeliveries records deliveries durably in one transaction (existing ones for the same
 // endpoint and event are kept as they are) and returns those still pending (ID and EndpointID
-// set).
+// set). The ones it inserted are remembered for TakeFresh.
 func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery, error) {
 	if len(ds) == 0 {
 		return nil, nil
@@ -342,26 +465,55 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 	if s.db.Dialect == sqldb.SQLite {
 		rowsPerInsert = 1
 	}
-	var pending []Delivery
+	var pending, fresh []Delivery
+	now := time.Now().UnixNano()
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
-		pending = pending[:0]
+		pending, fresh = pending[:0], fresh[:0]
 		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
 		inserted := make(map[string]bool, len(ds))
-		now := time.Now().UnixNano()
+		// Each event's body once (deliveries of one event share it; an event read again
+		// already has it).
+		var bodies []Delivery
+		seen := make(map[string]bool, len(ds))
+		for _, d := range ds {
+			if !seen[d.EventID] {
+				seen[d.EventID] = true
+				bodies = append(bodies, d)
+			}
+		}
+		for rest := bodies; len(rest) > 0; {
+			part := rest[:min(rowsPerInsert, len(rest))]
+			rest = rest[len(part):]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO event_payloads (event_id, payload, created_ns) VALUES `)
+			args := make([]any, 0, 2*len(part)+1)
+			args = append(args, now)
+			for i, d := range part {
+				if i > 0 {
+					q.WriteString(", ")
+				}
+				fmt.Fprintf(&q, "($%d, $%d, $1)", len(args)+1, len(args)+2)
+				args = append(args, d.EventID, string(d.Payload))
+			}
+			q.WriteString(` ON CONFLICT (event_id) DO NOTHING`)
+			if _, err := st.exec(ctx, q.String(), args...); err != nil {
+				return err
+			}
+		}
 		for rest := ds; len(rest) > 0; {
 			part := rest[:min(rowsPerInsert, len(rest))]
 			rest = rest[len(part):]
 			var q strings.Builder
 			q.WriteString(`INSERT INTO deliveries (id, endpoint_id, environment_id, event_id, event_type, payload, status, next_attempt_ns, created_ns, updated_ns) VALUES `)
-			args := make([]any, 0, 6*len(part)+2)
+			args := make([]any, 0, 5*len(part)+2)
 			args = append(args, now, StatusPending)
 			for i, d := range part {
 				if i > 0 {
 					q.WriteString(", ")
 				}
 				n := len(args)
-				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, $%d, $2, $1, $1, $1)", n+1, n+2, n+3, n+4, n+5, n+6)
-				args = append(args, d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType, string(d.Payload))
+				fmt.Fprintf(&q, "($%d, $%d, $%d, $%d, $%d, '', $2, $1, $1, $1)", n+1, n+2, n+3, n+4, n+5)
+				args = append(args, d.ID, d.EndpointID, d.EnvironmentID, d.EventID, d.EventType)
 			}
 			q.WriteString(` ON CONFLICT (endpoint_id, event_id) DO NOTHING RETURNING id`)
 			rows, err := st.query(ctx, q.String(), args...)
@@ -384,6 +536,11 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 		for _, d := range ds {
 			if inserted[d.ID] {
 				pending = append(pending, Delivery{ID: d.ID, EndpointID: d.EndpointID})
+				f := d
+				f.Status, f.AttemptCount, f.Attempts, f.CreatedAt, f.NextAttemptNS = StatusPending, 0, []Attempt{}, secs(now), now
+				t := secs(now)
+				f.NextAttemptAt = &t
+				fresh = append(fresh, f)
 				continue
 			}
 			// Recorded before (the event was read again): keep that delivery as it is.
@@ -397,10 +554,22 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 		}
 		return nil
 	})
+	if err == nil {
+		s.mu.Lock()
+		s.remember(fresh, time.Unix(0, now)) // from before the insert: nobody can attempt them earlier
+		s.mu.Unlock()
+	}
 	return pending, err
 }
 
-const deliveryCols = `id, endpoint_id, environment_id, event_id, event_type, payload, status, attempts, next_attempt_ns, created_ns`
+// deliveryCols are the columns scanDelivery reads, without the payload (lists and timers do
+// not need it); deliveryWithPayload reads a delivery with its payload (its own, or its
+// event's since migration 00003).
+const (
+	deliveryCols        = `id, endpoint_id, environment_id, event_id, event_type, '', status, attempts, next_attempt_ns, created_ns`
+	deliveryWithPayload = `SELECT d.id, d.endpoint_id, d.environment_id, d.event_id, d.event_type, COALESCE(NULLIF(d.payload, ''), p.payload, ''),
+		d.status, d.attempts, d.next_attempt_ns, d.created_ns FROM deliveries d LEFT JOIN event_payloads p ON p.event_id = d.event_id`
+)
 
 func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 	var d Delivery
@@ -423,7 +592,7 @@ func scanDelivery(sc interface{ Scan(...any) error }) (Delivery, error) {
 
 // GetDelivery returns a delivery with its attempts.
 func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
-	d, err := scanDelivery(s.queryRow(ctx, `SELECT `+deliveryCols+` FROM deliveries WHERE id = $1`, id))
+	d, err := scanDelivery(s.queryRow(ctx, deliveryWithPayload+` WHERE d.id = $1`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Delivery{}, ErrNotFound
 	}
@@ -434,6 +603,81 @@ func (s *Store) GetDelivery(ctx context.Context, id string) (Delivery, error) {
 		d.Attempts, err = s.attempts(ctx, id)
 	}
 	return d, err
+}
+
+// GetDeliveries returns the deliveries of ids that exist, with their attempts, in two queries
+// (per 500 ids): the worker reads what it claimed in one go.
+func (s *Store) GetDeliveries(ctx context.Context, ids []string) (map[string]Delivery, error) {
+	out := make(map[string]Delivery, len(ids))
+	const chunk = 500
+	for rest := ids; len(rest) > 0; {
+		part := rest[:min(chunk, len(rest))]
+		rest = rest[len(part):]
+		args := make([]any, len(part))
+		var in strings.Builder
+		for i, id := range part {
+			if i > 0 {
+				in.WriteString(", ")
+			}
+			fmt.Fprintf(&in, "$%d", i+1)
+			args[i] = id
+		}
+		rows, err := s.db.QueryContext(ctx, deliveryWithPayload+` WHERE d.id IN (`+in.String()+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		var retried []any
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[d.ID] = d
+			if d.AttemptCount > 0 {
+				retried = append(retried, d.ID)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		if len(retried) == 0 {
+			continue
+		}
+		in.Reset()
+		for i := range retried {
+			if i > 0 {
+				in.WriteString(", ")
+			}
+			fmt.Fprintf(&in, "$%d", i+1)
+		}
+		rows, err = s.db.QueryContext(ctx, `SELECT delivery_id, at_ns, status_code, latency_ms, error, response_body FROM attempts WHERE delivery_id IN (`+in.String()+`) ORDER BY delivery_id, seq`, retried...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var id string
+			var a Attempt
+			var e, body sql.NullString
+			if err := rows.Scan(&id, &a.AtNS, &a.StatusCode, &a.LatencyMS, &e, &body); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if e.Valid {
+				a.Error = &e.String
+			}
+			a.ResponseBody, a.At = body.String, time.Unix(0, a.AtNS).UTC().Format(time.RFC3339)
+			d := out[id]
+			d.Attempts = append(d.Attempts, a)
+			out[id] = d
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (s *Store) attempts(ctx context.Context, id string) ([]Attempt, error) {
@@ -506,40 +750,78 @@ type Outcome struct {
 
 // Recorded is one attempt to store with its consequences.
 type Recorded struct {
-	Delivery   Delivery
-	Outcome    Outcome
-	WasFailing bool // the endpoint was failing before (a success by a healthy endpoint writes nothing to it)
+	Delivery Delivery
+	Outcome  Outcome
 }
 
 // RecordAttempts stores attempts and their consequences (delivery state, endpoint failure
-// state, events for the outbox) in one transaction, in order: a group commit.
+// state, events for the outbox) in one transaction, in order: a group commit. On PostgreSQL
+// each kind of row is written by one statement for the whole batch (a round trip per row
+// would bound the commit by the network); SQLite, with no round trips to save, executes one
+// prepared statement per row. The endpoint's failure state is written once per endpoint in
+// the batch, from the outcomes themselves rather than from a possibly cached view of the
+// endpoint: the state the batch's last outcomes leave.
 func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
-	return s.db.InTx(ctx, func(tx *sql.Tx) error {
+	var changed []string
+	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+		changed = changed[:0]
 		now := time.Now().UnixNano()
 		st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
+		var err error
+		if s.db.Dialect == sqldb.Postgres {
+			err = recordRowsBulk(ctx, st, rs, now)
+		} else {
+			err = recordRows(ctx, st, rs, now)
+		}
+		if err != nil {
+			return err
+		}
+		// Per endpoint, in batch order: the last success clears the failure state; failures
+		// after it (or in a batch without success) start it at the first of them unless it
+		// was already set.
+		type epState struct {
+			success      bool  // a success in the batch
+			failingAfter int64 // at of the first failure after the last success, 0 = none
+		}
+		eps := map[string]*epState{}
+		var order []string
 		for _, r := range rs {
-			d, o, a := r.Delivery, r.Outcome, r.Outcome.Attempt
-			if _, err := st.exec(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
-				d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
-				return err
-			}
-			var next any
-			if o.Status == StatusPending {
-				next = o.Next.UnixNano()
-			}
-			if _, err := st.exec(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_ns = $2, updated_ns = $3 WHERE id = $4`,
-				o.Status, next, now, d.ID); err != nil {
-				return err
+			id, o := r.Delivery.EndpointID, r.Outcome
+			e := eps[id]
+			if e == nil {
+				e = &epState{}
+				eps[id] = e
+				order = append(order, id)
 			}
 			if o.Failing {
-				if _, err := st.exec(ctx, `UPDATE endpoints SET failing_since = COALESCE(failing_since, $1) WHERE id = $2`, a.AtNS, d.EndpointID); err != nil {
-					return err
+				if e.failingAfter == 0 {
+					e.failingAfter = o.Attempt.AtNS
 				}
-			} else if r.WasFailing {
-				if _, err := st.exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1`, d.EndpointID); err != nil {
-					return err
-				}
+			} else {
+				e.success, e.failingAfter = true, 0
 			}
+		}
+		for _, id := range order {
+			e := eps[id]
+			var res sql.Result
+			switch {
+			case e.failingAfter != 0 && e.success:
+				res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = $1 WHERE id = $2`, e.failingAfter, id)
+			case e.failingAfter != 0:
+				res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = $1 WHERE id = $2 AND failing_since IS NULL`, e.failingAfter, id)
+			default:
+				res, err = st.exec(ctx, `UPDATE endpoints SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL`, id)
+			}
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				changed = append(changed, id)
+			}
+		}
+		var evs []events.Envelope
+		for _, r := range rs {
+			d, o := r.Delivery, r.Outcome
 			if o.Disable != "" {
 				res, err := st.exec(ctx, `UPDATE endpoints SET enabled = $1, disabled_reason = $2, updated_ns = $3 WHERE id = $4 AND enabled = $5`,
 					false, o.Disable, now, d.EndpointID, true)
@@ -548,26 +830,121 @@ func (s *Store) RecordAttempts(ctx context.Context, rs []Recorded) error {
 				}
 				// Only the attempt that actually disabled it announces it (two attempts in flight
 				// can both see a 410).
-				if n, _ := res.RowsAffected(); n > 0 && o.DisabledEvent != nil {
-					if err := outbox.Add(ctx, tx, events.TopicWebhooks, *o.DisabledEvent); err != nil {
-						return err
+				if n, _ := res.RowsAffected(); n > 0 {
+					changed = append(changed, d.EndpointID)
+					if o.DisabledEvent != nil {
+						evs = append(evs, *o.DisabledEvent)
 					}
 				}
 			}
-			for _, ev := range o.Events {
-				if err := outbox.Add(ctx, tx, events.TopicWebhooks, ev); err != nil {
-					return err
-				}
-			}
+			evs = append(evs, o.Events...)
 		}
-		return nil
+		return outbox.AddAll(ctx, tx, events.TopicWebhooks, evs)
 	})
+	if err == nil {
+		s.forgetEndpoints(changed...)
+		ids := make([]string, len(rs))
+		for i, r := range rs {
+			ids[i] = r.Delivery.ID
+		}
+		s.forgetDeliveries(ids...)
+	}
+	return err
+}
+
+// recordRows writes the attempt rows and the deliveries' new state row by row.
+func recordRows(ctx context.Context, st *txStmts, rs []Recorded, now int64) error {
+	for _, r := range rs {
+		d, o, a := r.Delivery, r.Outcome, r.Outcome.Attempt
+		if _, err := st.exec(ctx, `INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES ($1, $2, $3, $4, $5, $6)`,
+			d.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody); err != nil {
+			return err
+		}
+		var next any
+		if o.Status == StatusPending {
+			next = o.Next.UnixNano()
+		}
+		if _, err := st.exec(ctx, `UPDATE deliveries SET status = $1, attempts = attempts + 1, next_attempt_ns = $2, updated_ns = $3 WHERE id = $4`,
+			o.Status, next, now, d.ID); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordRowsBulk is recordRows in a statement per kind of row (per 500 rows), for PostgreSQL.
+// Attempts keep the batch's order (seq); a delivery attempted twice in one batch ends in its
+// last outcome with both counted.
+func recordRowsBulk(ctx context.Context, st *txStmts, rs []Recorded, now int64) error {
+	const chunk = 500
+	for rest := rs; len(rest) > 0; {
+		part := rest[:min(chunk, len(rest))]
+		rest = rest[len(part):]
+		var q strings.Builder
+		q.WriteString(`INSERT INTO attempts (delivery_id, at_ns, status_code, latency_ms, error, response_body) VALUES `)
+		args := make([]any, 0, 6*len(part))
+		for i, r := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d, $%d::bigint, $%d::integer, $%d::integer, $%d, $%d)", n+1, n+2, n+3, n+4, n+5, n+6)
+			a := r.Outcome.Attempt
+			args = append(args, r.Delivery.ID, a.AtNS, a.StatusCode, a.LatencyMS, a.Error, a.ResponseBody)
+		}
+		if _, err := st.tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return err
+		}
+	}
+	type state struct {
+		status string
+		next   any
+		n      int
+	}
+	last := map[string]*state{}
+	var ids []string
+	for _, r := range rs {
+		o := r.Outcome
+		var next any
+		if o.Status == StatusPending {
+			next = o.Next.UnixNano()
+		}
+		if e := last[r.Delivery.ID]; e != nil {
+			e.status, e.next, e.n = o.Status, next, e.n+1
+			continue
+		}
+		last[r.Delivery.ID] = &state{status: o.Status, next: next, n: 1}
+		ids = append(ids, r.Delivery.ID)
+	}
+	for rest := ids; len(rest) > 0; {
+		part := rest[:min(chunk, len(rest))]
+		rest = rest[len(part):]
+		var q strings.Builder
+		q.WriteString(`UPDATE deliveries AS d SET status = v.status, attempts = d.attempts + v.n, next_attempt_ns = v.next, updated_ns = $1 FROM (VALUES `)
+		args := make([]any, 0, 4*len(part)+1)
+		args = append(args, now)
+		for i, id := range part {
+			if i > 0 {
+				q.WriteString(", ")
+			}
+			n := len(args)
+			fmt.Fprintf(&q, "($%d::text, $%d::text, $%d::bigint, $%d::integer)", n+1, n+2, n+3, n+4)
+			e := last[id]
+			args = append(args, id, e.status, e.next, e.n)
+		}
+		q.WriteString(`) AS v(id, status, next, n) WHERE d.id = v.id`)
+		if _, err := st.tx.ExecContext(ctx, q.String(), args...); err != nil { // one round trip: no prepare for a one-off text
+			return err
+		}
+	}
+	return nil
 }
 
 // Abandon marks a delivery failed without an attempt (its endpoint is gone or disabled).
 func (s *Store) Abandon(ctx context.Context, id string) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = $1, next_attempt_ns = NULL, updated_ns = $2 WHERE id = $3 AND status = $4`,
 		StatusFailed, time.Now().UnixNano(), id, StatusPending)
+	s.forgetDeliveries(id)
 	return err
 }
 
@@ -575,6 +952,7 @@ func (s *Store) Abandon(ctx context.Context, id string) error {
 func (s *Store) Redeliver(ctx context.Context, endpointID, id string) error {
 	res, err := s.db.ExecContext(ctx, `UPDATE deliveries SET status = $1, next_attempt_ns = $2, updated_ns = $2 WHERE id = $3 AND endpoint_id = $4`,
 		StatusPending, time.Now().UnixNano(), id, endpointID)
+	s.forgetDeliveries(id)
 	if err != nil {
 		return err
 	}

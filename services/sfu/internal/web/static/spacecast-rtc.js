@@ -1,14 +1,15 @@
-// spacecast-rtc.js: browser SDK for Spacecast spaces (ES module, no dependencies).
-// Protocol: docs/rtc-protocol.md. Usage:
+// spacecast-rtc.js: a small browser SDK for Spacecast spaces (ES module, no dependencies).
+// It speaks the Mux Spaces protocol of docs/rtc-protocol.md (the unchanged @mux/spaces-web
+// SDK works as well). Usage:
 //
 //   import { Space } from "/sdk/spacecast-rtc.js";
-//   const space = await Space.join(token);                 // same-origin signaling URL
+//   const space = await Space.join(token);                 // same-origin /spaces/v1
 //   space.addEventListener("track", (e) => attach(e.detail)); // remote tracks
 //   await space.publishCamera();                           // camera + microphone
 //   await space.publishScreen();                           // screenshare
 //   space.leave();
 
-export const SIGNAL_PATH = "/rtc/v1/ws";
+export const SIGNAL_PATH = "/spaces/v1";
 
 /** Default signaling URL: the page's own host. */
 export function defaultURL() {
@@ -16,12 +17,31 @@ export function defaultURL() {
   return `${proto}//${location.host}${SIGNAL_PATH}`;
 }
 
-/** SpaceError carries the server's reason code (docs/rtc-protocol.md, "Errors"). */
+// Error types of the protocol's connect refusals, by name.
+const ERROR_NAMES = { 1: "disconnected", 3: "duplicate_participant", 6: "invalid_token", 7: "participant_limit" };
+
+/** SpaceError carries the server's error (code: a name from the error type, type: the number). */
 export class SpaceError extends Error {
   constructor(code, message, extra = {}) {
     super(`${code}: ${message || ""}`);
     this.code = code;
     Object.assign(this, extra);
+  }
+}
+
+const kindName = (type) => (type === 1 ? "audio" : "video");
+
+// trackInfo turns a protocol Track into this SDK's track description.
+function trackInfo(t) {
+  return { track_id: t.tid, kind: kindName(t.type), source: t.source, muted: !!t.muted, name: t.name, mid: t.mid };
+}
+
+function jwtRole(token) {
+  try {
+    const b = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(b)).role === "subscriber" ? "subscriber" : "publisher";
+  } catch {
+    return "publisher";
   }
 }
 
@@ -35,36 +55,26 @@ export class SpaceError extends Error {
  *  closed [{code, message}]   (code "left" after leave())
  */
 export class Space extends EventTarget {
-  static async join(token, { url = defaultURL(), followRedirect = true } = {}) {
+  static async join(token, { url = defaultURL(), displayName = "" } = {}) {
     const space = new Space();
-    try {
-      await space._connect(url, token);
-    } catch (err) {
-      if (followRedirect && err.code === "wrong_node" && err.node_url) {
-        const other = new Space();
-        await other._connect(err.node_url, token);
-        return other;
-      }
-      throw err;
-    }
+    await space._connect(url, token, displayName);
     return space;
   }
 
   constructor() {
     super();
-    this.participants = new Map(); // connection_id -> {participant_id, connection_id, role, tracks: Map}
+    this.participants = new Map(); // connection_id -> {participant_id, connection_id, role, display_name, tracks: Map}
     this.local = null; // {space_id, participant_id, connection_id, role, node_id}
     this.sub = null; // RTCPeerConnection the server offers (remote tracks)
     this.pub = null; // RTCPeerConnection this client offers (own tracks)
-    this._subTracks = new Map(); // mid -> subscribed track info
+    this._sfuID = "";
+    this._owners = new Map(); // tid -> connection_id
     this._streams = new Map(); // connection_id (or connection_id:screen) -> MediaStream
-    this._remote = new Map(); // track_id -> track event detail
+    this._remote = new Map(); // tid -> track event detail
     this._subChain = Promise.resolve();
     this._pubChain = Promise.resolve();
     this._answerWaiter = null;
-    this._sources = new Map(); // RTCRtpTransceiver -> source
-    this._ownWaiters = new Map(); // mid -> resolve(track)
-    this.ownTracks = new Map(); // track_id -> track info (with mid)
+    this.ownTracks = new Map(); // track_id -> track info (with mid and transceiver)
     this._closed = false;
   }
 
@@ -76,12 +86,14 @@ export class Space extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  _connect(url, token) {
+  _connect(url, token, displayName) {
+    this._role = jwtRole(token);
+    const q = new URLSearchParams({ token, managed_subscriptions: "16", sdk_version: "spacecast-rtc" });
+    if (displayName) q.set("display_name", displayName);
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(`${url}?${q}`);
       this.ws = ws;
       let joined = false;
-      ws.onopen = () => ws.send(JSON.stringify({ type: "join", token }));
       ws.onmessage = (ev) => {
         let msg;
         try {
@@ -90,13 +102,13 @@ export class Space extends EventTarget {
           return;
         }
         if (!joined) {
-          if (msg.type === "joined") {
+          if (msg.joined) {
             joined = true;
-            this._onJoined(msg);
-            resolve(this);
-          } else if (msg.type === "error") {
+            this._onJoined(msg.joined).then(() => resolve(this), reject);
+          } else if (msg.error) {
             this._closed = true;
-            reject(new SpaceError(msg.code, msg.message, { node_url: msg.node_url, node_id: msg.node_id }));
+            const e = msg.error;
+            reject(new SpaceError(ERROR_NAMES[e.type] || "error", e.message, { type: e.type }));
           }
           return;
         }
@@ -104,135 +116,135 @@ export class Space extends EventTarget {
       };
       ws.onclose = (ev) => {
         if (!joined) {
-          reject(new SpaceError(ev.reason || "closed", "the signaling connection closed"));
+          reject(new SpaceError("closed", ev.reason || "the signaling connection closed"));
           return;
         }
-        this._teardown(ev.reason || "closed", "");
+        this._teardown(ev.code === 4000 ? "closed_by_server" : "connection_lost", ev.reason || "");
       };
     });
   }
 
-  _onJoined(msg) {
+  async _onJoined(j) {
+    this._sfuID = j.sub_sfus[0].sfu_id;
     this.local = {
-      space_id: msg.space_id,
-      participant_id: msg.participant_id,
-      connection_id: msg.connection_id,
-      role: msg.role,
-      node_id: msg.node_id,
+      space_id: j.session_id,
+      participant_id: j.participant_id,
+      connection_id: j.connection_id,
+      role: this._role,
+      node_id: this._sfuID,
+      display_name: j.display_name,
     };
-    this.iceServers = msg.ice_servers || [];
-    for (const p of msg.participants) this._addParticipant(p);
+    this.limits = j.limits;
+    this.iceServers = j.ice_servers || [];
+    for (const p of j.participants) this._addParticipant(p);
     this.sub = new RTCPeerConnection({ iceServers: this.iceServers });
     this.sub.onicecandidate = (e) => {
-      if (e.candidate) this._send({ type: "candidate", target: "subscriber", candidate: e.candidate.toJSON() });
+      if (e.candidate) this._send({ candidate: { candidate: this._sigCandidate(e.candidate), type: 1, sfu_id: this._sfuID } });
     };
     this.sub.ontrack = (e) => this._onTrack(e);
-    this._pingTimer = setInterval(() => this._send({ type: "ping" }), 20000);
+    await this._onSubOffer(j.sub_sfus[0]);
+  }
+
+  _sigCandidate(c) {
+    return { candidate: c.candidate, sdp_mid: c.sdpMid, sdp_mline_index: c.sdpMLineIndex, username_fragment: c.usernameFragment };
   }
 
   _addParticipant(p) {
-    const entry = { ...p, tracks: new Map() };
-    for (const t of p.tracks || []) entry.tracks.set(t.track_id, t);
+    const entry = { participant_id: p.participant_id, connection_id: p.connection_id, role: p.role === 2 ? "subscriber" : "publisher",
+      display_name: p.display_name, tracks: new Map() };
+    for (const t of p.tracks || []) {
+      entry.tracks.set(t.tid, trackInfo(t));
+      this._owners.set(t.tid, p.connection_id);
+    }
     this.participants.set(p.connection_id, entry);
     return entry;
   }
 
   _onMessage(msg) {
-    switch (msg.type) {
-      case "offer":
-        this._subChain = this._subChain.then(() => this._onOffer(msg)).catch((err) => this._fail(err));
-        break;
-      case "answer":
-        if (this._answerWaiter) this._answerWaiter(msg);
-        break;
-      case "candidate": {
-        const pc = msg.target === "publisher" ? this.pub : this.sub;
-        if (pc) pc.addIceCandidate(msg.candidate).catch(() => {});
-        break;
-      }
-      case "participant_joined":
-        this._emit("participantjoined", this._addParticipant(msg.participant));
-        break;
-      case "participant_left":
-        this.participants.delete(msg.participant.connection_id);
-        this._streams.delete(msg.participant.connection_id);
-        this._streams.delete(`${msg.participant.connection_id}:screen`);
-        this._emit("participantleft", msg.participant);
-        break;
-      case "track_published": {
-        if (msg.connection_id === this.local.connection_id) {
-          this.ownTracks.set(msg.track.track_id, msg.track);
-          const w = this._ownWaiters.get(msg.track.mid);
-          if (w) {
-            this._ownWaiters.delete(msg.track.mid);
-            w(msg.track);
-          }
-        } else {
-          const p = this.participants.get(msg.connection_id);
-          if (p) p.tracks.set(msg.track.track_id, msg.track);
-        }
-        this._emit("trackpublished", msg);
-        break;
-      }
-      case "track_unpublished": {
-        const p = this.participants.get(msg.connection_id);
-        if (p) p.tracks.delete(msg.track.track_id);
-        this.ownTracks.delete(msg.track.track_id);
-        const r = this._remote.get(msg.track.track_id);
-        if (r) r.end();
-        this._emit("trackunpublished", msg);
-        break;
-      }
-      case "track_muted": {
-        const p = this.participants.get(msg.connection_id);
-        if (p) p.tracks.set(msg.track.track_id, msg.track);
-        this._emit("trackmuted", msg);
-        break;
-      }
-      case "error":
-        this._teardown(msg.code, msg.message);
-        break;
+    if (msg.sub_offer) {
+      this._subChain = this._subChain.then(() => this._onSubOffer(msg.sub_offer)).catch((err) => this._fail(err));
+    } else if (msg.answer) {
+      if (this._answerWaiter) this._answerWaiter(msg.answer);
+    } else if (msg.candidate) {
+      const c = msg.candidate;
+      const pc = c.type === 2 ? this.pub : this.sub;
+      const init = { candidate: c.candidate.candidate, sdpMid: c.candidate.sdp_mid, sdpMLineIndex: c.candidate.sdp_mline_index };
+      if (pc) pc.addIceCandidate(init).catch(() => {});
+    } else if (msg.participant_connected) {
+      this._emit("participantjoined", this._addParticipant(msg.participant_connected));
+    } else if (msg.participant_disconnected) {
+      const id = msg.participant_disconnected.connection_id;
+      const p = this.participants.get(id);
+      this.participants.delete(id);
+      if (p) for (const tid of p.tracks.keys()) this._endRemote(tid);
+      this._streams.delete(id);
+      this._streams.delete(`${id}:screen`);
+      this._emit("participantleft", p || { connection_id: id });
+    } else if (msg.add_track) {
+      const { connection_id, track } = msg.add_track;
+      const p = this.participants.get(connection_id);
+      if (!p) return;
+      const info = trackInfo(track);
+      p.tracks.set(track.tid, info);
+      this._owners.set(track.tid, connection_id);
+      this._emit("trackpublished", { participant_id: p.participant_id, connection_id, track: info });
+    } else if (msg.remove_track) {
+      const { connection_id, track } = msg.remove_track;
+      const p = this.participants.get(connection_id);
+      const info = p && p.tracks.get(track.tid);
+      if (p) p.tracks.delete(track.tid);
+      this._endRemote(track.tid);
+      this._emit("trackunpublished", { participant_id: p && p.participant_id, connection_id, track: info || { track_id: track.tid } });
+    } else if (msg.track_muted || msg.track_unmuted) {
+      const m = msg.track_muted || msg.track_unmuted;
+      const p = this.participants.get(m.connection_id);
+      const info = p && p.tracks.get(m.track.tid);
+      if (info) info.muted = !!msg.track_muted;
+      this._emit("trackmuted", { participant_id: p && p.participant_id, connection_id: m.connection_id,
+        track: info || { track_id: m.track.tid, muted: !!msg.track_muted } });
+    } else if (msg.error) {
+      if (msg.error.fatal) this._teardown(ERROR_NAMES[msg.error.type] || "error", msg.error.message);
     }
   }
 
-  async _onOffer(msg) {
-    // Each offer lists every mid that carries a track now.
-    this._subTracks = new Map();
-    for (const t of msg.tracks || []) this._subTracks.set(t.mid, t);
-    await this.sub.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+  async _onSubOffer(d) {
+    await this.sub.setRemoteDescription({ type: "offer", sdp: d.sdp });
     const answer = await this.sub.createAnswer();
     await this.sub.setLocalDescription(answer);
-    this._send({ type: "answer", sdp: this.sub.localDescription.sdp });
+    this._send({ sub_answer: { sfu_id: d.sfu_id, sdp: this.sub.localDescription.sdp } });
   }
 
   _onTrack(e) {
-    const mid = e.transceiver.mid;
-    const info = this._subTracks.get(mid);
-    if (!info) return;
+    // The msid stream id of every forwarded m-line is the publisher's track id.
+    const tid = e.streams[0] && e.streams[0].id;
+    const conn = this._owners.get(tid);
+    const p = conn && this.participants.get(conn);
+    const t = p && p.tracks.get(tid);
+    if (!t) return;
     // Camera and microphone of a connection share one MediaStream; a screenshare gets its own.
-    const key = info.source === "screenshare" ? `${info.connection_id}:screen` : info.connection_id;
+    const key = t.source === "screenshare" || t.source === "screenshareaudio" ? `${conn}:screen` : conn;
     let stream = this._streams.get(key);
     if (!stream) {
       stream = new MediaStream();
       this._streams.set(key, stream);
     }
     stream.addTrack(e.track);
-    const detail = { ...info, key, track: e.track, stream };
-    this._remote.set(info.track_id, detail);
-    const end = () => {
-      if (this._remote.get(info.track_id) !== detail) return;
-      this._remote.delete(info.track_id);
+    const detail = { ...t, participant_id: p.participant_id, connection_id: conn, key, track: e.track, stream };
+    this._remote.set(tid, detail);
+    detail.end = () => {
+      if (this._remote.get(tid) !== detail) return;
+      this._remote.delete(tid);
       stream.removeTrack(e.track);
       this._emit("trackended", detail);
     };
-    e.track.addEventListener("ended", end);
-    // A mid that went inactive (its track unpublished) mutes the receiving track.
-    e.track.addEventListener("mute", () => {
-      const cur = this._subTracks.get(mid);
-      if (!cur || cur.track_id !== info.track_id) end();
-    });
-    detail.end = end;
+    e.track.addEventListener("ended", detail.end);
+    e.streams[0].addEventListener("removetrack", detail.end);
     this._emit("track", detail);
+  }
+
+  _endRemote(tid) {
+    const r = this._remote.get(tid);
+    if (r) r.end();
   }
 
   /** The MediaStream of a remote connection's camera + microphone (or of key "<connection_id>:screen"). */
@@ -245,49 +257,48 @@ export class Space extends EventTarget {
     if (this.local.role !== "publisher") throw new SpaceError("publish_not_allowed", "this token's role is subscriber");
     this.pub = new RTCPeerConnection({ iceServers: this.iceServers });
     this.pub.onicecandidate = (e) => {
-      if (e.candidate) this._send({ type: "candidate", target: "publisher", candidate: e.candidate.toJSON() });
+      if (e.candidate) this._send({ candidate: { candidate: this._sigCandidate(e.candidate), type: 2, sfu_id: this._sfuID } });
     };
   }
 
-  _negotiatePub() {
+  // _negotiatePub offers on the publish connection; fresh lists the tracks it introduces.
+  _negotiatePub(fresh = []) {
     this._pubChain = this._pubChain.then(async () => {
       const offer = await this.pub.createOffer();
       await this.pub.setLocalDescription(offer);
-      const sources = [];
-      for (const tr of this.pub.getTransceivers()) {
-        const s = this._sources.get(tr);
-        if (s && tr.mid !== null) sources.push({ mid: tr.mid, source: s });
+      for (const info of fresh) {
+        info.mid = info.transceiver.mid;
+        const settings = info.transceiver.sender.track ? info.transceiver.sender.track.getSettings() : {};
+        this._send({ pending_track: { tid: info.track_id, type: info.kind === "audio" ? 1 : 2, name: info.name, muted: false,
+          source: info.source, width: settings.width || 0, height: settings.height || 0, mid: info.mid } });
       }
       const answered = new Promise((resolve) => (this._answerWaiter = resolve));
-      this._send({ type: "offer", sdp: this.pub.localDescription.sdp, sources });
+      this._send({ offer: this.pub.localDescription.sdp });
       const answer = await answered;
       this._answerWaiter = null;
-      await this.pub.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+      await this.pub.setRemoteDescription({ type: "answer", sdp: answer });
     });
     return this._pubChain;
   }
 
   /**
-   * Publishes a MediaStreamTrack. source: "microphone", "camera" or "screenshare".
-   * Resolves with the track's info ({track_id, kind, source, mid}) once media reaches the server.
+   * Publishes a MediaStreamTrack. source: "microphone", "camera", "screenshare" or
+   * "screenshareaudio". Resolves with the track's info ({track_id, kind, source, mid}) once
+   * the server answered.
    */
   async publish(track, source = track.kind === "audio" ? "microphone" : "camera") {
     this._ensurePub();
     const tr = this.pub.addTransceiver(track, { direction: "sendonly" });
-    this._sources.set(tr, source);
-    await this._negotiatePub();
-    const info = await new Promise((resolve, reject) => {
-      for (const t of this.ownTracks.values()) if (t.mid === tr.mid) return resolve(t);
-      this._ownWaiters.set(tr.mid, resolve);
-      setTimeout(() => reject(new SpaceError("timeout", "the server did not receive the track")), 15000);
-    });
-    info.transceiver = tr;
+    const info = { track_id: crypto.randomUUID(), kind: track.kind, source, name: track.label || source, muted: false, transceiver: tr };
+    await this._negotiatePub([info]);
+    this.ownTracks.set(info.track_id, info);
     return info;
   }
 
   /** Stops publishing a track returned by publish(). */
   async unpublish(info) {
     this.pub.removeTrack(info.transceiver.sender);
+    this.ownTracks.delete(info.track_id);
     await this._negotiatePub();
   }
 
@@ -298,21 +309,21 @@ export class Space extends EventTarget {
     return stream;
   }
 
-  /** Screenshare: returns the local MediaStream. */
+  /** Screenshare (with its audio when the browser gives one): returns the local MediaStream. */
   async publishScreen() {
-    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true });
-    for (const t of stream.getVideoTracks()) await this.publish(t, "screenshare");
+    const stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: true });
+    for (const t of stream.getTracks()) await this.publish(t, t.kind === "audio" ? "screenshareaudio" : "screenshare");
     return stream;
   }
 
   /** Tells the others a published track is muted (and disables it locally). */
   mute(info, muted = true) {
     if (info.transceiver && info.transceiver.sender.track) info.transceiver.sender.track.enabled = !muted;
-    this._send({ type: "mute", track_id: info.track_id, muted });
+    info.muted = muted;
+    this._send(muted ? { mute_track: info.track_id } : { unmute_track: info.track_id });
   }
 
   leave() {
-    this._send({ type: "leave" });
     this._teardown("left", "");
   }
 
@@ -323,7 +334,6 @@ export class Space extends EventTarget {
   _teardown(code, message) {
     if (this._closed) return;
     this._closed = true;
-    clearInterval(this._pingTimer);
     if (this.sub) this.sub.close();
     if (this.pub) this.pub.close();
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close();

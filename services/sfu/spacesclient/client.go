@@ -1,0 +1,459 @@
+// Package spacesclient is a Go client of the SFU's Mux Spaces protocol (docs/rtc-protocol.md):
+// it joins a space over the WebSocket, answers the server's subscribe offers, publishes
+// tracks on its own publish connection and reports remote tracks and signaling events. The
+// load test and the Go tests use it.
+package spacesclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/spacecast/spacecast/libs/idgen"
+	"github.com/spacecast/spacecast/services/sfu/internal/media"
+	"github.com/spacecast/spacecast/services/sfu/internal/space"
+)
+
+// Wire types (see docs/rtc-protocol.md).
+type (
+	Joined      = space.Joined
+	Message     = space.Out
+	Participant = space.Participant
+	Track       = space.Track
+)
+
+// ServerError is an error message received before joined.
+type ServerError struct {
+	Type    int
+	Message string
+}
+
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("spaces: error type %d: %s", e.Type, e.Message)
+}
+
+// ErrClosed is returned by calls on a closed client.
+var ErrClosed = errors.New("spacesclient: closed")
+
+// Options tune a client.
+type Options struct {
+	Logger      *slog.Logger
+	DisplayName string
+	// Managed is managed_subscriptions: nil = 16 (automatic), 0 = manual.
+	Managed *int
+	// ReconnectID resumes an earlier connection of the same participant.
+	ReconnectID string
+	// LoopbackOnly gathers only 127.0.0.1 candidates (tests and benchmarks on one machine).
+	LoopbackOnly bool
+	// MinimalInterceptors registers only NACK and RTCP reports (cheaper for load tests).
+	MinimalInterceptors bool
+	// NoNACK leaves out NACK (with MinimalInterceptors), so measured loss is before repair.
+	NoNACK bool
+	// OnTrack, when set, is called for every remote track instead of sending it on Tracks().
+	OnTrack func(*RemoteTrack)
+}
+
+// RemoteTrack is another participant's track arriving on this client.
+type RemoteTrack struct {
+	TID      string // the publisher's track id (the msid stream id)
+	Track    *webrtc.TrackRemote
+	Receiver *webrtc.RTPReceiver
+}
+
+// Client is one connection to a space.
+type Client struct {
+	o      Options
+	log    *slog.Logger
+	api    *webrtc.API
+	conn   *websocket.Conn
+	info   Joined
+	ctx    context.Context
+	cancel context.CancelFunc
+	writeM sync.Mutex
+
+	sub *webrtc.PeerConnection
+
+	pubMu   sync.Mutex
+	pub     *webrtc.PeerConnection
+	answers chan string
+
+	tracks chan *RemoteTrack
+	events chan Message
+
+	errMu sync.Mutex
+	err   error
+	done  chan struct{}
+	once  sync.Once
+}
+
+// Join connects to base (ws://host/spaces; the client appends /v1) with token and returns
+// once joined.
+func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	api, err := newAPI(o)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"token": {token}, "sdk_version": {"go-spacesclient"}}
+	managed := 16
+	if o.Managed != nil {
+		managed = *o.Managed
+	}
+	q.Set("managed_subscriptions", strconv.Itoa(managed))
+	if o.DisplayName != "" {
+		q.Set("display_name", o.DisplayName)
+	}
+	if o.ReconnectID != "" {
+		q.Set("reconnect_id", o.ReconnectID)
+		q.Set("reconnect_attempt", "1")
+	}
+	conn, _, err := websocket.Dial(ctx, base+"/v1?"+q.Encode(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("spacesclient: dial %s: %w", base, err)
+	}
+	conn.SetReadLimit(4 << 20)
+	cctx, cancel := context.WithCancel(context.Background())
+	c := &Client{o: o, log: log, api: api, conn: conn, ctx: cctx, cancel: cancel, answers: make(chan string, 1),
+		tracks: make(chan *RemoteTrack, 64), events: make(chan Message, 1024), done: make(chan struct{})}
+	_, b, err := conn.Read(ctx)
+	if err != nil {
+		conn.CloseNow()
+		cancel()
+		return nil, fmt.Errorf("spacesclient: waiting for joined: %w", err)
+	}
+	var first Message
+	if err := json.Unmarshal(b, &first); err != nil {
+		conn.CloseNow()
+		cancel()
+		return nil, fmt.Errorf("spacesclient: first message: %w", err)
+	}
+	switch {
+	case first.Error != nil:
+		conn.CloseNow()
+		cancel()
+		return nil, &ServerError{Type: first.Error.Type, Message: first.Error.Message}
+	case first.Joined == nil || len(first.Joined.SubSfus) == 0:
+		conn.CloseNow()
+		cancel()
+		return nil, fmt.Errorf("spacesclient: unexpected first message %s", b)
+	}
+	c.info = *first.Joined
+	c.sub, err = api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.sub.OnTrack(c.onTrack)
+	if err := c.answerSub(ctx, c.info.SubSfus[0]); err != nil {
+		c.Close()
+		return nil, err
+	}
+	go c.readLoop()
+	return c, nil
+}
+
+func newAPI(o Options) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := media.RegisterCodecs(m); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if o.MinimalInterceptors {
+		if !o.NoNACK {
+			if err := webrtc.ConfigureNack(m, ir); err != nil {
+				return nil, err
+			}
+		}
+		if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+			return nil, err
+		}
+	} else if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+		return nil, err
+	}
+	s := webrtc.SettingEngine{}
+	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if o.LoopbackOnly {
+		s.SetIncludeLoopbackCandidate(true)
+		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
+		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s)), nil
+}
+
+// Info is the server's joined message.
+func (c *Client) Info() Joined { return c.info }
+
+// Tracks delivers remote tracks (unless Options.OnTrack is set).
+func (c *Client) Tracks() <-chan *RemoteTrack { return c.tracks }
+
+// Events delivers every message after joined except offers and answers.
+func (c *Client) Events() <-chan Message { return c.events }
+
+// Done is closed when the connection ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection ended.
+func (c *Client) Err() error {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	return c.err
+}
+
+// SubscribeConnection is the connection remote tracks arrive on.
+func (c *Client) SubscribeConnection() *webrtc.PeerConnection { return c.sub }
+
+// Send writes one message.
+func (c *Client) Send(ctx context.Context, m any) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	c.writeM.Lock()
+	defer c.writeM.Unlock()
+	return c.conn.Write(ctx, websocket.MessageText, b)
+}
+
+func (c *Client) finish(err error) {
+	c.once.Do(func() {
+		c.errMu.Lock()
+		c.err = err
+		c.errMu.Unlock()
+		c.cancel()
+		_ = c.sub.Close()
+		c.pubMu.Lock()
+		if c.pub != nil {
+			_ = c.pub.Close()
+		}
+		c.pubMu.Unlock()
+		close(c.done)
+	})
+}
+
+func (c *Client) readLoop() {
+	for {
+		_, b, err := c.conn.Read(c.ctx)
+		if err != nil {
+			c.finish(err)
+			return
+		}
+		var m Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			continue
+		}
+		switch {
+		case m.SubOffer != nil:
+			if err := c.answerSub(c.ctx, *m.SubOffer); err != nil {
+				c.log.Warn("answering sub_offer failed", "err", err)
+			}
+		case m.Answer != "":
+			select {
+			case c.answers <- m.Answer:
+			default:
+			}
+		default:
+			select {
+			case c.events <- m:
+			default:
+			}
+		}
+	}
+}
+
+func (c *Client) answerSub(ctx context.Context, d space.SfuDescription) error {
+	if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: d.SDP}); err != nil {
+		return err
+	}
+	ans, err := c.sub.CreateAnswer(nil)
+	if err != nil {
+		return err
+	}
+	g := webrtc.GatheringCompletePromise(c.sub)
+	if err := c.sub.SetLocalDescription(ans); err != nil {
+		return err
+	}
+	select {
+	case <-g:
+	case <-time.After(3 * time.Second):
+	}
+	return c.Send(ctx, space.In{SubAnswer: &space.SfuDescription{SfuID: d.SfuID, SDP: c.sub.LocalDescription().SDP}})
+}
+
+func (c *Client) onTrack(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+	rt := &RemoteTrack{TID: t.StreamID(), Track: t, Receiver: r}
+	if c.o.OnTrack != nil {
+		c.o.OnTrack(rt)
+		return
+	}
+	select {
+	case c.tracks <- rt:
+	default:
+	}
+}
+
+// Publication is one of this client's published tracks.
+type Publication struct {
+	TID    string
+	Mid    string
+	Source string
+	Sender *webrtc.RTPSender
+	// KeyframeRequests receives a value for each PLI/FIR the server forwards.
+	KeyframeRequests <-chan struct{}
+}
+
+// Publish announces track (source "camera", "microphone", "screenshare"...) and negotiates
+// it; it returns once the server answered.
+func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source string) (*Publication, error) {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	select {
+	case <-c.done:
+		return nil, ErrClosed
+	default:
+	}
+	if c.pub == nil {
+		pc, err := c.api.NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			return nil, err
+		}
+		c.pub = pc
+	}
+	tr, err := c.pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, err
+	}
+	kf := make(chan struct{}, 1)
+	go func() {
+		for {
+			pkts, _, err := tr.Sender().ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				switch p.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					select {
+					case kf <- struct{}{}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	if err := c.negotiatePub(ctx, func() error {
+		kind := space.KindVideo
+		if track.Kind() == webrtc.RTPCodecTypeAudio {
+			kind = space.KindAudio
+		}
+		return c.Send(ctx, space.In{PendingTrack: &space.PendingTrack{TID: track.StreamID(), Type: kind, Name: track.ID(),
+			Source: source, Mid: tr.Mid()}})
+	}); err != nil {
+		return nil, err
+	}
+	return &Publication{TID: track.StreamID(), Mid: tr.Mid(), Source: source, Sender: tr.Sender(), KeyframeRequests: kf}, nil
+}
+
+// NewTrackID returns a fresh track id for a publication's stream id.
+func NewTrackID() string { return idgen.New() }
+
+// negotiatePub offers on the publish connection; before sends the pending tracks.
+func (c *Client) negotiatePub(ctx context.Context, before func() error) error {
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	g := webrtc.GatheringCompletePromise(c.pub)
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	select {
+	case <-g:
+	case <-time.After(3 * time.Second):
+	}
+	if before != nil {
+		if err := before(); err != nil {
+			return err
+		}
+	}
+	sdp := c.pub.LocalDescription().SDP
+	if err := c.Send(ctx, space.In{Offer: &sdp}); err != nil {
+		return err
+	}
+	select {
+	case a := <-c.answers:
+		return c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: a})
+	case <-c.done:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Unpublish stops sending p and renegotiates.
+func (c *Client) Unpublish(ctx context.Context, p *Publication) error {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	if err := c.pub.RemoveTrack(p.Sender); err != nil {
+		return err
+	}
+	return c.negotiatePub(ctx, nil)
+}
+
+// Mute marks a published track muted or unmuted.
+func (c *Client) Mute(ctx context.Context, tid string, muted bool) error {
+	if muted {
+		return c.Send(ctx, space.In{MuteTrack: &tid})
+	}
+	return c.Send(ctx, space.In{UnmuteTrack: &tid})
+}
+
+// Subscribe asks (manual mode) for tids of a connection; Unsubscribe with on=false.
+func (c *Client) Subscribe(ctx context.Context, connectionID string, tids []string, on bool) error {
+	req := &space.SubscribeRequest{Connections: []space.ConnectionTracks{{ConnectionID: connectionID, TrackIDs: tids}}}
+	if on {
+		return c.Send(ctx, space.In{SubscribeTracks: req})
+	}
+	return c.Send(ctx, space.In{UnsubscribeTracks: req})
+}
+
+// CustomEvent publishes payload to the space.
+func (c *Client) CustomEvent(ctx context.Context, payload string) (requestID string, err error) {
+	id := idgen.New()
+	return id, c.Send(ctx, space.In{RequestID: id, CustomEvent: &space.CustomEvent{ID: id, Payload: payload, Scope: 1}})
+}
+
+// Leave closes the connection as the SDK's leave() does (no status code).
+func (c *Client) Leave() error {
+	err := c.conn.Close(websocket.StatusNormalClosure, "")
+	c.finish(ErrClosed)
+	return err
+}
+
+// Drop closes the socket with a code that is not a leave (a network drop): the participant
+// may come back with ReconnectID.
+func (c *Client) Drop() {
+	_ = c.conn.Close(3001, "dropped")
+	c.finish(ErrClosed)
+}
+
+// Close ends the connection without a close handshake.
+func (c *Client) Close() error {
+	err := c.conn.CloseNow()
+	c.finish(ErrClosed)
+	return err
+}
