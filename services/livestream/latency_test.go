@@ -272,3 +272,25 @@ func probeStreams(t *testing.T, url string) string {
 	}
 	return strings.Join(names, ",") + " " + size
 }
+
+// TestStandardLatencyHLS: standard is unchanged (MPEG-TS segments of the configured duration,
+// version 3, no server control); its
+// glass-to-glass figure is measured for docs/benchmarks.md.
+func TestStandardLatencyHLS(t *testing.T) {
+	needFFmpeg(t)
+	e := setup(t, testenv.SQLBackends(t)[0])
+	ls := e.create(`{"playback_policy":"public"}`)
+	id, key, pid := ls["id"].(string), ls["stream_key"].(string), pids(ls)["public"]
+	publishClock(t, e.rtmpURL(key), 2*time.Minute)
+	testenv.Eventually(t, 15*time.Second, func() bool { return e.stream(id)["status"] == "active" }, "stream never became active")
+	st, media, _ := e.get("/stream/" + pid + "/source.m3u8")
+	if !bytes.HasPrefix(media, []byte("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:")) || bytes.Contains(media, []byte("SERVER-CONTROL")) ||
+		!bytes.Contains(media, []byte("seg-0.ts")) {
+		t.Fatalf("standard media playlist: %d\n%s", st, media)
+	}
+	r := measureLatency(t, e.url+"/stream/"+pid+".m3u8", "standard", 8, 0)
+	t.Logf("glass-to-glass in standard mode: median %.1fs over %d samples", *r.Median, r.Samples)
+	if r.Samples < 20 {
+		t.Fatalf("only %d clock samples", r.Samples)
+	}
+}
