@@ -3,6 +3,7 @@ package livestream_test
 import (
 	"bytes"
 	"image"
+	"image/draw"
 	"image/gif"
 	"image/jpeg"
 	_ "image/png"
@@ -38,9 +39,16 @@ func readClock(t *testing.T, img image.Image) int {
 	if b.Dx() != 320 || b.Dy() != 240 {
 		t.Fatalf("frame is %dx%d, want the source's 320x240", b.Dx(), b.Dy())
 	}
+	return readStripes(img)
+}
+
+// readStripes decodes the clock of a frame of any size (8 stripes across its width).
+func readStripes(img image.Image) int {
+	b := img.Bounds()
+	w := b.Dx() / 8
 	v := 0
 	for i := range 8 {
-		r, g, bl, _ := img.At(b.Min.X+i*40+20, b.Min.Y+b.Dy()/2).RGBA()
+		r, g, bl, _ := img.At(b.Min.X+i*w+w/2, b.Min.Y+b.Dy()/2).RGBA()
 		if (r+g+bl)/3 > 0x8000 {
 			v |= 1 << i
 		}
@@ -160,6 +168,16 @@ func TestImages(t *testing.T) {
 	}
 	if n := len(g.Image); n < 19 || n > 21 || g.Config.Width != 160 {
 		t.Fatalf("animated.gif start=2 end=4 fps=10: %d frames %dx%d, want 20 at 160 wide", n, g.Config.Width, g.Config.Height)
+	}
+	// Frames after the first may only hold the pixels that changed: paint them in turn.
+	canvas := image.NewRGBA(image.Rect(0, 0, g.Config.Width, g.Config.Height))
+	draw.Draw(canvas, g.Image[0].Bounds(), g.Image[0], g.Image[0].Bounds().Min, draw.Src)
+	f0 := readStripes(canvas)
+	for _, fr := range g.Image[1:] {
+		draw.Draw(canvas, fr.Bounds(), fr, fr.Bounds().Min, draw.Over)
+	}
+	if fl := readStripes(canvas); f0 < 19 || f0 > 21 || fl < 37 || fl > 40 {
+		t.Fatalf("animated.gif start=2 end=4: first frame shows %.1f s, last %.1f s", float64(f0)/10, float64(fl)/10)
 	}
 	if webp := mustGet(t, e, "/image/"+apid+"/animated.webp?end=2"); !bytes.Contains(webp[:min(64, len(webp))], []byte("ANIM")) {
 		t.Fatalf("animated.webp has no ANIM chunk")
