@@ -18,15 +18,15 @@ import (
 	"github.com/spacecast/spacecast/libs/testenv"
 )
 
-// clockFilter burns the source's clock into the picture: 8 stripes 40 px wide, stripe i light
+// imageClockFilter burns the source's clock into the picture: 8 stripes 40 px wide, stripe i light
 // when bit i of the time in tenths of a second is set (0–25.5 s).
-const clockFilter = "color=c=black:s=320x240:r=25,format=gray," +
+const imageClockFilter = "color=c=black:s=320x240:r=25,format=gray," +
 	"geq=lum='if(bitand(floor(T*10+0.5)\\,pow(2\\,floor(X/40)))\\,235\\,16)',format=yuv420p"
 
-// publishClock publishes the clock over RTMP for dur.
-func publishClock(t *testing.T, url string, dur time.Duration) *encoder {
+// publishImageClock publishes the clock over RTMP for dur.
+func publishImageClock(t *testing.T, url string, dur time.Duration) *encoder {
 	t.Helper()
-	return publishFFmpegInput(t, url, []string{"-f", "lavfi", "-i", clockFilter,
+	return publishFFmpegInput(t, url, []string{"-f", "lavfi", "-i", imageClockFilter,
 		"-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", strconv.Itoa(int(dur.Seconds()))},
 		"-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
 		"-c:a", "aac", "-b:a", "64k")
@@ -75,7 +75,7 @@ func TestImages(t *testing.T) {
 	if st, body, _ := e.get("/image/" + pub + "/thumbnail.jpg"); st != http.StatusPreconditionFailed {
 		t.Fatalf("thumbnail of an idle stream = %d %s, want 412", st, body)
 	}
-	enc := publishClock(t, e.rtmpURL(key), 9*time.Second)
+	enc := publishImageClock(t, e.rtmpURL(key), 9*time.Second)
 	testenv.Eventually(t, 15*time.Second, func() bool { return e.stream(id)["status"] == "active" }, "stream never became active")
 	assetID := e.stream(id)["active_asset_id"].(string)
 
