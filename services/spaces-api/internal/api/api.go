@@ -73,8 +73,8 @@ func checkPassthrough(p *string) error {
 
 func (a *API) create(c echo.Context) error {
 	var req struct {
-		Type        *string           `json:"type"`
-		Passthrough *string           `json:"passthrough"`
+		Type        *string            `json:"type"`
+		Passthrough *string            `json:"passthrough"`
 		Broadcasts  []broadcastRequest `json:"broadcasts"`
 	}
 	if err := httpapi.Bind(c, &req); err != nil {
