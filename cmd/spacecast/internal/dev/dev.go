@@ -203,7 +203,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	metrics := httpapi.NewRegistry()
 	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv,
-		Registerer: metrics})
+		Registerer: metrics, Brokers: brokers})
 	if err != nil {
 		return err
 	}
