@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -17,6 +18,8 @@ import (
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/envconfig"
+	"github.com/spacecast/spacecast/libs/events"
+	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
@@ -59,6 +62,11 @@ type Config struct {
 	RTMPMemoryBudgetMB      int           // SPACECAST_RTMP_MEMORY_BUDGET_MB: partial messages of all connections (256)
 
 	ImageWorkers int // SPACECAST_IMAGE_WORKERS: ffmpeg processes making thumbnails/animations at once (2)
+
+	// Broadcasts (a space sent to a live stream; docs/api.md "Broadcasts").
+	InternalSecret string // SPACECAST_INTERNAL_SECRET: enables GET /internal/v1/broadcasts/{id}/ingest for the SFU ("": off)
+	ConsumerGroup  string // SPACECAST_LIVESTREAM_CONSUMER_GROUP: reads space.broadcast.* when Deps.Brokers is set ("livestream")
+	RTMPPublishURL string // SPACECAST_RTMP_PUBLISH_URL: the RTMP base the SFU publishes a broadcast to ("rtmp://127.0.0.1:<RTMP port>/app")
 }
 
 // LoadConfig reads the settings.
@@ -89,9 +97,16 @@ func LoadConfig(r *envconfig.Reader) Config {
 		RTMPMemoryBudgetMB:      r.Int("SPACECAST_RTMP_MEMORY_BUDGET_MB", 256),
 
 		ImageWorkers: r.Int("SPACECAST_IMAGE_WORKERS", 2),
+
+		InternalSecret: r.String("SPACECAST_INTERNAL_SECRET", ""),
+		ConsumerGroup:  r.String("SPACECAST_LIVESTREAM_CONSUMER_GROUP", "livestream"),
+		RTMPPublishURL: r.String("SPACECAST_RTMP_PUBLISH_URL", ""),
 	}
 	if c.ImageWorkers < 1 || c.ImageWorkers > 64 {
 		r.Fail("SPACECAST_IMAGE_WORKERS", "want 1..64")
+	}
+	if u := c.RTMPPublishURL; u != "" && !strings.HasPrefix(u, "rtmp://") {
+		r.Fail("SPACECAST_RTMP_PUBLISH_URL", "want rtmp://HOST:PORT/app")
 	}
 	if c.SegmentDuration < 500*time.Millisecond || c.SegmentDuration > 30*time.Second {
 		r.Fail("SPACECAST_HLS_SEGMENT_DURATION", "want between 500ms and 30s")
@@ -156,6 +171,9 @@ type Deps struct {
 	// is added) instead of listening on Config.RTMPSAddr.
 	RTMPSListener net.Listener
 	Registerer    prometheus.Registerer // optional: ingest metrics
+	// Brokers, if set, are read for spaces-api's space.broadcast.* events: a broadcast going
+	// idle completes its live stream, and an active one may read its stream key.
+	Brokers []string
 }
 
 // Service is a running live stream service.
@@ -173,6 +191,7 @@ type Service struct {
 	rtmpsLn  net.Listener // nil without RTMPS
 	playback *playback.Server
 	images   *images.Server
+	cons     *kafkabus.Consumer // nil without Deps.Brokers
 }
 
 // New migrates the database and builds the service.
@@ -227,7 +246,24 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess, images: img,
+	var cons *kafkabus.Consumer
+	if len(d.Brokers) > 0 {
+		if cfg.ConsumerGroup == "" {
+			cfg.ConsumerGroup = "livestream"
+		}
+		if cons, err = kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup,
+			Topics: []string{events.TopicSpaces}, Logger: log}); err != nil {
+			ln.Close()
+			if rtmpsLn != nil {
+				rtmpsLn.Close()
+			}
+			return nil, err
+		}
+	}
+	if cfg.RTMPPublishURL == "" {
+		cfg.RTMPPublishURL = defaultPublishURL(ln.Addr())
+	}
+	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess, images: img, cons: cons,
 		rtmp: srv, rtmpLn: ln, rtmpsLn: rtmpsLn,
 		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir},
 		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in}}, nil
@@ -269,11 +305,15 @@ func (s *Service) RTMPSAddr() net.Addr {
 // RTMPAddr is the address the RTMP ingest listens on.
 func (s *Service) RTMPAddr() net.Addr { return s.rtmpLn.Addr() }
 
-// Register mounts the REST routes under /video/v1.
+// Register mounts the REST routes under /video/v1, and /internal/v1/broadcasts when an
+// internal secret is set.
 func (s *Service) Register(e *echo.Echo) {
 	s.api.Register(e, s.authn)
 	s.playback.Register(e)
 	s.images.Register(e)
+	if s.cfg.InternalSecret != "" {
+		e.GET("/internal/v1/broadcasts/:id/ingest", s.internalIngest)
+	}
 }
 
 // Ping checks the database (readiness).
@@ -292,6 +332,10 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.rtmpsLn != nil {
 		parts++
 		go func() { errc <- s.rtmp.Serve(ctx, s.rtmpsLn) }() // same server: one connection budget for both
+	}
+	if s.cons != nil {
+		parts++
+		go func() { errc <- s.cons.Run(ctx, s.handleSpaceEvent) }()
 	}
 	var err error
 	for range parts {

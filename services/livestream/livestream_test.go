@@ -134,8 +134,12 @@ func startWith(t *testing.T, db *sqldb.DB, brokers []string, rdb redis.Universal
 	if tune != nil {
 		tune(&cfg)
 	}
+	var consume []string // a consumer group join costs time: only tests that set ConsumerGroup read spacecast.spaces
+	if cfg.ConsumerGroup != "" {
+		consume = brokers
+	}
 	svc, err := livestream.New(ctx, cfg, livestream.Deps{Logger: log, DB: db, Publisher: prod, Auth: authn, Redis: rdb,
-		JWT: jwtv, RTMPListener: ln})
+		JWT: jwtv, RTMPListener: ln, Brokers: consume})
 	if err != nil {
 		ln.Close()
 		t.Fatal(err)

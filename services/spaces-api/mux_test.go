@@ -3,9 +3,7 @@ package spacesapi_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,49 +12,6 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/testenv"
 )
-
-// TestBroadcastCallsNameTheFeature: Mux's broadcast calls (@mux/mux-node 7.3.5's
-// Video.Spaces.Broadcasts) get an answer naming the missing feature, after the space's own
-// 404 and the permission check, and write nothing.
-func TestBroadcastCallsNameTheFeature(t *testing.T) {
-	e := setup(t, testenv.SQLBackends(t)[0])
-	_, body := e.call(writerA, "POST", "/video/v1/spaces", "{}")
-	id := data(body)["id"].(string)
-	spaces, outboxRows := e.count("spaces"), e.count("spacecast_outbox")
-	bc := "/video/v1/spaces/" + id + "/broadcasts"
-	create := `{"live_stream_id":"ls","layout":"gallery","resolution":"1920x1080"}`
-	tests := []struct {
-		name               string
-		c                  creds
-		method, path, body string
-		status             int
-		mentions           string
-	}{
-		{"create", writerA, "POST", bc, create, 400, "does not support broadcasts"},
-		{"create, empty body", writerA, "POST", bc, "", 400, "does not support broadcasts"},
-		{"create on an unknown space", writerA, "POST", "/video/v1/spaces/nope/broadcasts", create, 404, "space not found"},
-		{"create on another environment's space", writerB, "POST", bc, create, 404, "space not found"},
-		{"reader cannot create", readerA, "POST", bc, create, 403, "video:write"},
-		{"get", readerA, "GET", bc + "/b1", "", 404, "broadcast not found: this server does not support broadcasts"},
-		{"delete", writerA, "DELETE", bc + "/b1", "", 404, "does not support broadcasts"},
-		{"start", writerA, "POST", bc + "/b1/start", "", 404, "does not support broadcasts"},
-		{"stop", writerA, "POST", bc + "/b1/stop", "", 404, "does not support broadcasts"},
-		{"get on another environment's space", writerB, "GET", bc + "/b1", "", 404, "space not found"},
-		{"start on an unknown space", writerA, "POST", "/video/v1/spaces/nope/broadcasts/b1/start", "", 404, "space not found"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st, body := e.call(tt.c, tt.method, tt.path, tt.body)
-			eb, _ := body["error"].(map[string]any)
-			if st != tt.status || !strings.Contains(fmt.Sprint(eb["messages"]), tt.mentions) {
-				t.Fatalf("%d %v, want %d mentioning %q", st, body, tt.status, tt.mentions)
-			}
-		})
-	}
-	if e.count("spaces") != spaces || e.count("spacecast_outbox") != outboxRows {
-		t.Fatal("a broadcast call wrote something")
-	}
-}
 
 // TestEventDataIsTheRESTResource: the data of every space.* event is the space exactly as the
 // REST API showed it at that moment (same members, same values), so consumers of

@@ -76,7 +76,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		cfg.ConsumerGroup = "spaces-api"
 	}
 	log := d.Logger.With("service", "spaces-api")
-	st, err := store.Open(ctx, d.DB, resource.NewSpaceEvent)
+	st, err := store.Open(ctx, d.DB, resource.Renderers)
 	if err != nil {
 		return nil, fmt.Errorf("spaces-api: %w", err)
 	}
@@ -85,7 +85,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, err
 	}
 	cons, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup,
-		Topics: []string{events.TopicRTC}, Logger: log})
+		Topics: []string{events.TopicRTC, events.TopicLivestreams}, Logger: log})
 	if err != nil {
 		return nil, err
 	}
@@ -174,6 +174,8 @@ func (s *Service) handle(ctx context.Context, m kafkabus.Message) error {
 	}
 	switch ev.Type {
 	case "participant.joined", "participant.left", "space.vacated":
+	case "livestream.created", "livestream.deleted":
+		return s.liveStreamEvent(ctx, ev)
 	default:
 		return nil
 	}
@@ -189,6 +191,26 @@ func (s *Service) handle(ctx context.Context, m kafkabus.Message) error {
 	}
 	if changed {
 		s.relay.Notify()
+	}
+	return nil
+}
+
+// liveStreamEvent records which live streams exist, by environment, so that a broadcast can
+// only name a live stream of its own environment. Only ids and environments are kept: live
+// stream events carry no stream key, and spaces-api never needs one.
+func (s *Service) liveStreamEvent(ctx context.Context, ev events.Envelope) error {
+	if ev.Subject == "" || ev.Environment == "" {
+		s.log.Error("skipping live stream event without subject or environment", "event_id", ev.ID, "type", ev.Type)
+		return nil
+	}
+	var err error
+	if ev.Type == "livestream.created" {
+		err = s.store.LiveStreamCreated(ctx, ev.Subject, ev.Environment)
+	} else {
+		err = s.store.LiveStreamDeleted(ctx, ev.Subject, ev.Environment)
+	}
+	if err != nil {
+		return fmt.Errorf("apply %s %s: %w", ev.Type, ev.ID, err)
 	}
 	return nil
 }

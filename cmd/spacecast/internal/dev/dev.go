@@ -220,7 +220,7 @@ func Run(ctx context.Context, o Options) error {
 		lsCfg.RTMPSAddr, lsCfg.RTMPSCertFile, lsCfg.RTMPSKeyFile, rtmpsFingerprint = o.RTMPSAddr, cert, key, fp
 	}
 	lsSvc, err := livestream.New(ctx, lsCfg, livestream.Deps{Logger: log, DB: lsDB, Publisher: prod, Auth: authn, Redis: rdb, JWT: jwtv,
-		Registerer: metrics})
+		Registerer: metrics, Brokers: brokers})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,6 @@ func main() {
 				return nil, err
 			}
 			return livestream.New(ctx, cfg, livestream.Deps{Logger: c.Log, DB: c.DB, Publisher: c.Producer, Auth: c.Auth,
-				Redis: c.Redis, JWT: jwtv, Registerer: c.Metrics})
+				Redis: c.Redis, JWT: jwtv, Registerer: c.Metrics, Brokers: c.Base.Brokers})
 		}))
 }

@@ -17,3 +17,6 @@ var ErrRecordingEnded = errors.New("the recording has ended")
 
 // ErrRecordingActive: the live stream has a recording in progress (Delete refuses it).
 var ErrRecordingActive = errors.New("the live stream is recording")
+
+// ErrBroadcastNotActive: no active broadcast with that id sends to a live stream here.
+var ErrBroadcastNotActive = errors.New("no active broadcast to a live stream")

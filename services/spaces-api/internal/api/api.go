@@ -3,6 +3,7 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"unicode/utf8"
 
@@ -31,17 +32,12 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 	g.GET("/:id", a.get, auth.Require(auth.VideoRead))
 	g.PATCH("/:id", a.update, auth.Require(auth.VideoWrite))
 	g.DELETE("/:id", a.delete, auth.Require(auth.VideoWrite))
-	// Broadcasts are not built yet: Mux's broadcast calls get an error naming the feature
-	// rather than "no such route".
 	g.POST("/:id/broadcasts", a.createBroadcast, auth.Require(auth.VideoWrite))
-	g.GET("/:id/broadcasts/:bid", a.noBroadcast, auth.Require(auth.VideoRead))
-	g.DELETE("/:id/broadcasts/:bid", a.noBroadcast, auth.Require(auth.VideoWrite))
-	g.POST("/:id/broadcasts/:bid/start", a.noBroadcast, auth.Require(auth.VideoWrite))
-	g.POST("/:id/broadcasts/:bid/stop", a.noBroadcast, auth.Require(auth.VideoWrite))
+	g.GET("/:id/broadcasts/:bid", a.getBroadcast, auth.Require(auth.VideoRead))
+	g.DELETE("/:id/broadcasts/:bid", a.deleteBroadcast, auth.Require(auth.VideoWrite))
+	g.POST("/:id/broadcasts/:bid/start", a.startBroadcast, auth.Require(auth.VideoWrite))
+	g.POST("/:id/broadcasts/:bid/stop", a.stopBroadcast, auth.Require(auth.VideoWrite))
 }
-
-// errNoBroadcasts is the message of every refused broadcast call.
-const errNoBroadcasts = "broadcasts: this server does not support broadcasts yet"
 
 // mapErr is the one place store errors become API errors.
 func mapErr(err error) error {
@@ -50,6 +46,18 @@ func mapErr(err error) error {
 		return httpapi.NotFound("space not found")
 	case errors.Is(err, store.ErrActive):
 		return httpapi.Conflict("the space is active: wait until every participant has left")
+	case errors.Is(err, store.ErrBroadcastNotFound):
+		return httpapi.NotFound("broadcast not found")
+	case errors.Is(err, store.ErrBroadcastExists):
+		return httpapi.Conflict("the space already has a broadcast: a space has at most one")
+	case errors.Is(err, store.ErrBroadcastActive):
+		return httpapi.Conflict("the broadcast is active: stop it first")
+	case errors.Is(err, store.ErrSpaceNotActive):
+		return httpapi.Conflict("the space is not active: a broadcast starts only while participants are connected")
+	case errors.Is(err, store.ErrUnknownLiveStream):
+		return httpapi.Invalid("live_stream_id: no such live stream in this environment")
+	case errors.Is(err, store.ErrLiveStreamBroadcast):
+		return httpapi.Conflict("live_stream_id: another active broadcast is sending to this live stream")
 	}
 	return err
 }
@@ -65,9 +73,9 @@ func checkPassthrough(p *string) error {
 
 func (a *API) create(c echo.Context) error {
 	var req struct {
-		Type        *string           `json:"type"`
-		Passthrough *string           `json:"passthrough"`
-		Broadcasts  *[]map[string]any `json:"broadcasts"`
+		Type        *string            `json:"type"`
+		Passthrough *string            `json:"passthrough"`
+		Broadcasts  []broadcastRequest `json:"broadcasts"`
 	}
 	if err := httpapi.Bind(c, &req); err != nil {
 		return err
@@ -79,15 +87,24 @@ func (a *API) create(c echo.Context) error {
 	if err := checkPassthrough(req.Passthrough); err != nil {
 		return err
 	}
-	if req.Broadcasts != nil && len(*req.Broadcasts) > 0 {
-		return httpapi.Invalid(errNoBroadcasts)
+	if len(req.Broadcasts) > 1 {
+		return httpapi.Invalid("broadcasts: a space has at most one broadcast")
 	}
-	sp, err := a.Store.Create(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, typ, req.Passthrough)
+	var nbs []store.NewBroadcast
+	for i, br := range req.Broadcasts {
+		nb, err := br.validate(fmt.Sprintf("broadcasts[%d].", i))
+		if err != nil {
+			return err
+		}
+		nbs = append(nbs, nb)
+	}
+	ctx := c.Request().Context()
+	sp, err := a.Store.Create(ctx, auth.PrincipalFrom(c).EnvironmentID, typ, req.Passthrough, nbs...)
 	if err != nil {
-		return err
+		return mapErr(err)
 	}
 	a.Relay.Notify()
-	return httpapi.Data(c, http.StatusCreated, resource.NewSpace(sp))
+	return a.space(c, http.StatusCreated, sp)
 }
 
 func (a *API) list(c echo.Context) error {
@@ -99,7 +116,15 @@ func (a *API) list(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return httpapi.List(c, resource.NewSpaces(sps), next)
+	ids := make([]string, len(sps))
+	for i, sp := range sps {
+		ids[i] = sp.ID
+	}
+	bs, err := a.Store.Broadcasts(c.Request().Context(), ids...)
+	if err != nil {
+		return err
+	}
+	return httpapi.List(c, resource.NewSpaces(sps, bs), next)
 }
 
 func (a *API) get(c echo.Context) error {
@@ -107,7 +132,7 @@ func (a *API) get(c echo.Context) error {
 	if err != nil {
 		return mapErr(err)
 	}
-	return httpapi.Data(c, http.StatusOK, resource.NewSpace(sp))
+	return a.space(c, http.StatusOK, sp)
 }
 
 func (a *API) update(c echo.Context) error {
@@ -128,7 +153,7 @@ func (a *API) update(c echo.Context) error {
 		return mapErr(err)
 	}
 	a.Relay.Notify()
-	return httpapi.Data(c, http.StatusOK, resource.NewSpace(sp))
+	return a.space(c, http.StatusOK, sp)
 }
 
 func (a *API) delete(c echo.Context) error {
@@ -139,20 +164,11 @@ func (a *API) delete(c echo.Context) error {
 	return c.NoContent(http.StatusNoContent)
 }
 
-// createBroadcast answers POST /video/v1/spaces/{id}/broadcasts: 404 for a space the caller
-// cannot see, else a 400 naming the missing feature. Nothing is stored.
-func (a *API) createBroadcast(c echo.Context) error {
-	if _, err := a.Store.Get(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id")); err != nil {
-		return mapErr(err)
+// space answers sp's resource with its broadcasts.
+func (a *API) space(c echo.Context, status int, sp store.Row) error {
+	bs, err := a.Store.Broadcasts(c.Request().Context(), sp.ID)
+	if err != nil {
+		return err
 	}
-	return httpapi.Invalid(errNoBroadcasts)
-}
-
-// noBroadcast answers the calls on one broadcast: no broadcast exists, so 404 (after the
-// space's own 404), naming the missing feature.
-func (a *API) noBroadcast(c echo.Context) error {
-	if _, err := a.Store.Get(c.Request().Context(), auth.PrincipalFrom(c).EnvironmentID, c.Param("id")); err != nil {
-		return mapErr(err)
-	}
-	return httpapi.NotFound("broadcast not found: this server does not support broadcasts yet")
+	return httpapi.Data(c, status, resource.NewSpace(sp, bs[sp.ID]))
 }

@@ -6,4 +6,11 @@ import "errors"
 var (
 	ErrNotFound = errors.New("space not found")
 	ErrActive   = errors.New("space is active")
+
+	ErrBroadcastNotFound   = errors.New("broadcast not found")
+	ErrBroadcastExists     = errors.New("the space already has a broadcast")
+	ErrBroadcastActive     = errors.New("broadcast is active")
+	ErrSpaceNotActive      = errors.New("space is not active")
+	ErrUnknownLiveStream   = errors.New("no such live stream in this environment")
+	ErrLiveStreamBroadcast = errors.New("the live stream receives another active broadcast")
 )

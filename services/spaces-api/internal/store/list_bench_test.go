@@ -22,7 +22,7 @@ func BenchmarkDeepList(b *testing.B) {
 	for _, be := range testenv.SQLBackends(b) {
 		b.Run(be.Name, func(b *testing.B) {
 			db := testenv.OpenSQL(b, be)
-			st, err := store.Open(ctx, db, resource.NewSpaceEvent)
+			st, err := store.Open(ctx, db, resource.Renderers)
 			if err != nil {
 				b.Fatal(err)
 			}

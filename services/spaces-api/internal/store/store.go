@@ -44,23 +44,20 @@ type Row struct {
 	CreatedNS       int64
 }
 
-// EventData renders a row as the data of a space.* event.
-type EventData func(Row) any
-
 // Store is the spaces SQL store. Get answers from a row cache (libs/rowcache) that every
 // write of this store invalidates after its commit; Forget is for writes seen as events
 // (another replica's). Hot statements are prepared once (sqldb.DB.Stmt).
 type Store struct {
-	db        *sqldb.DB
-	eventData EventData
-	out       *outbox.Writer
-	rows      *rowcache.Cache[Row]
+	db     *sqldb.DB
+	render Renderers
+	out    *outbox.Writer
+	rows   *rowcache.Cache[Row]
 }
 
-// Open migrates db and returns the store; eventData renders the data of the events it writes.
-func Open(ctx context.Context, db *sqldb.DB, eventData EventData) (*Store, error) {
-	if eventData == nil {
-		return nil, errors.New("store: an EventData function is required")
+// Open migrates db and returns the store; render renders the data of the events it writes.
+func Open(ctx context.Context, db *sqldb.DB, render Renderers) (*Store, error) {
+	if render.Space == nil || render.Broadcast == nil {
+		return nil, errors.New("store: Space and Broadcast renderers are required")
 	}
 	sub, err := fs.Sub(migrations, "migrations")
 	if err != nil {
@@ -80,7 +77,7 @@ func Open(ctx context.Context, db *sqldb.DB, eventData EventData) (*Store, error
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, eventData: eventData, out: out, rows: rows}, nil
+	return &Store{db: db, render: render, out: out, rows: rows}, nil
 }
 
 // Forget drops id's cached row: call it for every event about a space written elsewhere.
@@ -106,12 +103,18 @@ func scan(sc interface{ Scan(...any) error }) (Row, error) {
 	return sp, nil
 }
 
-func (s *Store) event(typ string, sp Row) (events.Envelope, error) {
-	return events.New(Source, typ, sp.ID, sp.EnvironmentID, s.eventData(sp))
+// event renders a space.* event of sp with its broadcasts as they are inside tx.
+func (s *Store) event(ctx context.Context, tx *sql.Tx, typ string, sp Row) (events.Envelope, error) {
+	bs, err := queryBroadcasts(ctx, tx, `space_id = $1`, sp.ID)
+	if err != nil {
+		return events.Envelope{}, err
+	}
+	return events.New(Source, typ, sp.ID, sp.EnvironmentID, s.render.Space(sp, bs))
 }
 
-// Create inserts a new idle space.
-func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string) (Row, error) {
+// Create inserts a new idle space with the broadcasts given (space.created, then
+// space.broadcast.created for each).
+func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string, broadcasts ...NewBroadcast) (Row, error) {
 	now := time.Now().UnixNano()
 	sp := Row{ID: idgen.New(), EnvironmentID: env, Type: typ, Status: StatusIdle, Passthrough: passthrough, CreatedNS: now}
 	ticket := s.rows.Ticket()
@@ -123,11 +126,27 @@ func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string
 		if _, err := ins.ExecContext(ctx, sp.ID, env, typ, StatusIdle, passthrough, now); err != nil {
 			return err
 		}
-		ev, err := s.event("space.created", sp)
+		var bs []BroadcastRow
+		for _, nb := range broadcasts {
+			b, err := s.insertBroadcast(ctx, tx, sp, nb)
+			if err != nil {
+				return err
+			}
+			bs = append(bs, b)
+		}
+		ev, err := s.event(ctx, tx, "space.created", sp)
 		if err != nil {
 			return err
 		}
-		return s.out.Add(ctx, tx, events.TopicSpaces, ev)
+		if err := s.out.Add(ctx, tx, events.TopicSpaces, ev); err != nil {
+			return err
+		}
+		for _, b := range bs {
+			if err := s.broadcastEvent(ctx, tx, "space.broadcast.created", b); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err == nil {
 		s.rows.Fill(sp.ID, sp, ticket)
@@ -201,7 +220,7 @@ func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrou
 		if sp, err = scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1`, id)); err != nil {
 			return err
 		}
-		ev, err := s.event("space.updated", sp)
+		ev, err := s.event(ctx, tx, "space.updated", sp)
 		if err != nil {
 			return err
 		}
@@ -225,10 +244,19 @@ func (s *Store) Delete(ctx context.Context, env, id string) error {
 		if sp.Status == StatusActive {
 			return ErrActive
 		}
+		bs, err := queryBroadcasts(ctx, tx, `space_id = $1`, id)
+		if err != nil {
+			return err
+		}
+		for _, b := range bs { // idle: only an active space has an active broadcast
+			if err := s.deleteBroadcast(ctx, tx, b); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM spaces WHERE id = $1`, id); err != nil {
 			return err
 		}
-		ev, err := s.event("space.deleted", sp)
+		ev, err := s.event(ctx, tx, "space.deleted", sp)
 		if err != nil {
 			return err
 		}
@@ -279,6 +307,9 @@ func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy)
 			sp.Status, sp.ActiveSessionID, typ = StatusActive, &sess, "space.active"
 		case o.Participants == 0 && sp.Status == StatusActive:
 			sp.Status, sp.ActiveSessionID, typ = StatusIdle, nil, "space.idle"
+			if err := s.stopSpaceBroadcasts(ctx, tx, sp.ID); err != nil { // space.broadcast.idle first
+				return err
+			}
 		default:
 			return nil
 		}
@@ -286,7 +317,7 @@ func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy)
 			sp.Status, sp.ActiveSessionID, sp.ID); err != nil {
 			return err
 		}
-		ev, err := s.event(typ, sp)
+		ev, err := s.event(ctx, tx, typ, sp)
 		if err != nil {
 			return err
 		}

@@ -2,11 +2,12 @@
 // against a Spacecast dev mode. One JSON line per check; the first mismatch exits 1.
 //
 // SPACES_PHASE selects what runs (the Go test joins the space between the phases):
-//   api    (default) REST calls, errors, pagination, the broadcast calls' refusal, a signing
-//          key and space tokens; writes {space_id, token, token_alice, token_long} to SPACES_OUT.
+//   api    (default) REST calls, errors, pagination, a broadcast to a live stream (create,
+//          get, refusals), a signing key and space tokens; writes {space_id, token,
+//          token_alice, token_long} to SPACES_OUT.
 //   active SPACE_ID is active (the Go client joined with the tokens): status, session id,
-//          delete refused with a conflict.
-//   idle   SPACE_ID is idle again and can be deleted.
+//          delete refused with a conflict; its broadcast starts, stops and starts again.
+//   idle   SPACE_ID is idle again (its broadcast stopped with it) and can be deleted.
 import fs from 'node:fs';
 import Mux from 'mux-node-7';
 import { check } from './check.mjs';
@@ -40,7 +41,8 @@ function checkSpace(name, s, want) {
   check(`${name}: status ${want.status}`, s.status === want.status, s.status);
   check(`${name}: created_at is a string of Unix seconds`, typeof s.created_at === 'string' && /^\d+$/.test(s.created_at) &&
     Math.abs(Number(s.created_at) - now) < 600, s.created_at);
-  check(`${name}: broadcasts is an empty array`, Array.isArray(s.broadcasts) && s.broadcasts.length === 0, s.broadcasts);
+  const nb = want.broadcasts ?? 0;
+  check(`${name}: broadcasts is an array of ${nb}`, Array.isArray(s.broadcasts) && s.broadcasts.length === nb, s.broadcasts);
   check(`${name}: passthrough`, s.passthrough === want.passthrough, s.passthrough);
   if (want.status === 'active') {
     check(`${name}: active_session_id while active`, typeof s.active_session_id === 'string' && s.active_session_id.length > 0, s.active_session_id);
@@ -64,21 +66,43 @@ async function apiPhase() {
     Video.Spaces.create({ type: 'client' })), 'invalid_parameters', 'type');
   apiError('create passthrough too long', await rejects('long passthrough rejects',
     Video.Spaces.create({ passthrough: 'x'.repeat(256) })), 'invalid_parameters', 'passthrough');
-  apiError('create with broadcasts names broadcasts', await rejects('create with broadcasts rejects',
-    Video.Spaces.create({ broadcasts: [{ live_stream_id: 'ls' }] })), 'invalid_parameters', 'broadcasts', 'not support');
+  apiError('create with a broadcast of an unknown live stream: invalid_parameters', await rejects('create with broadcasts rejects',
+    Video.Spaces.create({ broadcasts: [{ live_stream_id: 'no-such-live-stream' }] })), 'invalid_parameters', 'live_stream_id');
   const bad = new Mux('nobody', 'wrong-secret-wrong-secret', { baseUrl: base });
   apiError('wrong credentials: unauthorized', await rejects('wrong credentials reject', bad.Video.Spaces.list({})), 'unauthorized');
   apiError('delete unknown: not_found', await rejects('delete unknown rejects', Video.Spaces.delete('no-such-space')), 'not_found', 'space');
 
-  // Broadcasts are not built yet: every broadcast call gets an error naming the feature.
+  // A broadcast of space b to a live stream. spaces-api learns live streams from the
+  // livestream service's events, so the first create may come a moment too early.
   const BC = Video.Spaces.Broadcasts;
-  apiError('broadcast create: 400 naming broadcasts', await rejects('broadcast create rejects',
-    BC.create(a.id, { live_stream_id: 'ls', layout: 'gallery', resolution: '1920x1080' })), 'invalid_parameters', 'broadcasts', 'not support');
+  const ls = await Video.LiveStreams.create({ playback_policy: 'public' });
+  let bc;
+  for (let i = 0; i < 100 && !bc; i++) {
+    try {
+      bc = await BC.create(b.id, { live_stream_id: ls.id, layout: 'gallery', resolution: '1280x720', passthrough: 'show' });
+    } catch (e) {
+      if (e?.type !== 'invalid_parameters') throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  check('broadcast create: Mux Broadcast', bc?.status === 'idle' && bc.live_stream_id === ls.id && bc.layout === 'gallery' &&
+    bc.resolution === '1280x720' && bc.passthrough === 'show' && typeof bc.id === 'string' && bc.stream_key === undefined, bc);
+  check('broadcast get = create', JSON.stringify(await BC.get(b.id, bc.id)) === JSON.stringify(bc), bc.id);
+  checkSpace('space with its broadcast', await Video.Spaces.get(b.id), { status: 'idle', passthrough: 'team-42', broadcasts: 1 });
+  apiError('second broadcast: conflict', await rejects('second broadcast rejects',
+    BC.create(b.id, { live_stream_id: ls.id })), 'conflict', 'already has a broadcast');
+  apiError('broadcast start while the space is idle: conflict', await rejects('start idle rejects', BC.start(b.id, bc.id)), 'conflict', 'not active');
+  apiError('broadcast bad layout: invalid_parameters', await rejects('bad layout rejects',
+    BC.create(a.id, { live_stream_id: ls.id, layout: 'grid' })), 'invalid_parameters', 'layout');
+  apiError('broadcast bad resolution: invalid_parameters', await rejects('bad resolution rejects',
+    BC.create(a.id, { live_stream_id: ls.id, resolution: '640x480' })), 'invalid_parameters', 'resolution');
+  apiError('broadcast of an unknown live stream: invalid_parameters', await rejects('unknown live stream rejects',
+    BC.create(a.id, { live_stream_id: 'no-such-live-stream' })), 'invalid_parameters', 'live_stream_id');
   apiError('broadcast create on unknown space: not_found', await rejects('broadcast create unknown space rejects',
-    BC.create('no-such-space', { live_stream_id: 'ls' })), 'not_found', 'space');
+    BC.create('no-such-space', { live_stream_id: ls.id })), 'not_found', 'space');
   for (const [call, p] of [['get', () => BC.get(a.id, 'b1')], ['delete', () => BC.delete(a.id, 'b1')],
     ['start', () => BC.start(a.id, 'b1')], ['stop', () => BC.stop(a.id, 'b1')]]) {
-    apiError(`broadcast ${call}: not_found naming broadcasts`, await rejects(`broadcast ${call} rejects`, p()), 'not_found', 'broadcast', 'not support');
+    apiError(`unknown broadcast ${call}: not_found`, await rejects(`broadcast ${call} rejects`, p()), 'not_found', 'broadcast');
   }
 
   // Pagination: 7.3.5 pages with ?limit=&page= (it returns the array only).
@@ -129,14 +153,27 @@ async function apiPhase() {
 
 async function activePhase(id) {
   const s = await Video.Spaces.get(id);
-  checkSpace('get while joined', s, { status: 'active', passthrough: 'team-42' });
+  checkSpace('get while joined', s, { status: 'active', passthrough: 'team-42', broadcasts: 1 });
   const listed = (await Video.Spaces.list({ limit: 100 })).find((x) => x.id === id);
   check('list shows it active with the same session', listed?.status === 'active' && listed.active_session_id === s.active_session_id, listed);
   apiError('delete active: conflict', await rejects('delete active rejects', Video.Spaces.delete(id)), 'conflict', 'active');
+  const BC = Video.Spaces.Broadcasts;
+  const bid = s.broadcasts[0].id;
+  await BC.start(id, bid);
+  check('broadcast start: active', (await BC.get(id, bid)).status === 'active', bid);
+  apiError('delete active broadcast: conflict', await rejects('delete active broadcast rejects', BC.delete(id, bid)), 'conflict', 'active');
+  await BC.stop(id, bid);
+  check('broadcast stop: idle', (await BC.get(id, bid)).status === 'idle', bid);
+  await BC.start(id, bid); // the space going idle stops it (idle phase)
+  check('broadcast started again', (await BC.get(id, bid)).status === 'active', bid);
 }
 
 async function idlePhase(id) {
-  checkSpace('get after leaving', await Video.Spaces.get(id), { status: 'idle', passthrough: 'team-42' });
+  const s = await Video.Spaces.get(id);
+  checkSpace('get after leaving', s, { status: 'idle', passthrough: 'team-42', broadcasts: 1 });
+  check('the space going idle stopped its broadcast', s.broadcasts[0].status === 'idle', s.broadcasts);
+  await Video.Spaces.Broadcasts.delete(id, s.broadcasts[0].id);
+  checkSpace('broadcast deleted', await Video.Spaces.get(id), { status: 'idle', passthrough: 'team-42' });
   await Video.Spaces.delete(id);
   apiError('get deleted: not_found', await rejects('get deleted rejects', Video.Spaces.get(id)), 'not_found', 'space');
 }
