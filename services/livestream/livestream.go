@@ -325,7 +325,7 @@ func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	parts := 3
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- s.relay.Run(ctx) }()
 	go func() { errc <- s.sess.Run(ctx) }()
 	go func() { errc <- s.rtmp.Serve(ctx, s.rtmpLn) }()
