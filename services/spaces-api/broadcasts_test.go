@@ -251,6 +251,14 @@ func TestBroadcastBadInput(t *testing.T) {
 		if st, _ := e.call(writerA, "POST", "/video/v1/spaces/"+other+"/broadcasts/"+obid+"/start", ""); st != 200 {
 			t.Fatalf("start other = %d", st)
 		}
+		// An active space whose broadcast's live stream was deleted after the broadcast was made.
+		e.liveStream("livestream.created", "lsLater", "envA")
+		_, body = e.call(writerA, "POST", "/video/v1/spaces", `{"broadcasts":[{"live_stream_id":"lsLater"}]}`)
+		orphan := data(body)["id"].(string)
+		obc := "/video/v1/spaces/" + orphan + "/broadcasts/" + data(body)["broadcasts"].([]any)[0].(map[string]any)["id"].(string)
+		e.liveStream("livestream.deleted", "lsLater", "envA")
+		e.rtcEvent("participant.joined", orphan, "x1", 1, 1)
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(orphan); return s == "active" }, "space never became active")
 		bc := "/video/v1/spaces/" + id + "/broadcasts"
 		tables := []string{"spaces", "broadcasts", "spacecast_outbox"}
 		before := map[string]int{}
@@ -291,6 +299,7 @@ func TestBroadcastBadInput(t *testing.T) {
 			{"unknown broadcast", writerA, "POST", bc + "/nope/start", "", 404, "not_found", "broadcast not found"},
 			{"delete unknown broadcast", writerA, "DELETE", bc + "/nope", "", 404, "not_found", "broadcast not found"},
 			{"start while the live stream takes another broadcast", writerA, "POST", "/video/v1/spaces/" + busy + "/broadcasts/" + bid + "/start", "", 409, "conflict", "another active broadcast"},
+			{"start with a deleted live stream", writerA, "POST", obc + "/start", "", 409, "conflict", "live stream was deleted"},
 			{"delete an active broadcast", writerA, "DELETE", "/video/v1/spaces/" + other + "/broadcasts/" + obid, "", 409, "conflict", "active"},
 			{"delete the space of an active broadcast", writerA, "DELETE", "/video/v1/spaces/" + other, "", 409, "conflict", "active"},
 		}
