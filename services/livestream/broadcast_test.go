@@ -45,8 +45,14 @@ func broadcastEvent(t *testing.T, e *env, typ, envID, bid, space, liveStream str
 // stream at once (the publisher is dropped, the asset is ready) and the key is no longer served.
 func TestBroadcastIngest(t *testing.T) {
 	needFFmpeg(t)
+	for _, b := range testenv.SQLBackends(t) {
+		t.Run(b.Name, func(t *testing.T) { testBroadcastIngest(t, b) })
+	}
+}
+
+func testBroadcastIngest(t *testing.T, b testenv.SQLBackend) {
 	rdb, prefix := testenv.Redis(t)
-	e := startWith(t, testenv.SQLite(t), testenv.Kafka(t), rdb, prefix, t.TempDir(), func(c *livestream.Config) {
+	e := startWith(t, testenv.OpenSQL(t, b), testenv.Kafka(t), rdb, prefix, t.TempDir(), func(c *livestream.Config) {
 		c.ConsumerGroup, c.InternalSecret = "livestream-test", "internal"
 	})
 	ls := e.create(`{"playback_policy":"public","reconnect_window":60}`)

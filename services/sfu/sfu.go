@@ -27,6 +27,7 @@ import (
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/services/sfu/internal/broadcast"
 	"github.com/spacecast/spacecast/services/sfu/internal/media"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
 	"github.com/spacecast/spacecast/services/sfu/internal/server"
@@ -62,6 +63,11 @@ type Config struct {
 	ReconnectWindow   time.Duration // SPACECAST_SFU_RECONNECT_WINDOW (10s): a dropped connection may resume with reconnect_id, unseen by others
 	MaxParticipants   int           // SPACECAST_SFU_MAX_PARTICIPANTS (0 = no limit): per space and node
 	Simulcast         bool          // SPACECAST_SFU_SIMULCAST (true): camera publishers send three layers, each subscriber gets one
+	// Broadcasts: with both set, the node hosting a space runs its active broadcast (compositor
+	// publishing RTMP to the ingest livestream gives at /internal/v1/broadcasts/{id}/ingest).
+	LivestreamURL   string // SPACECAST_SFU_LIVESTREAM_URL: the livestream service's internal base URL ("": broadcasts not run)
+	InternalSecret  string // SPACECAST_INTERNAL_SECRET: authenticates the ingest lookup
+	BroadcastPreset string // SPACECAST_BROADCAST_PRESET (veryfast): the broadcast encoder's x264 preset
 }
 
 // LoadConfig reads the settings.
@@ -85,6 +91,9 @@ func LoadConfig(r *envconfig.Reader) Config {
 		ReconnectWindow:   r.Duration("SPACECAST_SFU_RECONNECT_WINDOW", 10*time.Second),
 		MaxParticipants:   r.Int("SPACECAST_SFU_MAX_PARTICIPANTS", 0),
 		Simulcast:         r.Bool("SPACECAST_SFU_SIMULCAST", true),
+		LivestreamURL:     r.String("SPACECAST_SFU_LIVESTREAM_URL", ""),
+		InternalSecret:    r.String("SPACECAST_INTERNAL_SECRET", ""),
+		BroadcastPreset:   r.String("SPACECAST_BROADCAST_PRESET", "veryfast"),
 	}
 	if c.ReconnectWindow < 0 {
 		r.Fail("SPACECAST_SFU_RECONNECT_WINDOW", "must not be negative")
@@ -180,6 +189,7 @@ type Service struct {
 	srv    *server.Server
 	relay  *outbox.Relay
 	cons   *kafkabus.Consumer
+	bcast  *broadcast.Manager // nil: broadcasts not run here
 
 	closeOnce sync.Once
 }
@@ -234,6 +244,28 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
+	var bcast *broadcast.Manager
+	var hosted *server.Server // set below, before any event is consumed
+	if cfg.LivestreamURL != "" || cfg.InternalSecret != "" {
+		ing, err := broadcast.NewHTTPIngest(cfg.LivestreamURL, cfg.InternalSecret)
+		if err != nil {
+			engine.Close()
+			return nil, fmt.Errorf("sfu: broadcasts (SPACECAST_SFU_LIVESTREAM_URL, SPACECAST_INTERNAL_SECRET): %w", err)
+		}
+		bcast, err = broadcast.NewManager(broadcast.ManagerConfig{Ingest: ing, Preset: cfg.BroadcastPreset, Logger: log,
+			Hosted: func(id string) broadcast.Host {
+				if sp := hosted.HostedSpace(id); sp != nil {
+					return sp
+				}
+				return nil
+			}})
+		if err != nil {
+			engine.Close()
+			return nil, fmt.Errorf("sfu: %w", err)
+		}
+	} else {
+		log.Warn("broadcasts are not run on this node (SPACECAST_SFU_LIVESTREAM_URL and SPACECAST_INTERNAL_SECRET unset)")
+	}
 	var ice []rtcproto.ICEServer
 	if len(cfg.ICEServers) > 0 {
 		ice = []rtcproto.ICEServer{{URLs: cfg.ICEServers}}
@@ -241,8 +273,14 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	srv := server.New(server.Config{NodeID: cfg.NodeID, PublicURL: cfg.PublicURL, ICEServers: ice,
 		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval,
 		ReconcileInterval: cfg.ReconcileInterval, KeyCheckInterval: cfg.KeyCheckInterval,
-		ReconnectWindow: cfg.ReconnectWindow, MaxParticipants: cfg.MaxParticipants, Simulcast: cfg.Simulcast, Registerer: d.Metrics},
+		ReconnectWindow: cfg.ReconnectWindow, MaxParticipants: cfg.MaxParticipants, Simulcast: cfg.Simulcast, Registerer: d.Metrics,
+		OnSpaceRetired: func(id string) {
+			if bcast != nil {
+				bcast.Stop(id)
+			}
+		}},
 		log, reg, engine, d.JWT, d.Spaces, d.ActiveSpaces, d.DB, relay)
+	hosted = srv
 	if err := srv.CleanupOwn(ctx); err != nil {
 		engine.Close()
 		return nil, fmt.Errorf("sfu: cleaning this node's stale state: %w", err)
@@ -252,7 +290,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, fmt.Errorf("sfu: first heartbeat: %w", err)
 	}
 	log.Info("sfu ready", "udp_port", engine.UDPPort(), "tcp_port", engine.TCPPort())
-	return &Service{cfg: cfg, log: log, db: d.DB, reg: reg, engine: engine, srv: srv, relay: relay, cons: cons}, nil
+	return &Service{cfg: cfg, log: log, db: d.DB, reg: reg, engine: engine, srv: srv, relay: relay, cons: cons, bcast: bcast}, nil
 }
 
 // NodeID is this node's id.
@@ -302,6 +340,9 @@ func (s *Service) Run(ctx context.Context) error {
 	case err = <-consErr:
 	}
 	wg.Wait()
+	if s.bcast != nil {
+		s.bcast.StopAll()
+	}
 	s.srv.Shutdown()
 	// Give the relay a moment to publish the last participant.left events.
 	flushCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -338,7 +379,12 @@ func (s *Service) handleSpaceEvent(ctx context.Context, m kafkabus.Message) erro
 		s.log.Error("skipping malformed event", "err", err, "offset", m.Offset)
 		return nil
 	}
-	if ev.Type != "space.deleted" {
+	switch ev.Type {
+	case "space.broadcast.active", "space.broadcast.idle", "space.broadcast.deleted":
+		s.handleBroadcastEvent(ev)
+		return nil
+	case "space.deleted":
+	default:
 		return nil
 	}
 	var d struct {
@@ -349,4 +395,25 @@ func (s *Service) handleSpaceEvent(ctx context.Context, m kafkabus.Message) erro
 		return nil
 	}
 	return s.srv.SpaceDeleted(ctx, d.ID)
+}
+
+// handleBroadcastEvent starts (active) or stops (idle, deleted) a broadcast of a space this
+// node hosts. The ingest is looked up from livestream, never read from the event.
+func (s *Service) handleBroadcastEvent(ev events.Envelope) {
+	if s.bcast == nil {
+		return
+	}
+	var d struct {
+		ID      string `json:"id"`
+		SpaceID string `json:"space_id"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil || d.ID == "" || d.SpaceID == "" {
+		s.log.Error("skipping broadcast event without id or space_id", "event_id", ev.ID, "type", ev.Type)
+		return
+	}
+	if ev.Type == "space.broadcast.active" {
+		s.bcast.Active(d.SpaceID, d.ID)
+	} else {
+		s.bcast.Idle(d.SpaceID, d.ID)
+	}
 }

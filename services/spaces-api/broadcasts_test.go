@@ -3,16 +3,20 @@ package spacesapi_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/testenv"
+	spacesapi "github.com/spacecast/spacecast/services/spaces-api"
 )
 
 // liveStream publishes a livestream.created (or .deleted) event as the livestream service
@@ -247,6 +251,14 @@ func TestBroadcastBadInput(t *testing.T) {
 		if st, _ := e.call(writerA, "POST", "/video/v1/spaces/"+other+"/broadcasts/"+obid+"/start", ""); st != 200 {
 			t.Fatalf("start other = %d", st)
 		}
+		// An active space whose broadcast's live stream was deleted after the broadcast was made.
+		e.liveStream("livestream.created", "lsLater", "envA")
+		_, body = e.call(writerA, "POST", "/video/v1/spaces", `{"broadcasts":[{"live_stream_id":"lsLater"}]}`)
+		orphan := data(body)["id"].(string)
+		obc := "/video/v1/spaces/" + orphan + "/broadcasts/" + data(body)["broadcasts"].([]any)[0].(map[string]any)["id"].(string)
+		e.liveStream("livestream.deleted", "lsLater", "envA")
+		e.rtcEvent("participant.joined", orphan, "x1", 1, 1)
+		testenv.Eventually(t, 10*time.Second, func() bool { s, _ := e.status(orphan); return s == "active" }, "space never became active")
 		bc := "/video/v1/spaces/" + id + "/broadcasts"
 		tables := []string{"spaces", "broadcasts", "spacecast_outbox"}
 		before := map[string]int{}
@@ -287,6 +299,7 @@ func TestBroadcastBadInput(t *testing.T) {
 			{"unknown broadcast", writerA, "POST", bc + "/nope/start", "", 404, "not_found", "broadcast not found"},
 			{"delete unknown broadcast", writerA, "DELETE", bc + "/nope", "", 404, "not_found", "broadcast not found"},
 			{"start while the live stream takes another broadcast", writerA, "POST", "/video/v1/spaces/" + busy + "/broadcasts/" + bid + "/start", "", 409, "conflict", "another active broadcast"},
+			{"start with a deleted live stream", writerA, "POST", obc + "/start", "", 409, "conflict", "live stream was deleted"},
 			{"delete an active broadcast", writerA, "DELETE", "/video/v1/spaces/" + other + "/broadcasts/" + obid, "", 409, "conflict", "active"},
 			{"delete the space of an active broadcast", writerA, "DELETE", "/video/v1/spaces/" + other, "", 409, "conflict", "active"},
 		}
@@ -316,4 +329,48 @@ func TestBroadcastBadInput(t *testing.T) {
 			t.Fatal("start while idle changed something")
 		}
 	})
+}
+
+// TestInternalBroadcasts: the SFU reads a space's broadcasts (settings and status, never a
+// stream key) with the internal secret.
+func TestInternalBroadcasts(t *testing.T) {
+	e := setup(t, testenv.SQLBackends(t)[0])
+	e.liveStream("livestream.created", "lsA", "envA")
+	_, body := e.call(writerA, "POST", "/video/v1/spaces", `{"broadcasts":[{"live_stream_id":"lsA","layout":"crop","resolution":"720x720"}]}`)
+	id := data(body)["id"].(string)
+	bid := data(body)["broadcasts"].([]any)[0].(map[string]any)["id"].(string)
+	list, err := e.svc.SpaceBroadcasts(context.Background(), id)
+	if err != nil || len(list) != 1 || list[0] != (spacesapi.BroadcastInfo{ID: bid, SpaceID: id, EnvironmentID: "envA", LiveStreamID: "lsA",
+		Status: "idle", Layout: "crop", Resolution: "720x720"}) {
+		t.Fatalf("SpaceBroadcasts = %+v, %v", list, err)
+	}
+	if _, err := e.svc.SpaceBroadcasts(context.Background(), "nope"); !errors.Is(err, spacesapi.ErrSpaceNotFound) {
+		t.Fatalf("unknown space: %v", err)
+	}
+	for _, tt := range []struct {
+		path, secret string
+		status       int
+	}{
+		{"/internal/v1/spaces/" + id + "/broadcasts", "internal", 200},
+		{"/internal/v1/spaces/" + id + "/broadcasts", "", 401},
+		{"/internal/v1/spaces/" + id + "/broadcasts", "wrong", 401},
+		{"/internal/v1/spaces/nope/broadcasts", "internal", 404},
+	} {
+		req, _ := http.NewRequest("GET", e.url+tt.path, nil)
+		if tt.secret != "" {
+			req.Header.Set(auth.InternalAuthHeader, tt.secret)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b struct {
+			Data []spacesapi.BroadcastInfo `json:"data"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&b)
+		res.Body.Close()
+		if res.StatusCode != tt.status || (tt.status == 200 && (len(b.Data) != 1 || b.Data[0].ID != bid)) {
+			t.Fatalf("%s (secret %q) = %d %+v, want %d", tt.path, tt.secret, res.StatusCode, b, tt.status)
+		}
+	}
 }

@@ -116,6 +116,7 @@ func (s *Service) Register(e *echo.Echo) {
 	s.api.Register(e, s.authn)
 	if s.cfg.InternalSecret != "" {
 		e.GET("/internal/v1/spaces/:id", s.internalSpace)
+		e.GET("/internal/v1/spaces/:id/broadcasts", s.internalBroadcasts)
 		e.GET("/internal/v1/spaces", s.internalActiveSpaces)
 	}
 }
@@ -299,6 +300,54 @@ func (s *Service) internalSpace(c echo.Context) error {
 		return err
 	}
 	return httpapi.Data(c, http.StatusOK, info)
+}
+
+// BroadcastInfo is a broadcast as the SFU needs it (the compositor's settings; the RTMP target
+// and stream key come from the livestream service, never from here).
+type BroadcastInfo struct {
+	ID            string  `json:"id"`
+	SpaceID       string  `json:"space_id"`
+	EnvironmentID string  `json:"environment_id"`
+	LiveStreamID  string  `json:"live_stream_id"`
+	Status        string  `json:"status"`
+	Layout        string  `json:"layout"`
+	Resolution    string  `json:"resolution"`
+	Background    *string `json:"background,omitempty"`
+}
+
+// SpaceBroadcasts returns the broadcasts of a space of any environment, or ErrSpaceNotFound:
+// an SFU node that (re)starts hosting a space reads which of them is active.
+func (s *Service) SpaceBroadcasts(ctx context.Context, spaceID string) ([]BroadcastInfo, error) {
+	if _, err := s.store.Get(ctx, "", spaceID); errors.Is(err, store.ErrNotFound) {
+		return nil, ErrSpaceNotFound
+	} else if err != nil {
+		return nil, err
+	}
+	bs, err := s.store.Broadcasts(ctx, spaceID)
+	if err != nil {
+		return nil, err
+	}
+	out := []BroadcastInfo{}
+	for _, b := range bs[spaceID] {
+		out = append(out, BroadcastInfo{ID: b.ID, SpaceID: b.SpaceID, EnvironmentID: b.EnvironmentID, LiveStreamID: b.LiveStreamID,
+			Status: b.Status, Layout: b.Layout, Resolution: b.Resolution, Background: b.Background})
+	}
+	return out, nil
+}
+
+// internalBroadcasts serves GET /internal/v1/spaces/{id}/broadcasts.
+func (s *Service) internalBroadcasts(c echo.Context) error {
+	if err := s.internalAuth(c); err != nil {
+		return err
+	}
+	list, err := s.SpaceBroadcasts(c.Request().Context(), c.Param("id"))
+	if errors.Is(err, ErrSpaceNotFound) {
+		return httpapi.NotFound("space not found")
+	}
+	if err != nil {
+		return err
+	}
+	return httpapi.Data(c, http.StatusOK, list)
 }
 
 // HTTPLookup looks spaces up through a spaces-api's /internal/v1/spaces (standalone SFU).

@@ -160,3 +160,37 @@ func TestCLICommands(t *testing.T) {
 		t.Fatalf("webhooks get after delete: %v, want 404", err)
 	}
 }
+
+// TestCLIBroadcasts: spaces broadcasts create/get/start/delete against a dev mode; start on an
+// idle space comes back as an error naming the problem.
+func TestCLIBroadcasts(t *testing.T) {
+	base := startDev(t)
+	ls := decode[map[string]any](t, mustRun(t, base, "live-streams", "create"))
+	sp := decode[map[string]any](t, mustRun(t, base, "spaces", "create"))
+	space := sp["id"].(string)
+	var b map[string]any
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		out, err := run(t, base, "spaces", "broadcasts", "create", space, "--live-stream-id", ls["id"].(string), "--layout", "crop", "--resolution", "720x1280")
+		if err != nil {
+			return false // spaces-api has not seen the live stream yet
+		}
+		b = decode[map[string]any](t, out)
+		return true
+	}, "broadcasts create never succeeded")
+	bid, _ := b["id"].(string)
+	if bid == "" || b["layout"] != "crop" || b["resolution"] != "720x1280" || b["status"] != "idle" {
+		t.Fatalf("create printed %v", b)
+	}
+	if got := decode[map[string]any](t, mustRun(t, base, "spaces", "broadcasts", "get", space, bid)); got["id"] != bid {
+		t.Fatalf("get printed %v", got)
+	}
+	if _, err := run(t, base, "spaces", "broadcasts", "start", space, bid); err == nil || !strings.Contains(err.Error(), "not active") {
+		t.Fatalf("start on an idle space: %v", err)
+	}
+	if _, err := run(t, base, "spaces", "broadcasts", "create", space); err == nil || !strings.Contains(err.Error(), "live-stream-id") {
+		t.Fatalf("create without --live-stream-id: %v", err)
+	}
+	if out := mustRun(t, base, "spaces", "broadcasts", "delete", space, bid); !strings.Contains(out, "deleted "+bid) {
+		t.Fatalf("delete printed %q", out)
+	}
+}

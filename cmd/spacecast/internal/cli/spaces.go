@@ -8,7 +8,7 @@ import (
 )
 
 func newSpacesCmd(g *globalFlags) *cobra.Command {
-	cmd := &cobra.Command{Use: "spaces", Short: "Create, list, get and delete spaces"}
+	cmd := &cobra.Command{Use: "spaces", Short: "Create, list, get and delete spaces and their broadcasts"}
 	var passthrough string
 	create := &cobra.Command{
 		Use: "create", Short: "Create a space", Args: cobra.NoArgs,
@@ -54,6 +54,6 @@ func newSpacesCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(create, list, get, del)
+	cmd.AddCommand(create, list, get, del, newBroadcastsCmd(g))
 	return cmd
 }

@@ -5,6 +5,7 @@ package dev
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -155,6 +156,10 @@ func Run(ctx context.Context, o Options) error {
 	sfuCfg.ICEBindIP = "127.0.0.1"
 	sfuCfg.PublicURL = "ws://" + publicHost(ln.Addr().String()) + "/rtc/v1/ws"
 	metrics := httpapi.NewRegistry()
+	// Broadcasts: the SFU looks the ingest up from this process's livestream with a secret of this run.
+	internalSecret := rand.Text()
+	_, httpPort, _ := net.SplitHostPort(ln.Addr().String())
+	sfuCfg.LivestreamURL, sfuCfg.InternalSecret = "http://127.0.0.1:"+httpPort, internalSecret
 	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, DB: sfuDB, Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
 		Metrics: metrics,
 		Spaces: sfu.SpaceLookupFunc(func(ctx context.Context, id string) (sfu.SpaceInfo, error) {
@@ -203,6 +208,7 @@ func Run(ctx context.Context, o Options) error {
 	dbs = append(dbs, lsDB)
 	lsCfg := livestream.LoadConfig(envconfig.FromMap(nil))
 	lsCfg.RecordingsDir = filepath.Join(o.DataDir, "recordings")
+	lsCfg.InternalSecret = internalSecret
 	if o.RTMPAddr != "" {
 		lsCfg.RTMPAddr = o.RTMPAddr
 	}

@@ -74,6 +74,9 @@ type Config struct {
 	MaxParticipants   int                   // per space on this node (0: no limit)
 	Simulcast         bool                  // ask camera publishers for three layers
 	Registerer        prometheus.Registerer // /metrics (nil: not exported)
+	// OnSpaceRetired, if set, runs (on its own goroutine) when a space's owner on this node
+	// retires because its last participant here left.
+	OnSpaceRetired func(spaceID string)
 }
 
 // Server is one SFU node.

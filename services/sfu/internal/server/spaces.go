@@ -328,6 +328,9 @@ func (s *Server) spaceOwner(id, env string) (*space.Space, error) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = s.reg.ForgetSpace(ctx, s.cfg.NodeID, id)
+			if f := s.cfg.OnSpaceRetired; f != nil {
+				go f(id)
+			}
 		}})
 	if err != nil {
 		return nil, err

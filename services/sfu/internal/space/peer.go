@@ -78,6 +78,8 @@ type track struct {
 	codec    webrtc.RTPCodecCapability
 	layerSet atomic.Pointer[map[string]*layerSrc]
 	fws      atomic.Pointer[[]*simulcast.Forwarder]
+	// tap is the space's hidden subscriber's sink of this track (SetTap), nil without.
+	tap atomic.Pointer[tapBox]
 }
 
 type level struct {
@@ -128,6 +130,12 @@ func (t *track) attach(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver, remo
 					case t.levels <- level{v: v, at: time.Now()}:
 					default: // the owner is behind: a level less
 					}
+				}
+			}
+			if t.tapping() {
+				cp := &rtp.Packet{}
+				if cp.Unmarshal(append([]byte(nil), buf[:n]...)) == nil {
+					t.tapWrite(cp)
 				}
 			}
 			if _, err := t.local.Write(buf[:n]); err == nil {
@@ -602,6 +610,7 @@ func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, rec
 		t.attach(pc, recv, remote)
 	}
 	s.broadcast(p, Out{AddTrack: &TrackEvent{ConnectionID: p.m.ConnectionID, Track: t.info}})
+	s.tapTrack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	s.cfg.Hooks.TrackPublished(ctx, p.m, t.info)
@@ -617,6 +626,10 @@ func (s *Space) removeTrack(ctx context.Context, t *track, announce bool) {
 	delete(s.tracks, t.info.TID)
 	s.cfg.Metrics.Tracks.Dec()
 	t.detach()
+	if s.tap != nil && t.tap.Load() != nil {
+		t.tap.Store(nil)
+		s.tap.TrackRemoved(t.owner.m.ConnectionID, t.info.TID)
+	}
 	if t.levels != nil {
 		s.speakers.Remove(t.info.TID)
 	}
@@ -647,6 +660,9 @@ func (s *Space) mute(p *peer, tid string, muted bool) {
 		return
 	}
 	t.info.Muted = muted
+	if s.tap != nil {
+		s.tap.TrackMuted(p.m.ConnectionID, tid, muted)
+	}
 	ev := &TrackRefEvent{ConnectionID: p.m.ConnectionID, Track: TrackRef{TID: tid}}
 	if muted {
 		s.broadcast(p, Out{TrackMuted: ev})

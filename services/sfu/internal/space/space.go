@@ -98,6 +98,7 @@ type Space struct {
 	seq      int64
 	joinSeq  int
 	bcasting bool
+	tap      Tap               // the hidden subscriber (a broadcast), nil without
 	speakers *speaker.Detector // keyed by microphone track id
 	lastSpk  []SpeakerTrack
 }
@@ -165,6 +166,13 @@ func (s *Space) tickSpeakers(now time.Time) {
 		}
 	}
 	s.lastSpk = list
+	if s.tap != nil {
+		c := ""
+		if len(list) > 0 {
+			c = list[0].ConnectionID
+		}
+		s.tap.ActiveSpeaker(c)
+	}
 	s.broadcast(nil, Out{ActiveSpeakers: &ActiveSpeakers{Tracks: list}})
 }
 
@@ -514,6 +522,9 @@ func (s *Space) finalize(p *peer) {
 	mine := s.ownTracks(p)
 	for _, t := range mine {
 		s.removeTrack(ctx, t, false)
+	}
+	if s.tap != nil {
+		s.tap.ParticipantLeft(p.m.ConnectionID)
 	}
 	if p.welcomed {
 		s.broadcast(p, Out{ParticipantDisconnected: &ConnectionRef{ConnectionID: p.m.ConnectionID}})

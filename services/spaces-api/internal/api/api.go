@@ -56,6 +56,8 @@ func mapErr(err error) error {
 		return httpapi.Conflict("the space is not active: a broadcast starts only while participants are connected")
 	case errors.Is(err, store.ErrUnknownLiveStream):
 		return httpapi.Invalid("live_stream_id: no such live stream in this environment")
+	case errors.Is(err, store.ErrLiveStreamGone):
+		return httpapi.Conflict("live_stream_id: the broadcast's live stream was deleted; delete the broadcast and create another")
 	case errors.Is(err, store.ErrLiveStreamBroadcast):
 		return httpapi.Conflict("live_stream_id: another active broadcast is sending to this live stream")
 	}

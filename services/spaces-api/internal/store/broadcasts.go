@@ -224,7 +224,8 @@ func (s *Store) setBroadcastStatus(ctx context.Context, tx *sql.Tx, b *Broadcast
 
 // StartBroadcast makes an idle broadcast of an active space active (space.broadcast.active);
 // an idle space is ErrSpaceNotActive, a live stream another active broadcast is sending to
-// ErrLiveStreamBroadcast. Starting an active broadcast changes nothing.
+// ErrLiveStreamBroadcast, a deleted live stream ErrLiveStreamGone. Starting an active broadcast
+// changes nothing.
 func (s *Store) StartBroadcast(ctx context.Context, env, spaceID, bid string) (BroadcastRow, bool, error) {
 	var b BroadcastRow
 	changed := false
@@ -239,6 +240,15 @@ func (s *Store) StartBroadcast(ctx context.Context, env, spaceID, bid string) (B
 		}
 		if b.Status == StatusActive {
 			return nil
+		}
+		// Lock the live stream's row: two spaces starting broadcasts to it serialize here.
+		res, err := tx.ExecContext(ctx, `UPDATE known_live_streams SET deleted = deleted WHERE id = $1 AND environment_id = $2 AND deleted = 0`,
+			b.LiveStreamID, b.EnvironmentID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return ErrLiveStreamGone
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM broadcasts WHERE live_stream_id = $1 AND status = $2 AND id <> $3`,

@@ -13,4 +13,5 @@ var (
 	ErrSpaceNotActive      = errors.New("space is not active")
 	ErrUnknownLiveStream   = errors.New("no such live stream in this environment")
 	ErrLiveStreamBroadcast = errors.New("the live stream receives another active broadcast")
+	ErrLiveStreamGone      = errors.New("the broadcast's live stream was deleted")
 )
