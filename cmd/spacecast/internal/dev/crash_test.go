@@ -17,7 +17,7 @@ import (
 
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/testenv"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
 var (
@@ -153,7 +153,7 @@ func TestDevModeKill9(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := rtcclient.Join(ctx, "ws://"+httpAddr+"/rtc/v1/ws", tok, rtcclient.WithLoopbackOnly())
+	c, err := spacesclient.Join(ctx, "ws://"+httpAddr+"/spaces", tok, spacesclient.Options{LoopbackOnly: true})
 	if err != nil {
 		t.Fatalf("join: %v", err)
 	}

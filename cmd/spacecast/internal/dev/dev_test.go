@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -20,7 +21,7 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/testenv"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
 func freeAddr(t *testing.T) string {
@@ -247,7 +248,7 @@ func TestSpaceGoesActiveThenIdle(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := rtcclient.Join(ctx, "ws://"+httpAddr+"/rtc/v1/ws", tok, rtcclient.WithLoopbackOnly())
+	c, err := spacesclient.Join(ctx, "ws://"+httpAddr+"/spaces", tok, spacesclient.Options{LoopbackOnly: true})
 	if err != nil {
 		t.Fatalf("join: %v", err)
 	}
@@ -259,10 +260,11 @@ func TestSpaceGoesActiveThenIdle(t *testing.T) {
 		t.Fatalf("delete while active = %d, want 409", st)
 	}
 	// The same participant_id again is refused while alice is connected.
-	if c2, err := rtcclient.Join(ctx, "ws://"+httpAddr+"/rtc/v1/ws", tok, rtcclient.WithLoopbackOnly()); err == nil {
+	var se *spacesclient.ServerError
+	if c2, err := spacesclient.Join(ctx, "ws://"+httpAddr+"/spaces", tok, spacesclient.Options{LoopbackOnly: true}); err == nil {
 		c2.Close()
 		t.Fatal("a second connection with the same participant_id was admitted")
-	} else if !strings.Contains(err.Error(), "duplicate_participant") {
+	} else if !errors.As(err, &se) || se.Type != 3 { // 3: duplicate participant
 		t.Fatalf("duplicate join error = %v", err)
 	}
 	if err := c.Leave(); err != nil {
