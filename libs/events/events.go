@@ -98,6 +98,13 @@ var webhookTypes = map[string]string{
 	"livestream.disconnected": "video.live_stream.disconnected",
 	"livestream.idle":         "video.live_stream.idle",
 
+	"livestream.simulcast_target.created":      "video.live_stream.simulcast_target.created",
+	"livestream.simulcast_target.idle":         "video.live_stream.simulcast_target.idle",
+	"livestream.simulcast_target.starting":     "video.live_stream.simulcast_target.starting",
+	"livestream.simulcast_target.broadcasting": "video.live_stream.simulcast_target.broadcasting",
+	"livestream.simulcast_target.errored":      "video.live_stream.simulcast_target.errored",
+	"livestream.simulcast_target.deleted":      "video.live_stream.simulcast_target.deleted",
+
 	"asset.created":               "video.asset.created",
 	"asset.ready":                 "video.asset.ready",
 	"asset.errored":               "video.asset.errored",

@@ -210,21 +210,9 @@ func (g *Guard) CheckURL(ctx context.Context, raw string) (*url.URL, error) {
 // of whose addresses is refused.
 func (g *Guard) CheckHost(ctx context.Context, host string) error {
 	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.Contains(host, "%") {
-		return fmt.Errorf("%w: %q has an IPv6 zone; zoned addresses only reach the local link", ErrBadURL, host)
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		return g.Check(ip)
-	}
-	if err := checkName(host); err != nil {
+	literal, err := g.checkLiteral(host)
+	if err != nil || literal {
 		return err
-	}
-	name := strings.ToLower(strings.TrimSuffix(host, "."))
-	if name == "localhost" || strings.HasSuffix(name, ".localhost") { // RFC 6761: always loopback, whatever DNS says
-		if err := g.Check(loopV4); err != nil {
-			return err
-		}
-		return g.Check(loopV6)
 	}
 	addrs, err := g.resolver.LookupNetIP(ctx, "ip", host)
 	if err != nil {
@@ -239,6 +227,36 @@ func (g *Guard) CheckHost(ctx context.Context, host string) error {
 		}
 	}
 	return nil
+}
+
+// CheckLiteral is CheckHost without resolving: it refuses a host written in a refused form,
+// an address literal that is refused, and localhost names (always loopback); a DNS name is
+// left to the dialer (Dialer checks every address it connects to).
+func (g *Guard) CheckLiteral(host string) error {
+	_, err := g.checkLiteral(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
+	return err
+}
+
+// checkLiteral checks host's form; literal reports that host was an address or a localhost
+// name, fully checked here.
+func (g *Guard) checkLiteral(host string) (literal bool, err error) {
+	if strings.Contains(host, "%") {
+		return true, fmt.Errorf("%w: %q has an IPv6 zone; zoned addresses only reach the local link", ErrBadURL, host)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return true, g.Check(ip)
+	}
+	if err := checkName(host); err != nil {
+		return true, err
+	}
+	name := strings.ToLower(strings.TrimSuffix(host, "."))
+	if name == "localhost" || strings.HasSuffix(name, ".localhost") { // RFC 6761: always loopback, whatever DNS says
+		if err := g.Check(loopV4); err != nil {
+			return true, err
+		}
+		return true, g.Check(loopV6)
+	}
+	return false, nil
 }
 
 // checkName accepts an ASCII DNS name (letters, digits, '-' and '_' in labels of 1 to 63

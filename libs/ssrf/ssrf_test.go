@@ -390,3 +390,36 @@ func BenchmarkCheck(b *testing.B) {
 		_ = g.Check(addrs[i%len(addrs)])
 	}
 }
+
+// TestCheckLiteral: refused address literals, refused forms and localhost names are refused
+// without any lookup; a DNS name is left to the dialer (the guard has no resolver that
+// answers, so a lookup would fail the test).
+func TestCheckLiteral(t *testing.T) {
+	g, err := New(nil, WithResolver(&net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("no lookups in CheckLiteral")
+	}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		host    string
+		refused bool
+	}{
+		{"127.0.0.1", true}, {"10.1.2.3", true}, {"[::1]", true}, {"169.254.169.254", true}, {"fe80::1%eth0", true},
+		{"localhost", true}, {"a.localhost", true}, {"2130706433", true}, {"0x7f.1", true}, {"bad_host!", true},
+		{"93.184.216.34", false}, {"[2606:2800:220:1:248:1893:25c8:1946]", false}, {"live.example.com", false},
+	} {
+		err := g.CheckLiteral(tc.host)
+		refused := errors.Is(err, ErrRefused) || errors.Is(err, ErrBadURL)
+		if refused != tc.refused || (err != nil && !refused) {
+			t.Errorf("CheckLiteral(%q) = %v; want refused=%v", tc.host, err, tc.refused)
+		}
+	}
+	allow, err := New([]string{"127.0.0.0/8", "::1/128"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := allow.CheckLiteral("127.0.0.1"); err != nil {
+		t.Errorf("allowlisted loopback refused: %v", err)
+	}
+}

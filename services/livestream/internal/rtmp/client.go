@@ -55,17 +55,32 @@ func PublishDialer(ctx context.Context, d *net.Dialer, rawURL string) (*Client, 
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "1935")
 	}
-	path := strings.TrimPrefix(u.Path, "/")
-	app, key, _ := strings.Cut(path, "/")
-	if u.RawQuery != "" {
-		key += "?" + u.RawQuery
-	}
 	nc, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, err
 	}
+	return PublishConn(ctx, nc, rawURL)
+}
+
+// PublishConn publishes on a connection the caller dialled (and, for rtmps://, wrapped in
+// TLS): rawURL gives the app, the key and the tcUrl (rtmp:// or rtmps://). nc is closed on
+// failure.
+func PublishConn(ctx context.Context, nc net.Conn, rawURL string) (*Client, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if u.Scheme != "rtmp" && u.Scheme != "rtmps" {
+		nc.Close()
+		return nil, fmt.Errorf("rtmp: URL scheme %q, want rtmp or rtmps", u.Scheme)
+	}
+	app, key, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	if u.RawQuery != "" {
+		key += "?" + u.RawQuery
+	}
 	c := &Client{nc: nc, key: key}
-	if err := c.setup(ctx, app, "rtmp://"+u.Host+"/"+app); err != nil {
+	if err := c.setup(ctx, app, u.Scheme+"://"+u.Host+"/"+app); err != nil {
 		nc.Close()
 		return nil, err
 	}

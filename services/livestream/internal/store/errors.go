@@ -20,3 +20,10 @@ var ErrRecordingActive = errors.New("the live stream is recording")
 
 // ErrBroadcastNotActive: no active broadcast with that id sends to a live stream here.
 var ErrBroadcastNotActive = errors.New("no active broadcast to a live stream")
+
+// ErrTargetNotFound: the live stream has no simulcast target with that id.
+var ErrTargetNotFound = errors.New("simulcast target not found")
+
+// ErrNotIdle: the live stream has an encoder connected or is active; simulcast targets may only
+// be created or deleted while it is idle.
+var ErrNotIdle = errors.New("the live stream is not idle")

@@ -87,31 +87,32 @@ func encodeMeta(m *Meta) any {
 
 // LiveStreamEvent is a live stream as events carry it: the resource without its stream key.
 type LiveStreamEvent struct {
-	ID                         string         `json:"id"`
-	CreatedAt                  string         `json:"created_at"`
-	Status                     string         `json:"status"`
-	PlaybackIDs                []PlaybackID   `json:"playback_ids"`
-	ReconnectWindow            int            `json:"reconnect_window"`
-	LatencyMode                string         `json:"latency_mode"`
-	ReducedLatency             bool           `json:"reduced_latency"`
-	LowLatency                 bool           `json:"low_latency"`
-	MaxContinuousDuration      int            `json:"max_continuous_duration"`
-	Passthrough                *string        `json:"passthrough,omitempty"`
-	NewAssetSettings           *AssetSettings `json:"new_asset_settings,omitempty"`
-	RecentAssetIDs             []string       `json:"recent_asset_ids"`
-	ActiveAssetID              *string        `json:"active_asset_id,omitempty"`
-	ActiveIngestProtocol       string         `json:"active_ingest_protocol,omitempty"`
-	AudioOnly                  bool           `json:"audio_only"`
-	Meta                       *Meta          `json:"meta,omitempty"`
-	SimulcastTargets           []struct{}     `json:"simulcast_targets"`
-	UseSlateForStandardLatency bool           `json:"use_slate_for_standard_latency"`
-	Test                       bool           `json:"test"`
+	ID                         string                 `json:"id"`
+	CreatedAt                  string                 `json:"created_at"`
+	Status                     string                 `json:"status"`
+	PlaybackIDs                []PlaybackID           `json:"playback_ids"`
+	ReconnectWindow            int                    `json:"reconnect_window"`
+	LatencyMode                string                 `json:"latency_mode"`
+	ReducedLatency             bool                   `json:"reduced_latency"`
+	LowLatency                 bool                   `json:"low_latency"`
+	MaxContinuousDuration      int                    `json:"max_continuous_duration"`
+	Passthrough                *string                `json:"passthrough,omitempty"`
+	NewAssetSettings           *AssetSettings         `json:"new_asset_settings,omitempty"`
+	RecentAssetIDs             []string               `json:"recent_asset_ids"`
+	ActiveAssetID              *string                `json:"active_asset_id,omitempty"`
+	ActiveIngestProtocol       string                 `json:"active_ingest_protocol,omitempty"`
+	AudioOnly                  bool                   `json:"audio_only"`
+	Meta                       *Meta                  `json:"meta,omitempty"`
+	SimulcastTargets           []SimulcastTargetEvent `json:"simulcast_targets"`
+	UseSlateForStandardLatency bool                   `json:"use_slate_for_standard_latency"`
+	Test                       bool                   `json:"test"`
 }
 
 // LiveStreamResource is a live stream as the API shows it.
 type LiveStreamResource struct {
 	StreamKey string `json:"stream_key"`
 	LiveStreamEvent
+	SimulcastTargets []SimulcastTargetResource `json:"simulcast_targets"` // shadows the event's (these carry their stream keys)
 }
 
 // Event is the live stream's event payload.
@@ -120,7 +121,10 @@ func (ls LiveStream) Event() LiveStreamEvent {
 		ReconnectWindow: ls.ReconnectWindow, LatencyMode: ls.LatencyMode, ReducedLatency: ls.LatencyMode == "reduced",
 		LowLatency: ls.LatencyMode == "low", MaxContinuousDuration: ls.MaxContinuousDuration, Passthrough: ls.Passthrough,
 		NewAssetSettings: ls.NewAssetSettings, RecentAssetIDs: ls.RecentAssetIDs, ActiveAssetID: ls.ActiveAssetID,
-		AudioOnly: ls.AudioOnly, Meta: ls.Meta, SimulcastTargets: []struct{}{}, Test: ls.Test}
+		AudioOnly: ls.AudioOnly, Meta: ls.Meta, SimulcastTargets: []SimulcastTargetEvent{}, Test: ls.Test}
+	for _, t := range ls.SimulcastTargets {
+		e.SimulcastTargets = append(e.SimulcastTargets, t.Event())
+	}
 	if e.PlaybackIDs == nil {
 		e.PlaybackIDs = []PlaybackID{}
 	}
@@ -135,7 +139,11 @@ func (ls LiveStream) Event() LiveStreamEvent {
 
 // Resource is the live stream as the API shows it.
 func (ls LiveStream) Resource() LiveStreamResource {
-	return LiveStreamResource{StreamKey: ls.StreamKey, LiveStreamEvent: ls.Event()}
+	r := LiveStreamResource{StreamKey: ls.StreamKey, LiveStreamEvent: ls.Event(), SimulcastTargets: []SimulcastTargetResource{}}
+	for _, t := range ls.SimulcastTargets {
+		r.SimulcastTargets = append(r.SimulcastTargets, t.Resource())
+	}
+	return r
 }
 
 // AssetProgress is Mux's progress object of an asset.

@@ -77,6 +77,7 @@ type LiveStream struct {
 	Test                  bool
 	AudioOnly             bool
 	Meta                  *Meta
+	SimulcastTargets      []SimulcastTarget
 }
 
 // Asset is a recording's stored row with its playback ids. It is never marshalled: the API
@@ -107,6 +108,7 @@ type NewLiveStream struct {
 	Test                  bool
 	AudioOnly             bool
 	Meta                  *Meta
+	SimulcastTargets      []NewSimulcastTarget
 }
 
 // Patch holds the fields PATCH may change; nil leaves a field as it is.
@@ -191,6 +193,9 @@ func scanLS(sc interface{ Scan(...any) error }) (LiveStream, error) {
 func fill(ctx context.Context, q querier, ls *LiveStream) error {
 	var err error
 	if ls.PlaybackIDs, err = playbackIDs(ctx, q, "live_stream_id", ls.ID); err != nil {
+		return err
+	}
+	if ls.SimulcastTargets, err = simulcastTargets(ctx, q, ls.ID); err != nil {
 		return err
 	}
 	rows, err := q.QueryContext(ctx, `SELECT id FROM assets WHERE live_stream_id = $1 ORDER BY created_ns, id`, ls.ID)
@@ -282,7 +287,15 @@ func (s *Store) Create(ctx context.Context, env string, n NewLiveStream) (LiveSt
 				return err
 			}
 		}
-		var err error
+		created, err := getLS(ctx, tx, env, id)
+		if err != nil {
+			return err
+		}
+		for i, t := range n.SimulcastTargets {
+			if _, err := insertTarget(ctx, tx, created, t, now+int64(i)); err != nil {
+				return err
+			}
+		}
 		if ls, err = getLS(ctx, tx, env, id); err != nil {
 			return err
 		}
@@ -446,6 +459,9 @@ func (s *Store) Delete(ctx context.Context, env, id string) (LiveStream, error) 
 			return ErrRecordingActive // a publisher came back since its recording was ended
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM playback_ids WHERE live_stream_id = $1`, id); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM simulcast_targets WHERE live_stream_id = $1`, id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM live_streams WHERE id = $1`, id); err != nil {
