@@ -5,10 +5,13 @@ package livestream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -23,6 +26,7 @@ import (
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/libs/ssrf"
 	"github.com/spacecast/spacecast/services/livestream/internal/api"
 	"github.com/spacecast/spacecast/services/livestream/internal/hls"
 	"github.com/spacecast/spacecast/services/livestream/internal/images"
@@ -31,6 +35,7 @@ import (
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmps"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
+	"github.com/spacecast/spacecast/services/livestream/internal/simulcast"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
 )
 
@@ -62,6 +67,11 @@ type Config struct {
 	RTMPMemoryBudgetMB      int           // SPACECAST_RTMP_MEMORY_BUDGET_MB: partial messages of all connections (256)
 
 	ImageWorkers int // SPACECAST_IMAGE_WORKERS: ffmpeg processes making thumbnails/animations at once (2)
+
+	// Simulcast targets (restreaming; docs/live-streams.md "Simulcast targets").
+	AllowNetworks    []string      // SPACECAST_LIVESTREAM_ALLOW_NETWORKS: CIDRs targets may be in despite the SSRF guard (none)
+	SimulcastCAFile  string        // SPACECAST_LIVESTREAM_SIMULCAST_CA_FILE: extra roots (PEM) for rtmps:// targets ("": system roots)
+	SimulcastBackoff time.Duration // SPACECAST_LIVESTREAM_SIMULCAST_BACKOFF: first wait before reconnecting a target, doubled up to 30× (1s)
 
 	// Broadcasts (a space sent to a live stream; docs/api.md "Broadcasts").
 	InternalSecret string // SPACECAST_INTERNAL_SECRET: enables GET /internal/v1/broadcasts/{id}/ingest for the SFU ("": off)
@@ -98,9 +108,19 @@ func LoadConfig(r *envconfig.Reader) Config {
 
 		ImageWorkers: r.Int("SPACECAST_IMAGE_WORKERS", 2),
 
+		AllowNetworks:    r.List("SPACECAST_LIVESTREAM_ALLOW_NETWORKS", nil),
+		SimulcastCAFile:  r.String("SPACECAST_LIVESTREAM_SIMULCAST_CA_FILE", ""),
+		SimulcastBackoff: r.Duration("SPACECAST_LIVESTREAM_SIMULCAST_BACKOFF", time.Second),
+
 		InternalSecret: r.String("SPACECAST_INTERNAL_SECRET", ""),
 		ConsumerGroup:  r.String("SPACECAST_LIVESTREAM_CONSUMER_GROUP", "livestream"),
 		RTMPPublishURL: r.String("SPACECAST_RTMP_PUBLISH_URL", ""),
+	}
+	if _, err := ssrf.New(c.AllowNetworks); err != nil {
+		r.Fail("SPACECAST_LIVESTREAM_ALLOW_NETWORKS", err.Error())
+	}
+	if c.SimulcastBackoff < 10*time.Millisecond || c.SimulcastBackoff > time.Minute {
+		r.Fail("SPACECAST_LIVESTREAM_SIMULCAST_BACKOFF", "want between 10ms and 1m")
 	}
 	if c.ImageWorkers < 1 || c.ImageWorkers > 64 {
 		r.Fail("SPACECAST_IMAGE_WORKERS", "want 1..64")
@@ -214,8 +234,22 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("livestream: %w", err)
 	}
+	guard, err := ssrf.New(cfg.AllowNetworks)
+	if err != nil {
+		return nil, fmt.Errorf("livestream: SPACECAST_LIVESTREAM_ALLOW_NETWORKS: %w", err)
+	}
+	targetTLS, err := simulcastTLS(cfg.SimulcastCAFile)
+	if err != nil {
+		return nil, err
+	}
+	backoff := cfg.SimulcastBackoff
+	if backoff <= 0 {
+		backoff = time.Second
+	}
 	in, err := ingest.New(ingest.Options{Sessions: sess, Media: st, Dir: cfg.RecordingsDir, Logger: log, Registerer: d.Registerer,
-		Transcode: cfg.Transcode, FFmpeg: cfg.FFmpeg, SegmentDuration: cfg.SegmentDuration})
+		Transcode: cfg.Transcode, FFmpeg: cfg.FFmpeg, SegmentDuration: cfg.SegmentDuration,
+		Targets: st, Simulcast: simulcast.Options{Statuses: st, Relay: relay, Logger: log.With("component", "simulcast"),
+			Dialer: guard.Dialer(10 * time.Second), TLS: targetTLS, MinBackoff: backoff, MaxBackoff: 30 * backoff}})
 	if err != nil {
 		return nil, fmt.Errorf("livestream: %w", err)
 	}
@@ -266,7 +300,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess, images: img, cons: cons,
 		rtmp: srv, rtmpLn: ln, rtmpsLn: rtmpsLn,
 		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir},
-		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in}}, nil
+		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in, Guard: guard}}, nil
 }
 
 // listenRTMPS opens the RTMPS listener if it is configured (nil, nil if not).
@@ -350,3 +384,24 @@ func (s *Service) Run(ctx context.Context) error {
 // Sessions is the ingest state machine: one owner per live stream (used by the RTMP ingest and
 // by tests).
 func (s *Service) Sessions() *session.Manager { return s.sess }
+
+// simulcastTLS is the TLS base of rtmps:// targets: system roots, plus caFile's if set.
+func simulcastTLS(caFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return cfg, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("livestream: SPACECAST_LIVESTREAM_SIMULCAST_CA_FILE: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("livestream: SPACECAST_LIVESTREAM_SIMULCAST_CA_FILE: no PEM certificate in %s", caFile)
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}

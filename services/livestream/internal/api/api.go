@@ -36,6 +36,7 @@ type API struct {
 	Relay      Notifier
 	Sessions   Ender
 	Recordings Recordings
+	Guard      TargetGuard // simulcast target URLs
 }
 
 // Bounds and defaults of live stream settings (API.md).
@@ -63,6 +64,9 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 	g.POST("/:id/playback-ids", a.addPlaybackID, w)
 	g.GET("/:id/playback-ids/:pid", a.getPlaybackID, r)
 	g.DELETE("/:id/playback-ids/:pid", a.deletePlaybackID, w)
+	g.POST("/:id/simulcast-targets", a.createTarget, w)
+	g.GET("/:id/simulcast-targets/:tid", a.getTarget, r)
+	g.DELETE("/:id/simulcast-targets/:tid", a.deleteTarget, w)
 	as := e.Group("/video/v1/assets", authn.Middleware())
 	as.POST("", createAssetUnsupported, w)
 	as.GET("", a.listAssets, r)
@@ -79,8 +83,6 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 		group         *echo.Group
 		path, feature string
 	}{
-		{g, "/:id/simulcast-targets", "simulcast targets (restreaming)"},
-		{g, "/:id/simulcast-targets/*", "simulcast targets (restreaming)"},
 		{g, "/:id/embedded-subtitles", "embedded subtitles"},
 		{g, "/:id/generated-subtitles", "generated subtitles"},
 		{g, "/:id/new-asset-settings/static-renditions", "static (MP4) renditions"},
@@ -132,6 +134,10 @@ func mapErr(err error) error {
 		return httpapi.NotFound("asset not found")
 	case errors.Is(err, store.ErrPlaybackID):
 		return httpapi.NotFound("playback id not found")
+	case errors.Is(err, store.ErrTargetNotFound):
+		return httpapi.NotFound("simulcast target not found")
+	case errors.Is(err, store.ErrNotIdle):
+		return httpapi.Invalid("simulcast targets can only be created or deleted while the live stream is idle (no encoder connected, no recording in progress)")
 	}
 	return err
 }
@@ -278,6 +284,9 @@ func (a *API) create(c echo.Context) error {
 	if req.AudioOnly != nil {
 		n.AudioOnly = *req.AudioOnly
 	}
+	if n.SimulcastTargets, err = a.readTargets(req.SimulcastTargets); err != nil {
+		return err
+	}
 	ls, err := a.Store.Create(c.Request().Context(), env(c), n)
 	if err != nil {
 		return err
@@ -334,6 +343,9 @@ func (a *API) update(c echo.Context) error {
 	var req settings
 	if err := httpapi.Bind(c, &req); err != nil {
 		return err
+	}
+	if len(req.SimulcastTargets) > 0 && string(req.SimulcastTargets) != "null" {
+		return httpapi.Invalid("simulcast_targets: add or remove targets with POST and DELETE /video/v1/live-streams/{id}/simulcast-targets")
 	}
 	lm, nas, meta, err := req.read()
 	if err != nil {

@@ -19,7 +19,6 @@ var unsupported = map[string]string{
 	"generated_subtitles":            "generated subtitles",
 	"reconnect_slate_url":            "reconnect slates",
 	"use_slate_for_standard_latency": "reconnect slates",
-	"simulcast_targets":              "simulcast (restreaming)",
 	"audio_only_with_image":          "audio-only with an image",
 }
 
@@ -43,7 +42,6 @@ var unsupportedAsset = map[string]string{
 // accepted are unsupported settings' values that describe what Spacecast does.
 var accepted = map[string]string{
 	"use_slate_for_standard_latency": `false`,
-	"simulcast_targets":              `[]`,
 	"reconnect_slate_url":            `""`,
 	"embedded_subtitles":             `[]`,
 	"generated_subtitles":            `[]`,

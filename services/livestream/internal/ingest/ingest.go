@@ -21,6 +21,7 @@ import (
 	"github.com/spacecast/spacecast/services/livestream/internal/hls"
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
+	"github.com/spacecast/spacecast/services/livestream/internal/simulcast"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
 	"github.com/spacecast/spacecast/services/livestream/internal/transcode"
 )
@@ -51,7 +52,18 @@ type Options struct {
 	Transcode       bool
 	FFmpeg          string        // ffmpeg binary for the ladder (default "ffmpeg")
 	SegmentDuration time.Duration // rung segment duration (default 2 s)
+	// Targets and Simulcast push the source to the live stream's simulcast targets while it
+	// is published (nil Targets: no restreaming).
+	Targets   Targets
+	Simulcast simulcast.Options
 }
+
+// Targets lists a live stream's simulcast targets (a *store.Store).
+type Targets interface {
+	SimulcastTargets(ctx context.Context, liveStreamID string) ([]store.SimulcastTarget, error)
+}
+
+var _ Targets = (*store.Store)(nil)
 
 // Ingest is the rtmp.Handler of the live stream service.
 type Ingest struct {
@@ -132,6 +144,15 @@ func (in *Ingest) Publish(ctx context.Context, req rtmp.PublishRequest) (rtmp.St
 	s.sess = sess
 	s.log = in.log.With("live_stream_id", sess.Stream.ID, "asset_id", sess.Asset.ID)
 	s.ladder = in.o.Transcode && sess.Stream.LatencyMode != "low"
+	if in.o.Targets != nil {
+		// Targets cannot change while an encoder is connected (the API refuses it), so the
+		// connection's set is read once.
+		ts, err := in.o.Targets.SimulcastTargets(ctx, sess.Stream.ID)
+		if err != nil {
+			s.log.Error("reading the simulcast targets: not restreaming this connection", "err", err)
+		}
+		s.fanout = simulcast.Start(in.o.Simulcast, sess.Stream.ID, ts)
+	}
 	in.streams.Inc()
 	s.log.Info("publishing", "remote", req.RemoteAddr, "resumed", sess.Resumed)
 	return s, nil
@@ -161,6 +182,8 @@ type stream struct {
 	ladder           bool // wanted for this connection
 	tc               *transcode.Process
 	videoSH, audioSH *flv.Tag // the last sequence headers, for ffmpeg's start
+
+	fanout *simulcast.Fanout // the simulcast targets' pushers (nil: none)
 }
 
 // feedLadder passes tag on to the transcoder, starting it at the first video keyframe once the
@@ -293,6 +316,7 @@ func (s *stream) WriteTag(tag flv.Tag) error {
 	if s.ladder && (tag.Type == flv.TagVideo || tag.Type == flv.TagAudio) {
 		s.feedLadder(tag)
 	}
+	s.fanout.WriteTag(tag) // never blocks
 	for _, p := range pkts {
 		if !s.probe.described {
 			if s.probe.add(p); s.probe.ready() {
@@ -332,6 +356,7 @@ func (s *stream) onSegment(si hls.SegmentInfo) {
 // reconnect window starts, unless the recording was ended from outside).
 func (s *stream) Close(cause error) {
 	s.in.streams.Dec()
+	s.fanout.Stop() // the targets go idle
 	s.describe() // a connection shorter than probeSpan: what it had
 	if s.tc != nil {
 		// ffmpeg writes its last segments; the rungs' playlists stay open for a reconnect.

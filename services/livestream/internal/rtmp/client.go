@@ -3,7 +3,6 @@ package rtmp
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -197,7 +196,7 @@ func (c *Client) readCommand() ([]any, error) {
 			return nil, err
 		}
 		if len(vals) < 2 {
-			return nil, errors.New("rtmp: short command from server")
+			continue // e.g. ffmpeg's bare onFCPublish: no transaction, nothing to wait for
 		}
 		return vals, nil
 	}
@@ -272,3 +271,7 @@ func (c *Client) Close() error {
 
 // Abort closes the connection without unpublishing (a dropped encoder).
 func (c *Client) Abort() error { return c.nc.Close() }
+
+// Conn is the client's connection (after Publish only the client writes it; a caller may read
+// and discard what the server sends, e.g. acknowledgements, and set write deadlines).
+func (c *Client) Conn() net.Conn { return c.nc }
