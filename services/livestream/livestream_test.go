@@ -344,7 +344,7 @@ func readEvents(t *testing.T, brokers []string, id string, n int) ([]string, []m
 				return
 			}
 			var res map[string]any
-			isAsset := strings.HasPrefix(ev.Type, "asset.")
+			isAsset := strings.HasPrefix(ev.Type, "asset.") || strings.HasPrefix(ev.Type, "livestream.simulcast_target.")
 			if err := json.Unmarshal(ev.Data, &res); err != nil || (!isAsset && res["id"] != id) ||
 				(isAsset && (res["live_stream_id"] != id || res["id"] == nil)) {
 				t.Errorf("%s data %s is not the resource", ev.Type, ev.Data)

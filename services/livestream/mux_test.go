@@ -129,7 +129,7 @@ func TestUnimplementedFeaturesAreNamed(t *testing.T) {
 	e := setup(t, testenv.SQLBackends(t)[0])
 	id := e.create(`{"playback_policy":"public"}`)["id"].(string)
 	cases := []struct{ method, path, body, want string }{
-		{"POST", "", `{"simulcast_targets":[{"url":"rtmp://x/app"}]}`, "simulcast"},
+		{"POST", "", `{"simulcast_targets":[{"url":"http://x/app"}]}`, "simulcast_targets[0].url: must use rtmp:// or rtmps://"},
 		{"POST", "", `{"embedded_subtitles":[{"name":"en","language_channel":"cc1"}]}`, "embedded subtitles"},
 		{"POST", "", `{"generated_subtitles":[{"name":"en"}]}`, "generated subtitles"},
 		{"POST", "", `{"reconnect_slate_url":"https://x/slate.png"}`, "reconnect slates"},
@@ -156,8 +156,6 @@ func TestUnimplementedFeaturesAreNamed(t *testing.T) {
 		t.Errorf("POST /video/v1/assets: %d %v, want 400 naming the missing feature", st, res)
 	}
 	for _, c := range []struct{ method, path, want string }{
-		{"POST", "/video/v1/live-streams/" + id + "/simulcast-targets", "simulcast targets"},
-		{"DELETE", "/video/v1/live-streams/" + id + "/simulcast-targets/t1", "simulcast targets"},
 		{"PUT", "/video/v1/live-streams/" + id + "/embedded-subtitles", "embedded subtitles"},
 		{"PUT", "/video/v1/assets/a1/mp4-support", "MP4 support"},
 		{"POST", "/video/v1/assets/a1/tracks", "asset tracks"},

@@ -209,6 +209,8 @@ func Run(ctx context.Context, o Options) error {
 	lsCfg := livestream.LoadConfig(envconfig.FromMap(nil))
 	lsCfg.RecordingsDir = filepath.Join(o.DataDir, "recordings")
 	lsCfg.InternalSecret = internalSecret
+	// Dev mode restreams to local receivers too (as webhooks): allow loopback only.
+	lsCfg.AllowNetworks = []string{"127.0.0.0/8", "::1/128"}
 	if o.RTMPAddr != "" {
 		lsCfg.RTMPAddr = o.RTMPAddr
 	}

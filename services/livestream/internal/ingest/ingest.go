@@ -357,7 +357,7 @@ func (s *stream) onSegment(si hls.SegmentInfo) {
 func (s *stream) Close(cause error) {
 	s.in.streams.Dec()
 	s.fanout.Stop() // the targets go idle
-	s.describe() // a connection shorter than probeSpan: what it had
+	s.describe()    // a connection shorter than probeSpan: what it had
 	if s.tc != nil {
 		// ffmpeg writes its last segments; the rungs' playlists stay open for a reconnect.
 		if err := s.tc.Close(10 * time.Second); err != nil {
