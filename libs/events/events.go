@@ -142,6 +142,9 @@ func ObjectType(internal string) string {
 	prefix, _, _ := strings.Cut(internal, ".")
 	switch prefix {
 	case "livestream":
+		if strings.HasPrefix(internal, "livestream.simulcast_target.") {
+			return "simulcast_target"
+		}
 		return "live_stream"
 	case "space":
 		if strings.HasPrefix(internal, "space.broadcast.") {

@@ -48,6 +48,7 @@ func TestWebhookTable(t *testing.T) {
 		{"asset.ready", "video.asset.ready", "asset"},
 		{"participant.joined", "video.space.participant.joined", "space"},
 		{"space.broadcast.active", "video.space.broadcast.active", "broadcast"},
+		{"livestream.simulcast_target.broadcasting", "video.live_stream.simulcast_target.broadcasting", "simulcast_target"},
 	}
 	for _, tt := range tests {
 		got, ok := WebhookType(tt.in)
