@@ -322,3 +322,65 @@ type atomicCount struct {
 
 func (a *atomicCount) add()     { a.mu.Lock(); a.n++; a.mu.Unlock() }
 func (a *atomicCount) get() int { a.mu.Lock(); defer a.mu.Unlock(); return a.n }
+
+// complete while a target broadcasts: the publisher is kicked and the target goes idle.
+func TestSimulcastStopsOnComplete(t *testing.T) {
+	needFFmpeg(t)
+	rdb, prefix := testenv.Redis(t)
+	e := startWith(t, testenv.OpenSQL(t, testenv.SQLBackends(t)[0]), testenv.Kafka(t), rdb, prefix, t.TempDir(), allowLoopback)
+	const port = 21114
+	r := listenFFmpeg(t, port, filepath.Join(t.TempDir(), "out.flv"))
+	ls := e.create(fmt.Sprintf(`{"playback_policy":"public","simulcast_targets":[{"url":"rtmp://127.0.0.1:%d/app","stream_key":"KEY"}]}`, port))
+	id := ls["id"].(string)
+	tid := ls["simulcast_targets"].([]any)[0].(map[string]any)["id"].(string)
+	publishFFmpeg(t, e.rtmpURL(ls["stream_key"].(string)), 60*time.Second)
+	e.waitTarget(t, id, tid, "broadcasting", 15*time.Second)
+	time.Sleep(3 * time.Second)
+	if st, res := e.call(writerA, "PUT", "/video/v1/live-streams/"+id+"/complete", ""); st != 200 {
+		t.Fatalf("complete = %d %v", st, res)
+	}
+	e.waitTarget(t, id, tid, "idle", 10*time.Second)
+	probeFLV(t, r, 2)
+}
+
+// The guard runs again at dial: a loopback target stored while loopback was allowed is not
+// connected to by an instance without the allow setting (the target errors, no connection
+// reaches the address).
+func TestSimulcastGuardAtDial(t *testing.T) {
+	needFFmpeg(t)
+	rdb, prefix := testenv.Redis(t)
+	db := testenv.OpenSQL(t, testenv.SQLBackends(t)[0])
+	brokers := testenv.Kafka(t)
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var reached atomicCount
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			reached.add()
+			c.Close()
+		}
+	}()
+	allowed := startWith(t, db, brokers, rdb, prefix, dir, allowLoopback)
+	ls := allowed.create(`{"playback_policy":"public","simulcast_targets":[{"url":"rtmp://` + ln.Addr().String() + `/app/KEY"}]}`)
+	allowed.stop()
+	e := startWith(t, db, brokers, rdb, prefix, dir, func(c *livestream.Config) { c.SimulcastBackoff = 100 * time.Millisecond })
+	id := ls["id"].(string)
+	tid := ls["simulcast_targets"].([]any)[0].(map[string]any)["id"].(string)
+	enc := publishFFmpeg(t, e.rtmpURL(ls["stream_key"].(string)), 4*time.Second)
+	e.waitTarget(t, id, tid, "errored", 10*time.Second)
+	if err := enc.wait(t, 20*time.Second); err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, enc.stderr)
+	}
+	e.waitTarget(t, id, tid, "idle", 10*time.Second)
+	if n := reached.get(); n != 0 {
+		t.Fatalf("%d connections reached the refused address", n)
+	}
+}
