@@ -480,6 +480,9 @@ func TestPushRTMPS(t *testing.T) {
 	untrusting.waitFor(t, Errored, 1, 5*time.Second)
 	bad.Stop()
 	untrusting.check(t, []Status{Starting, Errored, Idle})
+	for end := time.Now().Add(3 * time.Second); tlsFailed.Load() == 0 && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond) // the listener's side of the failed handshake
+	}
 	if tlsOK.Load() != 0 || tlsFailed.Load() != 1 {
 		t.Fatalf("untrusted certificate: %d handshakes succeeded, %d failed; want 0 and 1", tlsOK.Load(), tlsFailed.Load())
 	}
