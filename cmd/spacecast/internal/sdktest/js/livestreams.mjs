@@ -57,9 +57,19 @@ await rejects('playbackIds.retrieve of an unknown id is NotFoundError', mux.vide
 
 await rejects('a wrong live stream id is NotFoundError', mux.video.liveStreams.retrieve('no-such-stream'), Mux.NotFoundError);
 await rejects('a bad latency_mode is BadRequestError', mux.video.liveStreams.create({ latency_mode: 'fast' }), Mux.BadRequestError, 'latency_mode');
-await rejects('simulcast targets are a BadRequestError naming simulcast',
-  mux.video.liveStreams.create({ playback_policies: ['public'], simulcast_targets: [{ url: 'rtmp://127.0.0.1/app', stream_key: 'k' }] }),
-  Mux.BadRequestError, 'simulcast');
+const tgt = await mux.video.liveStreams.createSimulcastTarget(ls.id, { url: 'rtmp://live.example.com/app', stream_key: 'k', passthrough: 'yt' });
+check('createSimulcastTarget', tgt.id && tgt.status === 'idle' && tgt.url === 'rtmp://live.example.com/app' &&
+  tgt.stream_key === 'k' && tgt.passthrough === 'yt', tgt);
+const tgot = await mux.video.liveStreams.retrieveSimulcastTarget(ls.id, tgt.id);
+check('retrieveSimulcastTarget', tgot.id === tgt.id && tgot.status === 'idle', tgot);
+check('the live stream lists its simulcast target',
+  (await mux.video.liveStreams.retrieve(ls.id)).simulcast_targets.some((x) => x.id === tgt.id && x.stream_key === 'k'));
+await rejects('a simulcast target that is not rtmp(s) is a BadRequestError',
+  mux.video.liveStreams.createSimulcastTarget(ls.id, { url: 'https://live.example.com/app' }), Mux.BadRequestError, 'rtmp');
+await rejects('a simulcast target at a private address is a BadRequestError',
+  mux.video.liveStreams.create({ simulcast_targets: [{ url: 'rtmp://10.0.0.1/app', stream_key: 'k' }] }), Mux.BadRequestError, 'simulcast_targets[0].url');
+await mux.video.liveStreams.deleteSimulcastTarget(ls.id, tgt.id);
+await rejects('a deleted simulcast target is NotFoundError', mux.video.liveStreams.retrieveSimulcastTarget(ls.id, tgt.id), Mux.NotFoundError);
 await rejects('generated subtitles are a BadRequestError naming them',
   mux.video.liveStreams.create({ generated_subtitles: [{ name: 'English', language_code: 'en' }] }), Mux.BadRequestError, 'generated subtitles');
 await rejects('an unimplemented asset setting is a BadRequestError naming it',
@@ -110,7 +120,6 @@ await rejects('a deleted asset is NotFoundError', mux.video.assets.retrieve(reco
 const missing = [
   ['video.uploads.create', () => mux.video.uploads.create({ new_asset_settings: { playback_policy: ['public'] } }), 'direct uploads'],
   ['video.assets.create', () => mux.video.assets.create({ inputs: [{ url: 'https://example.com/a.mp4' }] }), 'assets are the recordings of live streams'],
-  ['video.liveStreams.createSimulcastTarget', () => mux.video.liveStreams.createSimulcastTarget(ls.id, { url: 'rtmp://example.com/app' }), 'simulcast'],
   ['video.liveStreams.updateGeneratedSubtitles', () => mux.video.liveStreams.updateGeneratedSubtitles(ls.id, { generated_subtitles: [] }), 'generated subtitles'],
   ['video.assets.createStaticRendition', () => mux.video.assets.createStaticRendition(recorded[0], { resolution: 'highest' }), 'static (MP4) renditions'],
   ['video.assets.updateMP4Support', () => mux.video.assets.updateMP4Support(recorded[0], { mp4_support: 'standard' }), 'MP4 support'],
