@@ -96,8 +96,15 @@ func TestSimulcastTargetRoutes(t *testing.T) {
 			if st, _ := e.call(readerA, "GET", base+"/"+tid, ""); st != 404 {
 				t.Fatalf("deleted target still there: %d", st)
 			}
-			got, _ := readEvents(t, e.brokers, id, 4)
-			want := []string{"livestream.simulcast_target.created", "livestream.created", "livestream.simulcast_target.created", "livestream.simulcast_target.deleted"}
+			if st, _ := e.call(writerA, "DELETE", "/video/v1/live-streams/"+id, ""); st != 204 {
+				t.Fatalf("delete live stream = %d", st)
+			}
+			if st, _ := e.call(readerA, "GET", "/video/v1/live-streams/"+id+"/simulcast-targets/"+ts[0].(map[string]any)["id"].(string), ""); st != 404 {
+				t.Fatalf("a deleted live stream's target = %d, want 404", st)
+			}
+			got, _ := readEvents(t, e.brokers, id, 6)
+			want := []string{"livestream.simulcast_target.created", "livestream.created", "livestream.simulcast_target.created",
+				"livestream.simulcast_target.deleted", "livestream.simulcast_target.deleted", "livestream.deleted"}
 			if !slices.Equal(got, want) {
 				t.Fatalf("events %v, want %v", got, want)
 			}

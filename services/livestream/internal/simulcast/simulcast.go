@@ -178,6 +178,10 @@ func (p *pusher) setStatus(s string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := p.o.Statuses.SetSimulcastTargetStatus(ctx, p.liveStreamID, p.target.ID, s); err != nil {
+		if errors.Is(err, store.ErrTargetNotFound) { // its live stream was deleted meanwhile
+			p.log.Debug("simulcast target gone", "status", s)
+			return
+		}
 		p.log.Warn("recording the simulcast target's status", "status", s, "err", err)
 		return
 	}

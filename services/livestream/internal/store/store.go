@@ -461,6 +461,11 @@ func (s *Store) Delete(ctx context.Context, env, id string) (LiveStream, error) 
 		if _, err := tx.ExecContext(ctx, `DELETE FROM playback_ids WHERE live_stream_id = $1`, id); err != nil {
 			return err
 		}
+		for _, t := range ls.SimulcastTargets {
+			if err := emitTarget(ctx, tx, "livestream.simulcast_target.deleted", t); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM simulcast_targets WHERE live_stream_id = $1`, id); err != nil {
 			return err
 		}
