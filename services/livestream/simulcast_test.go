@@ -391,3 +391,26 @@ func TestSimulcastGuardAtDial(t *testing.T) {
 		t.Fatalf("%d connections reached the refused address", n)
 	}
 }
+
+// An instance killed while a target broadcasts: the instance that settles the stream sets the
+// target idle (nobody else would).
+func TestSimulcastTargetIdleAfterCrash(t *testing.T) {
+	needFFmpeg(t)
+	t.Setenv("SPACECAST_LIVESTREAM_ALLOW_NETWORKS", "127.0.0.0/8")
+	c := newCluster(t, testenv.SQLBackends(t)[0])
+	p1 := c.start("p1")
+	const port = 21115
+	listenFFmpeg(t, port, filepath.Join(t.TempDir(), "out.flv"))
+	ls := p1.create(fmt.Sprintf(`{"playback_policy":"public","reconnect_window":1,"simulcast_targets":[{"url":"rtmp://127.0.0.1:%d/app","stream_key":"KEY"}]}`, port))
+	id, key := ls["id"].(string), ls["stream_key"].(string)
+	tid := ls["simulcast_targets"].([]any)[0].(map[string]any)["id"].(string)
+	publishFFmpeg(t, p1.rtmpURL(key), time.Minute)
+	p1.waitTarget(t, id, tid, "broadcasting", 20*time.Second)
+	p1.kill9()
+	p2 := c.start("p2")
+	p2.waitTarget(t, id, tid, "idle", 20*time.Second)
+	got := targetEvents(t, p2.env, id, 20)
+	if len(got) < 4 || got[len(got)-1] != "idle" || !slices.Contains(got, "broadcasting") {
+		t.Fatalf("target events %v, want ..., broadcasting, idle", got)
+	}
+}

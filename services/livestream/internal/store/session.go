@@ -129,6 +129,9 @@ func (s *Store) Disconnect(ctx context.Context, id, assetID string, at time.Time
 		if err := endSpan(ctx, tx, assetID, at.UnixNano()); err != nil {
 			return err
 		}
+		if err := idleTargets(ctx, tx, id); err != nil {
+			return err
+		}
 		ls, err := getLS(ctx, tx, "", id)
 		if err != nil {
 			return err
@@ -212,6 +215,9 @@ func (s *Store) Finish(ctx context.Context, id, assetID string, duration time.Du
 		}
 		now := time.Now().UnixNano()
 		if err := endSpan(ctx, tx, assetID, now); err != nil {
+			return err
+		}
+		if err := idleTargets(ctx, tx, id); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE assets SET status = $1, duration_ms = $2, updated_ns = $3 WHERE id = $4`,

@@ -203,3 +203,25 @@ func (s *Store) SetSimulcastTargetStatus(ctx context.Context, liveStreamID, id, 
 		return emitTarget(ctx, tx, "livestream.simulcast_target."+status, t)
 	})
 }
+
+// idleTargets sets a live stream's targets idle (with their events) when its connection ends
+// or its recording finishes: normally its pushers did already; after a crash nobody else does.
+func idleTargets(ctx context.Context, tx *sql.Tx, liveStreamID string) error {
+	ts, err := simulcastTargets(ctx, tx, liveStreamID)
+	if err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if t.Status == TargetIdle {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE simulcast_targets SET status = $1 WHERE id = $2`, TargetIdle, t.ID); err != nil {
+			return err
+		}
+		t.Status = TargetIdle
+		if err := emitTarget(ctx, tx, "livestream.simulcast_target.idle", t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
