@@ -46,7 +46,7 @@ const (
 // Config are the SFU's settings.
 type Config struct {
 	NodeID            string        // SPACECAST_SFU_NODE_ID (default: hostname + random suffix)
-	PublicURL         string        // SPACECAST_SFU_PUBLIC_URL: ws(s)://host:port/rtc/v1/ws as clients reach this node
+	PublicURL         string        // SPACECAST_SFU_PUBLIC_URL: ws(s)://host:port/spaces/v1 as clients reach this node
 	ICEBindIP         string        // SPACECAST_SFU_ICE_BIND_IP: address of the ICE sockets ("" = all)
 	UDPPort           int           // SPACECAST_SFU_UDP_PORT (7882; 0 = any free port)
 	TCPPort           int           // SPACECAST_SFU_TCP_PORT (7881; 0 = any free port, -1 = no ICE-TCP)

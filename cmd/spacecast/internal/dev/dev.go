@@ -154,7 +154,7 @@ func Run(ctx context.Context, o Options) error {
 	sfuCfg.NodeID = "dev"
 	sfuCfg.UDPPort, sfuCfg.TCPPort = o.SFUUDPPort, o.SFUTCPPort
 	sfuCfg.ICEBindIP = "127.0.0.1"
-	sfuCfg.PublicURL = "ws://" + publicHost(ln.Addr().String()) + "/rtc/v1/ws"
+	sfuCfg.PublicURL = "ws://" + publicHost(ln.Addr().String()) + sfu.SpacesPath
 	metrics := httpapi.NewRegistry()
 	// Broadcasts: the SFU looks the ingest up from this process's livestream with a secret of this run.
 	internalSecret := rand.Text()
