@@ -7,6 +7,7 @@ package rtmp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,7 +61,9 @@ type Config struct {
 	// read buffer) is followed by the next one no sooner than this (40 ms), so that one read
 	// takes a few frames' worth of data instead of waking the connection for each packet the
 	// encoder flushed. It adds at most this much delay; a fast stream that fills the buffer is
-	// read at once. -1 = off.
+	// read at once. -1 = off. Not applied to RTMPS: a *tls.Conn returns one TLS record per
+	// read, so reads look short however much is queued, and pausing after each would read
+	// slower than the encoder sends (a killed encoder's end then comes only after the backlog).
 	ReadCoalesce time.Duration
 }
 
@@ -455,6 +458,9 @@ func (c *conn) published() {
 	c.phase = phasePublishing
 	c.ic.setHard(time.Time{})
 	c.ic.coalesce = max(c.s.cfg.ReadCoalesce, 0)
+	if _, isTLS := c.nc.(*tls.Conn); isTLS {
+		c.ic.coalesce = 0 // one record per read: see Config.ReadCoalesce
+	}
 	_ = c.setWriteDeadline()
 	c.cr.SetLimits(ReadLimits{MaxMessage: uint32(c.s.cfg.MaxMessageSize), MaxBuffered: 2 * c.s.cfg.MaxMessageSize, Budget: c})
 }
