@@ -153,10 +153,25 @@ func TestDevBroadcastComposed(t *testing.T) {
 		}
 		t.Skip("ffmpeg is not installed")
 	}
-	parts := []composedParticipant{
+	all := []composedParticipant{
 		{name: "red", colour: "0xE02020", rgb: [3]int{0xE0, 0x20, 0x20}, freq: 440},
 		{name: "blue", colour: "0x2040E0", rgb: [3]int{0x20, 0x40, 0xE0}, freq: 1000},
+		{name: "green", colour: "0x20C040", rgb: [3]int{0x20, 0xC0, 0x40}, freq: 1750},
+		{name: "yellow", colour: "0xE0E020", rgb: [3]int{0xE0, 0xE0, 0x20}, freq: 2600},
 	}
+	// Gallery tile centres at 1280x720, in join order.
+	for _, tc := range []struct {
+		n       int
+		centres [][2]int
+	}{
+		{2, [][2]int{{320, 360}, {960, 360}}},
+		{4, [][2]int{{320, 180}, {960, 180}, {320, 540}, {960, 540}}},
+	} {
+		t.Run(fmt.Sprint(tc.n, "participants"), func(t *testing.T) { testBroadcastComposed(t, all[:tc.n], tc.centres) })
+	}
+}
+
+func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres [][2]int) {
 	dir := t.TempDir()
 	for _, p := range parts {
 		ffmpegRun(t, "-f", "lavfi", "-i", "color=c="+p.colour+":s=320x240:r=30", "-t", "4",
@@ -167,7 +182,8 @@ func TestDevBroadcastComposed(t *testing.T) {
 	}
 
 	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
-	p := startDev(t, t.TempDir(), httpAddr, kafkaAddr)
+	dataDir := t.TempDir()
+	p := startDev(t, dataDir, httpAddr, kafkaAddr)
 	defer p.stop(t)
 	base := "http://" + httpAddr
 
@@ -203,6 +219,7 @@ func TestDevBroadcastComposed(t *testing.T) {
 	sk := res["data"].(map[string]any)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
+	var clients []*spacesclient.Client
 	for i, pt := range parts {
 		tok, err := spacejwt.Sign([]byte(sk["private_key"].(string)), sk["id"].(string),
 			spacejwt.SignClaims{Audience: spacejwt.AudienceRT, Subject: space, ParticipantID: pt.name})
@@ -214,6 +231,7 @@ func TestDevBroadcastComposed(t *testing.T) {
 			t.Fatalf("join %s: %v", pt.name, err)
 		}
 		defer c.Close()
+		clients = append(clients, c)
 		vt, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, fmt.Sprint("v", i), spacesclient.NewTrackID())
 		if err != nil {
 			t.Fatal(err)
@@ -266,30 +284,10 @@ func TestDevBroadcastComposed(t *testing.T) {
 		t.Fatalf("ffprobe shows no AAC:\n%s", probe)
 	}
 
-	// A frame from the live edge, as raw RGB.
-	raw, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-live_start_index", "-1", "-i", hls,
-		"-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1").Output()
-	if err != nil || len(raw) != 1280*720*3 {
-		t.Fatalf("frame grab: %v (%d bytes)", err, len(raw))
-	}
-	at := func(x, y int) [3]int {
-		o := (y*1280 + x) * 3
-		return [3]int{int(raw[o]), int(raw[o+1]), int(raw[o+2])}
-	}
-	near := func(a, b [3]int) bool {
-		for i := range a {
-			if d := a[i] - b[i]; d > 40 || d < -40 {
-				return false
-			}
-		}
-		return true
-	}
-	// Gallery of two: side by side, each tile's centre in its participant's colour (the
-	// order follows join order).
-	centres := [][2]int{{320, 360}, {960, 360}}
+	frame := grabFrame(t, hls)
 	for i, pt := range parts {
-		got := at(centres[i][0], centres[i][1])
-		if !near(got, pt.rgb) {
+		got := frame(centres[i][0], centres[i][1])
+		if !nearRGB(got, pt.rgb) {
 			t.Errorf("tile %d (%s) centre = %v, want ≈ %v", i, pt.name, got, pt.rgb)
 		}
 	}
@@ -305,16 +303,89 @@ func TestDevBroadcastComposed(t *testing.T) {
 		samples[i] = float64(int16(uint16(pcm[2*i]) | uint16(pcm[2*i+1])<<8))
 	}
 	for _, pt := range parts {
-		if g := goertzel(samples, 48000, float64(pt.freq)); g < 0.1 {
+		if g := goertzel(samples, 48000, float64(pt.freq)); g < 0.4/float64(len(parts)) {
 			t.Errorf("%s's %d Hz tone is not in the mix (relative power %.3f)", pt.name, pt.freq, g)
 		}
 	}
-	if g := goertzel(samples, 48000, 2500); g > 0.05 {
-		t.Errorf("2500 Hz (no participant) has relative power %.3f", g)
+	if g := goertzel(samples, 48000, 3300); g > 0.05 {
+		t.Errorf("3300 Hz (no participant) has relative power %.3f", g)
+	}
+
+	// The last participant leaves: its tile goes, the others stay, and the RTMP session
+	// goes on (the live stream never leaves active, one asset in the end).
+	gone := parts[len(parts)-1]
+	if err := clients[len(clients)-1].Leave(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if s := lsStatus(); s != "active" {
+			t.Fatalf("live stream %s after a participant left", s)
+		}
+		frame := grabFrame(t, hls)
+		found := map[string]bool{}
+		for y := 20; y < 720; y += 40 {
+			for x := 20; x < 1280; x += 40 {
+				for _, pt := range parts {
+					if nearRGB(frame(x, y), pt.rgb) {
+						found[pt.name] = true
+					}
+				}
+			}
+		}
+		ok := !found[gone.name]
+		for _, pt := range parts[:len(parts)-1] {
+			ok = ok && found[pt.name]
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s left the picture shows %v", gone.name, found)
+		}
+		time.Sleep(time.Second)
 	}
 
 	if st, res := api(t, "POST", bc+"/"+bid+"/stop", ""); st != 200 {
 		t.Fatalf("stop = %d %v", st, res)
 	}
 	testenv.Eventually(t, 20*time.Second, func() bool { return lsStatus() == "idle" }, "stop did not complete the live stream")
+	_, res = api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
+	assets, _ := res["data"].(map[string]any)["recent_asset_ids"].([]any)
+	if len(assets) != 1 {
+		t.Fatalf("recent_asset_ids = %v, want one asset (the RTMP session restarted?)", assets)
+	}
+	vod := filepath.Join(dataDir, "recordings", assets[0].(string), "vod.m3u8")
+	testenv.Eventually(t, 20*time.Second, func() bool { _, ended := vodDuration(t, vod); return ended }, "the asset's VOD never ended")
+	vprobe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name",
+		"-of", "csv=p=0", vod).CombinedOutput()
+	if err != nil || !strings.Contains(string(vprobe), "h264") || !strings.Contains(string(vprobe), "aac") {
+		t.Fatalf("ffprobe of the VOD: %v\n%s", err, vprobe)
+	}
+	if d, _ := vodDuration(t, vod); d < 5 {
+		t.Fatalf("VOD is %.1f s, want the whole broadcast", d)
+	}
+}
+
+// grabFrame decodes one frame at the live edge of the HLS as RGB and returns a pixel getter.
+func grabFrame(t *testing.T, hls string) func(x, y int) [3]int {
+	t.Helper()
+	raw, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-live_start_index", "-1", "-i", hls,
+		"-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1").Output()
+	if err != nil || len(raw) != 1280*720*3 {
+		t.Fatalf("frame grab: %v (%d bytes)", err, len(raw))
+	}
+	return func(x, y int) [3]int {
+		o := (y*1280 + x) * 3
+		return [3]int{int(raw[o]), int(raw[o+1]), int(raw[o+2])}
+	}
+}
+
+func nearRGB(a, b [3]int) bool {
+	for i := range a {
+		if d := a[i] - b[i]; d > 40 || d < -40 {
+			return false
+		}
+	}
+	return true
 }
