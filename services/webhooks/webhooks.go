@@ -21,10 +21,10 @@ import (
 	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/libs/ssrf"
 	"github.com/spacecast/spacecast/libs/timers"
 	"github.com/spacecast/spacecast/services/webhooks/internal/api"
 	"github.com/spacecast/spacecast/services/webhooks/internal/deliver"
-	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
 )
 

@@ -15,10 +15,10 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/idgen"
+	"github.com/spacecast/spacecast/libs/ssrf"
 	"github.com/spacecast/spacecast/services/webhooks/internal/deliver"
 	"github.com/spacecast/spacecast/services/webhooks/internal/resource"
 	"github.com/spacecast/spacecast/services/webhooks/internal/signing"
-	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
 	"github.com/spacecast/spacecast/services/webhooks/internal/store"
 )
 

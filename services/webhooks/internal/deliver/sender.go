@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
+	"github.com/spacecast/spacecast/libs/ssrf"
 )
 
 // Response is what one HTTP attempt got back.

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/spacecast/spacecast/services/webhooks/internal/ssrf"
+	"github.com/spacecast/spacecast/libs/ssrf"
 )
 
 // TestGuardRunsAtConnectTime sends to names and addresses that resolve to refused addresses:

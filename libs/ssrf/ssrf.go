@@ -1,4 +1,5 @@
-// Package ssrf refuses connections to addresses a webhook must never reach: loopback,
+// Package ssrf refuses connections to addresses an outbound connection made on a customer's
+// behalf (webhook deliveries, simulcast targets) must never reach: loopback,
 // private, link-local, CGNAT, multicast, unspecified, reserved, documentation and
 // cloud-metadata addresses, their IPv6 equivalents, and IPv6 forms that embed a refused IPv4
 // address (IPv4-mapped, IPv4-compatible, NAT64, 6to4, Teredo), unless an operator allowlist
