@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,17 +162,23 @@ func TestDevBroadcastComposed(t *testing.T) {
 	}
 	// Gallery tile centres at 1280x720, in join order.
 	for _, tc := range []struct {
-		n       int
-		centres [][2]int
+		n          int
+		centres    [][2]int
+		background bool
 	}{
-		{2, [][2]int{{320, 360}, {960, 360}}},
-		{4, [][2]int{{320, 180}, {960, 180}, {320, 540}, {960, 540}}},
+		{2, [][2]int{{320, 360}, {960, 360}}, true},
+		{4, [][2]int{{320, 180}, {960, 180}, {320, 540}, {960, 540}}, false},
 	} {
-		t.Run(fmt.Sprint(tc.n, "participants"), func(t *testing.T) { testBroadcastComposed(t, all[:tc.n], tc.centres) })
+		t.Run(fmt.Sprint(tc.n, "participants"), func(t *testing.T) {
+			testBroadcastComposed(t, all[:tc.n], tc.centres, tc.background)
+		})
 	}
 }
 
-func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres [][2]int) {
+// magenta is the background image's colour (no participant's).
+var magenta = [3]int{0xD0, 0x20, 0xD0}
+
+func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres [][2]int, background bool) {
 	dir := t.TempDir()
 	for _, p := range parts {
 		ffmpegRun(t, "-f", "lavfi", "-i", "color=c="+p.colour+":s=320x240:r=30", "-t", "4",
@@ -187,6 +194,13 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 	defer p.stop(t)
 	base := "http://" + httpAddr
 
+	bgField := ""
+	if background {
+		ffmpegRun(t, "-f", "lavfi", "-i", "color=c=0xD020D0:s=320x180", "-frames:v", "1", filepath.Join(dir, "bg.png"))
+		img := httptest.NewServer(http.FileServer(http.Dir(dir)))
+		defer img.Close()
+		bgField = `,"background":"` + img.URL + `/bg.png"`
+	}
 	st, res := api(t, "POST", base+"/video/v1/live-streams", `{"playback_policy":"public","reconnect_window":60}`)
 	if st != 201 {
 		t.Fatalf("create live stream = %d %v", st, res)
@@ -208,7 +222,7 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 		return st == 400 && res != nil
 	}, "a bad resolution was not refused with 400")
 	testenv.Eventually(t, 10*time.Second, func() bool {
-		st, res := api(t, "POST", bc, `{"live_stream_id":"`+lsID+`","resolution":"1280x720","layout":"gallery"}`)
+		st, res := api(t, "POST", bc, `{"live_stream_id":"`+lsID+`","resolution":"1280x720","layout":"gallery"`+bgField+`}`)
 		if st == 201 {
 			bid = res["data"].(map[string]any)["id"].(string)
 		}
@@ -290,6 +304,10 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 		if !nearRGB(got, pt.rgb) {
 			t.Errorf("tile %d (%s) centre = %v, want ≈ %v", i, pt.name, got, pt.rgb)
 		}
+	}
+	// Two 4:3 tiles side by side leave bands above and below: the background, or black.
+	if got := frame(640, 20); background != nearRGB(got, magenta) {
+		t.Errorf("above the tiles = %v; background %v (magenta ≈ %v)", got, background, magenta)
 	}
 
 	// Audio: both tones are in the mix.
