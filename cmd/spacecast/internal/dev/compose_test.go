@@ -12,6 +12,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,9 +43,11 @@ func ffmpegRun(t *testing.T, args ...string) {
 	}
 }
 
-// sendIVF writes the VP8 file's frames to track at 30 fps, looping, until ctx ends.
-func sendIVF(ctx context.Context, path string, track *webrtc.TrackLocalStaticSample) error {
+// sendIVF writes the VP8 file's frames to track at 30 fps, looping, until ctx ends; when
+// *cur changes it starts the new file at once (its first frame is a keyframe).
+func sendIVF(ctx context.Context, cur *atomic.Pointer[string], track *webrtc.TrackLocalStaticSample) error {
 	for {
+		path := *cur.Load()
 		f, err := os.Open(path)
 		if err != nil {
 			return err
@@ -56,7 +60,7 @@ func sendIVF(ctx context.Context, path string, track *webrtc.TrackLocalStaticSam
 		tick := time.NewTicker(time.Second / 30)
 		for {
 			frame, _, err := r.ParseNextFrame()
-			if errors.Is(err, io.EOF) {
+			if errors.Is(err, io.EOF) || *cur.Load() != path {
 				break
 			}
 			if err != nil {
@@ -234,6 +238,7 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	var clients []*spacesclient.Client
+	var videoFiles []*atomic.Pointer[string]
 	for i, pt := range parts {
 		tok, err := spacejwt.Sign([]byte(sk["private_key"].(string)), sk["id"].(string),
 			spacejwt.SignClaims{Audience: spacejwt.AudienceRT, Subject: space, ParticipantID: pt.name})
@@ -254,7 +259,11 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 		if err != nil {
 			t.Fatal(err)
 		}
-		go sendIVF(ctx, filepath.Join(dir, pt.name+".ivf"), vt) //nolint:errcheck
+		cur := &atomic.Pointer[string]{}
+		v := filepath.Join(dir, pt.name+".ivf")
+		cur.Store(&v)
+		videoFiles = append(videoFiles, cur)
+		go sendIVF(ctx, cur, vt)                                //nolint:errcheck
 		go sendOgg(ctx, filepath.Join(dir, pt.name+".ogg"), at) //nolint:errcheck
 		for _, tr := range []struct {
 			track  webrtc.TrackLocal
@@ -327,6 +336,10 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 	}
 	if g := goertzel(samples, 48000, 3300); g > 0.05 {
 		t.Errorf("3300 Hz (no participant) has relative power %.3f", g)
+	}
+
+	if os.Getenv("SPACECAST_BENCH_BROADCAST") != "" {
+		benchGlassToGlass(t, hls, dir, parts[0], centres[0], videoFiles[0])
 	}
 
 	// The last participant leaves: its tile goes, the others stay, and the RTMP session
@@ -406,4 +419,43 @@ func nearRGB(a, b [3]int) bool {
 		}
 	}
 	return true
+}
+
+// benchGlassToGlass (SPACECAST_BENCH_BROADCAST=1) switches the first participant's camera
+// from its colour to white and times until the HLS live edge shows white in its tile: the
+// delay from a participant's camera to the live stream's HLS (sender → SFU → compositor →
+// encoder → RTMP → segmenter → playlist → player), five times. It logs the CPU this process
+// and its children (the compositor's ffmpegs, reaped at stop) used so far.
+func benchGlassToGlass(t *testing.T, hls, dir string, pt composedParticipant, centre [2]int, cur *atomic.Pointer[string]) {
+	white := filepath.Join(dir, pt.name+"-white.ivf")
+	ffmpegRun(t, "-f", "lavfi", "-i", "color=c=white:s=320x240:r=30", "-t", "4",
+		"-c:v", "libvpx", "-b:v", "300k", "-g", "15", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf", white)
+	orig := *cur.Load()
+	for i := 0; i < 5; i++ {
+		for _, target := range []struct {
+			path string
+			rgb  [3]int
+		}{{white, [3]int{255, 255, 255}}, {orig, pt.rgb}} {
+			t0 := time.Now()
+			p := target.path
+			cur.Store(&p)
+			for {
+				if nearRGB(grabFrame(t, hls)(centre[0], centre[1]), target.rgb) {
+					break
+				}
+				if time.Since(t0) > 30*time.Second {
+					t.Fatalf("the switch to %s never reached the HLS", filepath.Base(p))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Logf("glass-to-glass (camera → HLS live edge, polled every 100 ms + frame grab): %v", time.Since(t0).Round(10*time.Millisecond))
+		}
+	}
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	cpu := func(r syscall.Rusage) time.Duration {
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	t.Logf("CPU so far: this process %v (dev mode: all services, participants, compositor's Go side), reaped children %v", cpu(self), cpu(kids))
 }
