@@ -27,6 +27,7 @@ import (
 	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/sqldb"
+	"github.com/spacecast/spacecast/libs/ssrf"
 	"github.com/spacecast/spacecast/services/sfu/internal/broadcast"
 	"github.com/spacecast/spacecast/services/sfu/internal/media"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
@@ -68,32 +69,36 @@ type Config struct {
 	LivestreamURL   string // SPACECAST_SFU_LIVESTREAM_URL: the livestream service's internal base URL ("": broadcasts not run)
 	InternalSecret  string // SPACECAST_INTERNAL_SECRET: authenticates the ingest lookup
 	BroadcastPreset string // SPACECAST_BROADCAST_PRESET (veryfast): the broadcast encoder's x264 preset
+	// BackgroundAllowNetworks: CIDRs a broadcast background may be fetched from although the
+	// SSRF rules refuse them (SPACECAST_BROADCAST_BACKGROUND_ALLOW_NETWORKS, e.g. 127.0.0.0/8 in dev).
+	BackgroundAllowNetworks []string
 }
 
 // LoadConfig reads the settings.
 func LoadConfig(r *envconfig.Reader) Config {
 	c := Config{
-		NodeID:            r.String("SPACECAST_SFU_NODE_ID", ""),
-		PublicURL:         r.String("SPACECAST_SFU_PUBLIC_URL", ""),
-		ICEBindIP:         r.String("SPACECAST_SFU_ICE_BIND_IP", ""),
-		UDPPort:           r.Int("SPACECAST_SFU_UDP_PORT", 7882),
-		TCPPort:           r.Int("SPACECAST_SFU_TCP_PORT", 7881),
-		PublicIPs:         r.List("SPACECAST_SFU_PUBLIC_IP", nil),
-		ICEServers:        r.List("SPACECAST_SFU_ICE_SERVERS", nil),
-		RedisPrefix:       r.String("SPACECAST_SFU_REDIS_PREFIX", "sfu:"),
-		HeartbeatInterval: r.Duration("SPACECAST_SFU_HEARTBEAT_INTERVAL", 2*time.Second),
-		NodeTimeout:       r.Duration("SPACECAST_SFU_NODE_TIMEOUT", 8*time.Second),
-		CleanupInterval:   r.Duration("SPACECAST_SFU_CLEANUP_INTERVAL", 2*time.Second),
-		ReconcileInterval: r.Duration("SPACECAST_SFU_RECONCILE_INTERVAL", 30*time.Second),
-		KeyCheckInterval:  r.Duration("SPACECAST_SFU_KEY_CHECK_INTERVAL", 2*time.Second),
-		MaxTokenLifetime:  r.Duration("SPACECAST_SFU_MAX_TOKEN_LIFETIME", spacejwt.DefaultMaxLifetime),
-		ConsumerGroup:     r.String("SPACECAST_SFU_CONSUMER_GROUP", "sfu"),
-		ReconnectWindow:   r.Duration("SPACECAST_SFU_RECONNECT_WINDOW", 10*time.Second),
-		MaxParticipants:   r.Int("SPACECAST_SFU_MAX_PARTICIPANTS", 0),
-		Simulcast:         r.Bool("SPACECAST_SFU_SIMULCAST", true),
-		LivestreamURL:     r.String("SPACECAST_SFU_LIVESTREAM_URL", ""),
-		InternalSecret:    r.String("SPACECAST_INTERNAL_SECRET", ""),
-		BroadcastPreset:   r.String("SPACECAST_BROADCAST_PRESET", "veryfast"),
+		NodeID:                  r.String("SPACECAST_SFU_NODE_ID", ""),
+		PublicURL:               r.String("SPACECAST_SFU_PUBLIC_URL", ""),
+		ICEBindIP:               r.String("SPACECAST_SFU_ICE_BIND_IP", ""),
+		UDPPort:                 r.Int("SPACECAST_SFU_UDP_PORT", 7882),
+		TCPPort:                 r.Int("SPACECAST_SFU_TCP_PORT", 7881),
+		PublicIPs:               r.List("SPACECAST_SFU_PUBLIC_IP", nil),
+		ICEServers:              r.List("SPACECAST_SFU_ICE_SERVERS", nil),
+		RedisPrefix:             r.String("SPACECAST_SFU_REDIS_PREFIX", "sfu:"),
+		HeartbeatInterval:       r.Duration("SPACECAST_SFU_HEARTBEAT_INTERVAL", 2*time.Second),
+		NodeTimeout:             r.Duration("SPACECAST_SFU_NODE_TIMEOUT", 8*time.Second),
+		CleanupInterval:         r.Duration("SPACECAST_SFU_CLEANUP_INTERVAL", 2*time.Second),
+		ReconcileInterval:       r.Duration("SPACECAST_SFU_RECONCILE_INTERVAL", 30*time.Second),
+		KeyCheckInterval:        r.Duration("SPACECAST_SFU_KEY_CHECK_INTERVAL", 2*time.Second),
+		MaxTokenLifetime:        r.Duration("SPACECAST_SFU_MAX_TOKEN_LIFETIME", spacejwt.DefaultMaxLifetime),
+		ConsumerGroup:           r.String("SPACECAST_SFU_CONSUMER_GROUP", "sfu"),
+		ReconnectWindow:         r.Duration("SPACECAST_SFU_RECONNECT_WINDOW", 10*time.Second),
+		MaxParticipants:         r.Int("SPACECAST_SFU_MAX_PARTICIPANTS", 0),
+		Simulcast:               r.Bool("SPACECAST_SFU_SIMULCAST", true),
+		LivestreamURL:           r.String("SPACECAST_SFU_LIVESTREAM_URL", ""),
+		InternalSecret:          r.String("SPACECAST_INTERNAL_SECRET", ""),
+		BroadcastPreset:         r.String("SPACECAST_BROADCAST_PRESET", "veryfast"),
+		BackgroundAllowNetworks: r.List("SPACECAST_BROADCAST_BACKGROUND_ALLOW_NETWORKS", nil),
 	}
 	if c.ReconnectWindow < 0 {
 		r.Fail("SPACECAST_SFU_RECONNECT_WINDOW", "must not be negative")
@@ -252,7 +257,17 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 			engine.Close()
 			return nil, fmt.Errorf("sfu: broadcasts (SPACECAST_SFU_LIVESTREAM_URL, SPACECAST_INTERNAL_SECRET): %w", err)
 		}
-		bcast, err = broadcast.NewManager(broadcast.ManagerConfig{Ingest: ing, Preset: cfg.BroadcastPreset, Logger: log,
+		guard, err := ssrf.New(cfg.BackgroundAllowNetworks)
+		if err != nil {
+			engine.Close()
+			return nil, fmt.Errorf("sfu: SPACECAST_BROADCAST_BACKGROUND_ALLOW_NETWORKS: %w", err)
+		}
+		bgs, err := broadcast.NewHTTPBackground(guard)
+		if err != nil {
+			engine.Close()
+			return nil, fmt.Errorf("sfu: %w", err)
+		}
+		bcast, err = broadcast.NewManager(broadcast.ManagerConfig{Ingest: ing, Preset: cfg.BroadcastPreset, Logger: log, Backgrounds: bgs,
 			Hosted: func(id string) broadcast.Host {
 				if sp := hosted.HostedSpace(id); sp != nil {
 					return sp

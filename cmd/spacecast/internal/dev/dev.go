@@ -160,6 +160,8 @@ func Run(ctx context.Context, o Options) error {
 	internalSecret := rand.Text()
 	_, httpPort, _ := net.SplitHostPort(ln.Addr().String())
 	sfuCfg.LivestreamURL, sfuCfg.InternalSecret = "http://127.0.0.1:"+httpPort, internalSecret
+	// Dev mode fetches broadcast backgrounds from local servers too (as webhooks deliver to them).
+	sfuCfg.BackgroundAllowNetworks = []string{"127.0.0.0/8", "::1/128"}
 	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, DB: sfuDB, Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
 		Metrics: metrics,
 		Spaces: sfu.SpaceLookupFunc(func(ctx context.Context, id string) (sfu.SpaceInfo, error) {

@@ -50,10 +50,12 @@ type ManagerConfig struct {
 	Hosted func(spaceID string) Host
 	// NewCompositor starts a compositor (default compositor.New).
 	NewCompositor func(compositor.Options) (Compositor, error)
-	Preset        string        // x264 preset (compositor default when "")
-	FPS           int           // output frame rate (30 when 0)
-	IngestWait    time.Duration // how long to retry the ingest lookup (15 s when 0)
-	Logger        *slog.Logger
+	// Backgrounds fetches a broadcast's background image (none drawn when nil).
+	Backgrounds BackgroundFetcher
+	Preset      string        // x264 preset (compositor default when "")
+	FPS         int           // output frame rate (30 when 0)
+	IngestWait  time.Duration // how long to retry the ingest lookup (15 s when 0)
+	Logger      *slog.Logger
 }
 
 // Manager runs the broadcasts of the spaces this node hosts, at most one per space.
@@ -175,15 +177,37 @@ func (m *Manager) launch(ctx context.Context, id string, in Ingest, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
+	o := compositor.Options{Width: w, Height: h, FPS: m.cfg.FPS, Layout: layout, Preset: m.cfg.Preset,
+		RTMPURL: strings.TrimRight(in.RTMPURL, "/") + "/" + in.StreamKey, Logger: log}
 	if in.Background != nil && *in.Background != "" {
-		log.Warn("broadcast background is not drawn by this node (no SSRF-guarded fetch yet)", "background", *in.Background)
+		// Fetched once per broadcast; a background that cannot be fetched or decoded is
+		// logged and the broadcast runs on black.
+		switch img, err := m.fetchBackground(ctx, *in.Background); {
+		case err != nil:
+			log.Warn("broadcast runs without its background", "background", *in.Background, "err", err)
+		default:
+			o.Background = backgroundReader(img)
+		}
 	}
-	c, err := m.cfg.NewCompositor(compositor.Options{Width: w, Height: h, FPS: m.cfg.FPS, Layout: layout, Preset: m.cfg.Preset,
-		RTMPURL: strings.TrimRight(in.RTMPURL, "/") + "/" + in.StreamKey, Logger: log})
+	c, err := m.cfg.NewCompositor(o)
+	if err != nil && o.Background != nil && errors.Is(err, compositor.ErrBackground) {
+		log.Warn("broadcast runs without its background", "background", *in.Background, "err", err)
+		o.Background = nil
+		c, err = m.cfg.NewCompositor(o)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return New(id, c, log)
+}
+
+func (m *Manager) fetchBackground(ctx context.Context, url string) ([]byte, error) {
+	if m.cfg.Backgrounds == nil {
+		return nil, fmt.Errorf("%w: this node fetches no backgrounds", ErrBackgroundFetch)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	return m.cfg.Backgrounds.Fetch(ctx, url)
 }
 
 func (m *Manager) forget(spaceID string, r *running) {

@@ -1,0 +1,461 @@
+package dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/spacecast/spacecast/libs/spacejwt"
+	"github.com/spacecast/spacecast/libs/testenv"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
+)
+
+// composedParticipant is one participant's test pattern: a solid colour and a sine tone.
+type composedParticipant struct {
+	name   string
+	colour string // lavfi colour
+	rgb    [3]int // expected in its tile
+	freq   int    // Hz
+}
+
+func ffmpegRun(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command("ffmpeg", append([]string{"-hide_banner", "-loglevel", "error", "-y", "-nostdin"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+	}
+}
+
+// sendIVF writes the VP8 file's frames to track at 30 fps, looping, until ctx ends; when
+// *cur changes it starts the new file at once (its first frame is a keyframe).
+func sendIVF(ctx context.Context, cur *atomic.Pointer[string], track *webrtc.TrackLocalStaticSample) error {
+	for {
+		path := *cur.Load()
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		r, _, err := ivfreader.NewWith(f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		tick := time.NewTicker(time.Second / 30)
+		for {
+			frame, _, err := r.ParseNextFrame()
+			if errors.Is(err, io.EOF) || *cur.Load() != path {
+				break
+			}
+			if err != nil {
+				f.Close()
+				tick.Stop()
+				return err
+			}
+			if err := track.WriteSample(media.Sample{Data: frame, Duration: time.Second / 30}); err != nil {
+				f.Close()
+				tick.Stop()
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				f.Close()
+				tick.Stop()
+				return nil
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+		f.Close()
+	}
+}
+
+// sendOgg writes the Opus file's packets to track every 20 ms, looping, until ctx ends.
+func sendOgg(ctx context.Context, path string, track *webrtc.TrackLocalStaticSample) error {
+	for {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		r, _, err := oggreader.NewWith(f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		tick := time.NewTicker(20 * time.Millisecond)
+		for {
+			payload, hdr, err := r.ParseNextPage()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.Close()
+				tick.Stop()
+				return err
+			}
+			if _, isHeader := hdr.HeaderType(payload); isHeader || len(payload) == 0 {
+				continue
+			}
+			if err := track.WriteSample(media.Sample{Data: payload, Duration: 20 * time.Millisecond}); err != nil {
+				f.Close()
+				tick.Stop()
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				f.Close()
+				tick.Stop()
+				return nil
+			case <-tick.C:
+			}
+		}
+		tick.Stop()
+		f.Close()
+	}
+}
+
+// goertzel is the power of freq in mono samples at rate, normalised by the signal's power.
+func goertzel(samples []float64, rate, freq float64) float64 {
+	k := 2 * math.Cos(2*math.Pi*freq/rate)
+	var s1, s2, energy float64
+	for _, x := range samples {
+		s := x + k*s1 - s2
+		s2, s1 = s1, s
+		energy += x * x
+	}
+	p := s1*s1 + s2*s2 - k*s1*s2
+	if energy == 0 {
+		return 0
+	}
+	return p / (energy * float64(len(samples)) / 2)
+}
+
+// TestDevBroadcastComposed: participants joined with the Go client each publish a solid
+// colour (VP8) and a sine tone (Opus); a broadcast started through the API has the SFU's
+// compositor publish to the live stream, whose HLS is H.264 at the requested resolution plus
+// AAC, shows one tile per participant in its colour, and mixes their tones; stop completes
+// the live stream.
+func TestDevBroadcastComposed(t *testing.T) {
+	if _, err := exec.LookPath("ffmpeg"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ffmpeg is not installed; CI must install it")
+		}
+		t.Skip("ffmpeg is not installed")
+	}
+	all := []composedParticipant{
+		{name: "red", colour: "0xE02020", rgb: [3]int{0xE0, 0x20, 0x20}, freq: 440},
+		{name: "blue", colour: "0x2040E0", rgb: [3]int{0x20, 0x40, 0xE0}, freq: 1000},
+		{name: "green", colour: "0x20C040", rgb: [3]int{0x20, 0xC0, 0x40}, freq: 1750},
+		{name: "yellow", colour: "0xE0E020", rgb: [3]int{0xE0, 0xE0, 0x20}, freq: 2600},
+	}
+	// Gallery tile centres at 1280x720, in join order.
+	for _, tc := range []struct {
+		n          int
+		centres    [][2]int
+		background bool
+	}{
+		{2, [][2]int{{320, 360}, {960, 360}}, true},
+		{4, [][2]int{{320, 180}, {960, 180}, {320, 540}, {960, 540}}, false},
+	} {
+		t.Run(fmt.Sprint(tc.n, "participants"), func(t *testing.T) {
+			testBroadcastComposed(t, all[:tc.n], tc.centres, tc.background)
+		})
+	}
+}
+
+// magenta is the background image's colour (no participant's).
+var magenta = [3]int{0xD0, 0x20, 0xD0}
+
+func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres [][2]int, background bool) {
+	dir := t.TempDir()
+	for _, p := range parts {
+		ffmpegRun(t, "-f", "lavfi", "-i", "color=c="+p.colour+":s=320x240:r=30", "-t", "4",
+			"-c:v", "libvpx", "-b:v", "300k", "-g", "15", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf", filepath.Join(dir, p.name+".ivf"))
+		ffmpegRun(t, "-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=%d:sample_rate=48000", p.freq), "-t", "4",
+			"-ac", "2", "-c:a", "libopus", "-b:a", "64k", "-frame_duration", "20", "-page_duration", "20000", "-f", "ogg",
+			filepath.Join(dir, p.name+".ogg"))
+	}
+
+	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
+	dataDir := t.TempDir()
+	p := startDev(t, dataDir, httpAddr, kafkaAddr)
+	defer p.stop(t)
+	base := "http://" + httpAddr
+
+	bgField := ""
+	if background {
+		ffmpegRun(t, "-f", "lavfi", "-i", "color=c=0xD020D0:s=320x180", "-frames:v", "1", filepath.Join(dir, "bg.png"))
+		img := httptest.NewServer(http.FileServer(http.Dir(dir)))
+		defer img.Close()
+		bgField = `,"background":"` + img.URL + `/bg.png"`
+	}
+	st, res := api(t, "POST", base+"/video/v1/live-streams", `{"playback_policy":"public","reconnect_window":60}`)
+	if st != 201 {
+		t.Fatalf("create live stream = %d %v", st, res)
+	}
+	ls := res["data"].(map[string]any)
+	lsID := ls["id"].(string)
+	pid := ls["playback_ids"].([]any)[0].(map[string]any)["id"].(string)
+	lsStatus := func() string {
+		_, res := api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
+		s, _ := res["data"].(map[string]any)["status"].(string)
+		return s
+	}
+	_, res = api(t, "POST", base+"/video/v1/spaces", "{}")
+	space := res["data"].(map[string]any)["id"].(string)
+	bc := base + "/video/v1/spaces/" + space + "/broadcasts"
+	var bid string
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		st, res := api(t, "POST", bc, `{"live_stream_id":"`+lsID+`","resolution":"640x360"}`)
+		return st == 400 && res != nil
+	}, "a bad resolution was not refused with 400")
+	testenv.Eventually(t, 10*time.Second, func() bool {
+		st, res := api(t, "POST", bc, `{"live_stream_id":"`+lsID+`","resolution":"1280x720","layout":"gallery"`+bgField+`}`)
+		if st == 201 {
+			bid = res["data"].(map[string]any)["id"].(string)
+		}
+		return st == 201
+	}, "spaces-api never accepted the live stream")
+
+	_, res = api(t, "POST", base+"/system/v1/signing-keys", "")
+	sk := res["data"].(map[string]any)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	var clients []*spacesclient.Client
+	var videoFiles []*atomic.Pointer[string]
+	for i, pt := range parts {
+		tok, err := spacejwt.Sign([]byte(sk["private_key"].(string)), sk["id"].(string),
+			spacejwt.SignClaims{Audience: spacejwt.AudienceRT, Subject: space, ParticipantID: pt.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := spacesclient.Join(ctx, "ws://"+httpAddr+"/spaces", tok, spacesclient.Options{LoopbackOnly: true})
+		if err != nil {
+			t.Fatalf("join %s: %v", pt.name, err)
+		}
+		defer c.Close()
+		clients = append(clients, c)
+		vt, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, fmt.Sprint("v", i), spacesclient.NewTrackID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, fmt.Sprint("a", i), spacesclient.NewTrackID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur := &atomic.Pointer[string]{}
+		v := filepath.Join(dir, pt.name+".ivf")
+		cur.Store(&v)
+		videoFiles = append(videoFiles, cur)
+		go sendIVF(ctx, cur, vt)                                //nolint:errcheck
+		go sendOgg(ctx, filepath.Join(dir, pt.name+".ogg"), at) //nolint:errcheck
+		for _, tr := range []struct {
+			track  webrtc.TrackLocal
+			source string
+		}{{vt, "camera"}, {at, "microphone"}} {
+			if _, err := c.Publish(ctx, tr.track, tr.source); err != nil {
+				t.Fatalf("publish %s %s: %v", pt.name, tr.source, err)
+			}
+		}
+	}
+	testenv.Eventually(t, 15*time.Second, func() bool {
+		_, res := api(t, "GET", base+"/video/v1/spaces/"+space, "")
+		return res["data"].(map[string]any)["status"] == "active"
+	}, "space never became active")
+	if st, res := api(t, "POST", bc+"/"+bid+"/start", ""); st != 200 {
+		t.Fatalf("start = %d %v", st, res)
+	}
+	testenv.Eventually(t, 40*time.Second, func() bool { return lsStatus() == "active" },
+		"the live stream never became active from the compositor:\n%s", p.out)
+
+	hls := base + "/stream/" + pid + ".m3u8"
+	testenv.Eventually(t, 30*time.Second, func() bool {
+		r, err := http.Get(hls)
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+		return r.StatusCode == 200
+	}, "no HLS playlist")
+	time.Sleep(6 * time.Second) // a few segments of the composed picture
+
+	probe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height",
+		"-of", "csv=p=0", hls).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, probe)
+	}
+	if !strings.Contains(string(probe), "h264,video,1280,720") && !strings.Contains(string(probe), "h264,1280,720,video") {
+		t.Fatalf("ffprobe shows no H.264 1280x720:\n%s", probe)
+	}
+	if !strings.Contains(string(probe), "aac") {
+		t.Fatalf("ffprobe shows no AAC:\n%s", probe)
+	}
+
+	frame := grabFrame(t, hls)
+	for i, pt := range parts {
+		got := frame(centres[i][0], centres[i][1])
+		if !nearRGB(got, pt.rgb) {
+			t.Errorf("tile %d (%s) centre = %v, want ≈ %v", i, pt.name, got, pt.rgb)
+		}
+	}
+	// Two 4:3 tiles side by side leave bands above and below: the background, or black.
+	if got := frame(640, 20); background != nearRGB(got, magenta) {
+		t.Errorf("above the tiles = %v; background %v (magenta ≈ %v)", got, background, magenta)
+	}
+
+	// Audio: both tones are in the mix.
+	pcm, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-live_start_index", "-1", "-i", hls,
+		"-vn", "-t", "2", "-ac", "1", "-ar", "48000", "-f", "s16le", "pipe:1").Output()
+	if err != nil || len(pcm) < 48000 {
+		t.Fatalf("audio grab: %v (%d bytes)", err, len(pcm))
+	}
+	samples := make([]float64, len(pcm)/2)
+	for i := range samples {
+		samples[i] = float64(int16(uint16(pcm[2*i]) | uint16(pcm[2*i+1])<<8))
+	}
+	for _, pt := range parts {
+		if g := goertzel(samples, 48000, float64(pt.freq)); g < 0.4/float64(len(parts)) {
+			t.Errorf("%s's %d Hz tone is not in the mix (relative power %.3f)", pt.name, pt.freq, g)
+		}
+	}
+	if g := goertzel(samples, 48000, 3300); g > 0.05 {
+		t.Errorf("3300 Hz (no participant) has relative power %.3f", g)
+	}
+
+	if os.Getenv("SPACECAST_BENCH_BROADCAST") != "" {
+		benchGlassToGlass(t, hls, dir, parts[0], centres[0], videoFiles[0])
+	}
+
+	// The last participant leaves: its tile goes, the others stay, and the RTMP session
+	// goes on (the live stream never leaves active, one asset in the end).
+	gone := parts[len(parts)-1]
+	if err := clients[len(clients)-1].Leave(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if s := lsStatus(); s != "active" {
+			t.Fatalf("live stream %s after a participant left", s)
+		}
+		frame := grabFrame(t, hls)
+		found := map[string]bool{}
+		for y := 20; y < 720; y += 40 {
+			for x := 20; x < 1280; x += 40 {
+				for _, pt := range parts {
+					if nearRGB(frame(x, y), pt.rgb) {
+						found[pt.name] = true
+					}
+				}
+			}
+		}
+		ok := !found[gone.name]
+		for _, pt := range parts[:len(parts)-1] {
+			ok = ok && found[pt.name]
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s left the picture shows %v", gone.name, found)
+		}
+		time.Sleep(time.Second)
+	}
+
+	if st, res := api(t, "POST", bc+"/"+bid+"/stop", ""); st != 200 {
+		t.Fatalf("stop = %d %v", st, res)
+	}
+	testenv.Eventually(t, 20*time.Second, func() bool { return lsStatus() == "idle" }, "stop did not complete the live stream")
+	_, res = api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
+	assets, _ := res["data"].(map[string]any)["recent_asset_ids"].([]any)
+	if len(assets) != 1 {
+		t.Fatalf("recent_asset_ids = %v, want one asset (the RTMP session restarted?)", assets)
+	}
+	vod := filepath.Join(dataDir, "recordings", assets[0].(string), "vod.m3u8")
+	testenv.Eventually(t, 20*time.Second, func() bool { _, ended := vodDuration(t, vod); return ended }, "the asset's VOD never ended")
+	vprobe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "format=duration:stream=codec_name",
+		"-of", "csv=p=0", vod).CombinedOutput()
+	if err != nil || !strings.Contains(string(vprobe), "h264") || !strings.Contains(string(vprobe), "aac") {
+		t.Fatalf("ffprobe of the VOD: %v\n%s", err, vprobe)
+	}
+	if d, _ := vodDuration(t, vod); d < 5 {
+		t.Fatalf("VOD is %.1f s, want the whole broadcast", d)
+	}
+}
+
+// grabFrame decodes one frame at the live edge of the HLS as RGB and returns a pixel getter.
+func grabFrame(t *testing.T, hls string) func(x, y int) [3]int {
+	t.Helper()
+	raw, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-live_start_index", "-1", "-i", hls,
+		"-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1").Output()
+	if err != nil || len(raw) != 1280*720*3 {
+		t.Fatalf("frame grab: %v (%d bytes)", err, len(raw))
+	}
+	return func(x, y int) [3]int {
+		o := (y*1280 + x) * 3
+		return [3]int{int(raw[o]), int(raw[o+1]), int(raw[o+2])}
+	}
+}
+
+func nearRGB(a, b [3]int) bool {
+	for i := range a {
+		if d := a[i] - b[i]; d > 40 || d < -40 {
+			return false
+		}
+	}
+	return true
+}
+
+// benchGlassToGlass (SPACECAST_BENCH_BROADCAST=1) switches the first participant's camera
+// from its colour to white and times until the HLS live edge shows white in its tile: the
+// delay from a participant's camera to the live stream's HLS (sender → SFU → compositor →
+// encoder → RTMP → segmenter → playlist → player), five times. It logs the CPU this process
+// and its children (the compositor's ffmpegs, reaped at stop) used so far.
+func benchGlassToGlass(t *testing.T, hls, dir string, pt composedParticipant, centre [2]int, cur *atomic.Pointer[string]) {
+	white := filepath.Join(dir, pt.name+"-white.ivf")
+	ffmpegRun(t, "-f", "lavfi", "-i", "color=c=white:s=320x240:r=30", "-t", "4",
+		"-c:v", "libvpx", "-b:v", "300k", "-g", "15", "-deadline", "realtime", "-cpu-used", "8", "-f", "ivf", white)
+	orig := *cur.Load()
+	for i := 0; i < 5; i++ {
+		for _, target := range []struct {
+			path string
+			rgb  [3]int
+		}{{white, [3]int{255, 255, 255}}, {orig, pt.rgb}} {
+			t0 := time.Now()
+			p := target.path
+			cur.Store(&p)
+			for {
+				if nearRGB(grabFrame(t, hls)(centre[0], centre[1]), target.rgb) {
+					break
+				}
+				if time.Since(t0) > 30*time.Second {
+					t.Fatalf("the switch to %s never reached the HLS", filepath.Base(p))
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Logf("glass-to-glass (camera → HLS live edge, polled every 100 ms + frame grab): %v", time.Since(t0).Round(10*time.Millisecond))
+		}
+	}
+	var self, kids syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &self)
+	_ = syscall.Getrusage(syscall.RUSAGE_CHILDREN, &kids)
+	cpu := func(r syscall.Rusage) time.Duration {
+		return time.Duration(r.Utime.Nano() + r.Stime.Nano())
+	}
+	t.Logf("CPU so far: this process %v (dev mode: all services, participants, compositor's Go side), reaped children %v", cpu(self), cpu(kids))
+}
