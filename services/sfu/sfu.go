@@ -251,7 +251,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	var bcast *broadcast.Manager
 	var hosted *server.Server // set below, before any event is consumed
-	if cfg.LivestreamURL != "" || cfg.InternalSecret != "" {
+	// SPACECAST_INTERNAL_SECRET alone is shared by other internal calls: broadcasts run when the
+	// livestream URL is set too (and the URL without the secret is an error).
+	if cfg.LivestreamURL != "" {
 		ing, err := broadcast.NewHTTPIngest(cfg.LivestreamURL, cfg.InternalSecret)
 		if err != nil {
 			engine.Close()
@@ -279,7 +281,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 			return nil, fmt.Errorf("sfu: %w", err)
 		}
 	} else {
-		log.Warn("broadcasts are not run on this node (SPACECAST_SFU_LIVESTREAM_URL and SPACECAST_INTERNAL_SECRET unset)")
+		log.Warn("broadcasts are not run on this node (SPACECAST_SFU_LIVESTREAM_URL unset)")
 	}
 	var ice []rtcproto.ICEServer
 	if len(cfg.ICEServers) > 0 {
