@@ -9,11 +9,14 @@ import (
 
 // keyframeWatch decides when a video input needs a keyframe from the sender (the wiring
 // turns RequestKeyframe into a PLI): until the first keyframe has arrived (the compositor
-// usually joins mid-stream; the decoder can start only at a keyframe), and after a packet
-// was lost (sequence gap), at most once per interval.
+// usually joins mid-stream; the decoder can start only at a keyframe), after a packet
+// was lost (sequence gap), and while decoded says the decoder has not produced its first
+// picture yet (ffmpeg may drop the keyframe it probed the stream with, and a browser sends
+// keyframes only when asked), at most once per interval.
 type keyframeWatch struct {
 	codec    codecKind
 	interval time.Duration
+	decoded  func() bool // nil: the decoder is taken to decode from the first keyframe
 	started  bool
 	haveSeq  bool
 	lastSeq  uint16
@@ -34,7 +37,8 @@ func (k *keyframeWatch) observe(p *rtp.Packet, now time.Time) bool {
 		k.started, k.broken = true, false
 		return false
 	}
-	if (!k.started || k.broken) && now.Sub(k.lastAsk) >= k.interval {
+	waiting := k.decoded != nil && !k.decoded()
+	if (!k.started || k.broken || waiting) && now.Sub(k.lastAsk) >= k.interval {
 		k.lastAsk = now
 		return true
 	}

@@ -73,6 +73,35 @@ func TestKeyframeWatch(t *testing.T) {
 	}
 }
 
+// TestKeyframeWatchUntilDecoded: a keyframe the decoder lost (no picture yet) is asked for
+// again once per interval, and no more once the decoder produced a picture.
+func TestKeyframeWatchUntilDecoded(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	pictured := false
+	k := &keyframeWatch{codec: codecVP8, interval: 500 * time.Millisecond, decoded: func() bool { return pictured }}
+	steps := []struct {
+		seq        uint16
+		key, start bool
+		at         time.Duration
+		pictured   bool
+		ask        bool
+	}{
+		{seq: 1, key: true, start: true, at: 0, ask: false},
+		{seq: 2, start: true, at: 100 * time.Millisecond, ask: true},
+		{seq: 3, start: true, at: 300 * time.Millisecond, ask: false},
+		{seq: 4, start: true, at: 700 * time.Millisecond, ask: true},
+		{seq: 5, key: true, start: true, at: 800 * time.Millisecond, ask: false},
+		{seq: 6, start: true, at: 900 * time.Millisecond, pictured: true, ask: false},
+		{seq: 7, start: true, at: 2 * time.Second, pictured: true, ask: false},
+	}
+	for i, s := range steps {
+		pictured = s.pictured
+		if got := k.observe(&rtp.Packet{Header: rtp.Header{SequenceNumber: s.seq}, Payload: vp8Payload(s.key, s.start)}, t0.Add(s.at)); got != s.ask {
+			t.Fatalf("step %d (seq %d): ask %v, want %v", i, s.seq, got, s.ask)
+		}
+	}
+}
+
 func TestIsKeyframeH264(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -14,6 +14,10 @@ type TapTrack struct {
 	DisplayName  string
 	Track        Track
 	MimeType     string // the codec, e.g. "video/VP8", "audio/opus"
+	// Keyframe asks the publisher for a keyframe of what the tap receives (a PLI; at most
+	// every 300 ms); nil for audio. Safe from any goroutine. A decoder that starts after
+	// the stream's last keyframe needs it: a browser sends keyframes only when asked.
+	Keyframe func()
 }
 
 // Tap is a hidden subscriber of every track of the space (a broadcast's compositor): it
@@ -66,18 +70,25 @@ func (s *Space) tapTrack(t *track) {
 	if s.tap == nil {
 		return
 	}
+	var kf func()
+	if t.info.Type == KindVideo {
+		rid := s.tapRID()
+		kf = func() {
+			if t.layered {
+				t.keyframeRID(rid)
+			} else {
+				t.keyframe()
+			}
+		}
+	}
 	sink := s.tap.TrackAdded(TapTrack{ConnectionID: t.owner.m.ConnectionID, DisplayName: t.owner.displayName,
-		Track: t.info, MimeType: t.codec.MimeType})
+		Track: t.info, MimeType: t.codec.MimeType, Keyframe: kf})
 	if sink == nil {
 		return
 	}
 	t.tap.Store(&tapBox{s: sink})
-	if t.info.Type == KindVideo {
-		if t.layered {
-			t.keyframeRID(s.tapRID())
-		} else {
-			t.keyframe()
-		}
+	if kf != nil {
+		kf()
 	}
 }
 
