@@ -7,6 +7,7 @@
 // Once everyone published it prints "READY"; then it reads commands on stdin, one JSON
 // object a line, and answers each with one line "> {json}":
 //   {"cmd":"events","name":n}  the SDK's BroadcastStateChanged values seen by n's page
+//   {"cmd":"tracks","name":n}  how many tracks n's page knows of each other participant
 //   {"cmd":"rtp","name":n}     n's RTP streams (T.rtp(): what it sends per simulcast rid)
 //   {"cmd":"leave","name":n}   n leaves the space (space.leave())
 //   {"cmd":"quit"}
@@ -74,6 +75,9 @@ try {
     if (c.cmd === "events") {
       const ev = await page.evaluate(() => T.events.filter((e) => e.type === "broadcast").map((e) => e.on));
       console.log("> " + JSON.stringify({ broadcast: ev }));
+    } else if (c.cmd === "tracks") {
+      const st = await page.evaluate(() => T.state());
+      console.log("> " + JSON.stringify({ tracks: Object.fromEntries(st.map((p) => [p.participant, p.tracks.length])) }));
     } else if (c.cmd === "rtp") {
       console.log("> " + JSON.stringify(await page.evaluate(() => T.rtp())));
     } else if (c.cmd === "leave") {

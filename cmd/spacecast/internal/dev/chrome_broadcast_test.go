@@ -356,6 +356,19 @@ func testBroadcastChromium(t *testing.T, tc chromeCase) {
 		_, res := api(t, "GET", base+"/video/v1/spaces/"+space, "")
 		return res["data"].(map[string]any)["status"] == "active"
 	}, "space never became active")
+	// Every camera and microphone reached the SFU (each page knows the others' 2 tracks)
+	// before the broadcast starts, so the tiles are in join order.
+	for _, pt := range tc.parts {
+		testenv.Eventually(t, 30*time.Second, func() bool {
+			known, _ := chrome.do(t, "tracks", pt.name)["tracks"].(map[string]any)
+			for _, other := range tc.parts {
+				if n, _ := known[other.name].(float64); other.name != pt.name && n != 2 {
+					return false
+				}
+			}
+			return true
+		}, "%s's page does not know every other participant's camera and microphone", pt.name)
+	}
 	for _, pt := range tc.parts {
 		if got := chrome.broadcastStates(t, pt.name); len(got) != 0 {
 			t.Fatalf("%s's page got BroadcastStateChanged %v before the broadcast started", pt.name, got)

@@ -1,6 +1,10 @@
 package space
 
-import "github.com/pion/rtp"
+import (
+	"sort"
+
+	"github.com/pion/rtp"
+)
 
 // TapSink takes a copy of a track's RTP packets. WriteRTP must not block (it is called
 // from the track's forwarding goroutine).
@@ -100,16 +104,19 @@ func (s *Space) tapRID() string {
 	return ""
 }
 
-// sortedTracks are the tracks in publish order.
+// sortedTracks are the tracks in their publishers' join order, each publisher's in the
+// order their media arrived (a broadcast started in a busy space lays its tiles out in join
+// order, not in the order the participants' first packets happened to arrive).
 func (s *Space) sortedTracks() []*track {
 	out := make([]*track, 0, len(s.tracks))
 	for _, t := range s.tracks {
 		out = append(out, t)
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].seq < out[j-1].seq; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := out[i].owner.joinSeq, out[j].owner.joinSeq; a != b {
+			return a < b
 		}
-	}
+		return out[i].seq < out[j].seq
+	})
 	return out
 }
