@@ -73,8 +73,8 @@ func TestKeyframeWatch(t *testing.T) {
 	}
 }
 
-// TestKeyframeWatchUntilDecoded: a keyframe the decoder lost (no picture yet) is asked for
-// again once per interval, and no more once the decoder produced a picture.
+// TestKeyframeWatchUntilDecoded: a keyframe the decoder lost (no picture decodeStall later)
+// is asked for again once per decodeStall, and no more once the decoder produced a picture.
 func TestKeyframeWatchUntilDecoded(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	pictured := false
@@ -87,12 +87,14 @@ func TestKeyframeWatchUntilDecoded(t *testing.T) {
 		ask        bool
 	}{
 		{seq: 1, key: true, start: true, at: 0, ask: false},
-		{seq: 2, start: true, at: 100 * time.Millisecond, ask: true},
-		{seq: 3, start: true, at: 300 * time.Millisecond, ask: false},
-		{seq: 4, start: true, at: 700 * time.Millisecond, ask: true},
-		{seq: 5, key: true, start: true, at: 800 * time.Millisecond, ask: false},
-		{seq: 6, start: true, at: 900 * time.Millisecond, pictured: true, ask: false},
-		{seq: 7, start: true, at: 2 * time.Second, pictured: true, ask: false},
+		{seq: 2, start: true, at: 100 * time.Millisecond, ask: false},
+		{seq: 3, start: true, at: 1500 * time.Millisecond, ask: false},
+		{seq: 4, start: true, at: 2100 * time.Millisecond, ask: true},
+		{seq: 5, start: true, at: 2500 * time.Millisecond, ask: false},
+		{seq: 6, start: true, at: 4200 * time.Millisecond, ask: true},
+		{seq: 7, key: true, start: true, at: 4300 * time.Millisecond, ask: false},
+		{seq: 8, start: true, at: 4400 * time.Millisecond, pictured: true, ask: false},
+		{seq: 9, start: true, at: 9 * time.Second, pictured: true, ask: false},
 	}
 	for i, s := range steps {
 		pictured = s.pictured
