@@ -295,17 +295,7 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 	}, "no HLS playlist")
 	time.Sleep(6 * time.Second) // a few segments of the composed picture
 
-	probe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height",
-		"-of", "csv=p=0", hls).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ffprobe: %v\n%s", err, probe)
-	}
-	if !strings.Contains(string(probe), "h264,video,1280,720") && !strings.Contains(string(probe), "h264,1280,720,video") {
-		t.Fatalf("ffprobe shows no H.264 1280x720:\n%s", probe)
-	}
-	if !strings.Contains(string(probe), "aac") {
-		t.Fatalf("ffprobe shows no AAC:\n%s", probe)
-	}
+	probeH264AAC(t, hls, 1280, 720)
 
 	frame := grabFrame(t, hls)
 	for i, pt := range parts {
@@ -319,24 +309,8 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 		t.Errorf("above the tiles = %v; background %v (magenta ≈ %v)", got, background, magenta)
 	}
 
-	// Audio: both tones are in the mix.
-	pcm, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-live_start_index", "-1", "-i", hls,
-		"-vn", "-t", "2", "-ac", "1", "-ar", "48000", "-f", "s16le", "pipe:1").Output()
-	if err != nil || len(pcm) < 48000 {
-		t.Fatalf("audio grab: %v (%d bytes)", err, len(pcm))
-	}
-	samples := make([]float64, len(pcm)/2)
-	for i := range samples {
-		samples[i] = float64(int16(uint16(pcm[2*i]) | uint16(pcm[2*i+1])<<8))
-	}
-	for _, pt := range parts {
-		if g := goertzel(samples, 48000, float64(pt.freq)); g < 0.4/float64(len(parts)) {
-			t.Errorf("%s's %d Hz tone is not in the mix (relative power %.3f)", pt.name, pt.freq, g)
-		}
-	}
-	if g := goertzel(samples, 48000, 3300); g > 0.05 {
-		t.Errorf("3300 Hz (no participant) has relative power %.3f", g)
-	}
+	// Audio: every tone is in the mix.
+	checkTones(t, hls, parts)
 
 	if os.Getenv("SPACECAST_BENCH_BROADCAST") != "" {
 		benchGlassToGlass(t, hls, dir, parts[0], centres[0], videoFiles[0])
@@ -348,40 +322,103 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 	if err := clients[len(clients)-1].Leave(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	waitPicture(t, hls, parts[:len(parts)-1], []composedParticipant{gone}, lsStatus, 30*time.Second)
+
+	if st, res := api(t, "POST", bc+"/"+bid+"/stop", ""); st != 200 {
+		t.Fatalf("stop = %d %v", st, res)
+	}
+	checkOneVOD(t, base, lsID, dataDir, lsStatus)
+}
+
+// probeH264AAC: ffprobe finds H.264 at w×h and AAC in the HLS at url.
+func probeH264AAC(t *testing.T, url string, w, h int) {
+	t.Helper()
+	probe, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height",
+		"-of", "csv=p=0", url).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffprobe: %v\n%s", err, probe)
+	}
+	if !strings.Contains(string(probe), fmt.Sprintf("h264,video,%d,%d", w, h)) && !strings.Contains(string(probe), fmt.Sprintf("h264,%d,%d,video", w, h)) {
+		t.Fatalf("ffprobe shows no H.264 %dx%d:\n%s", w, h, probe)
+	}
+	if !strings.Contains(string(probe), "aac") {
+		t.Fatalf("ffprobe shows no AAC:\n%s", probe)
+	}
+}
+
+// grabAudio decodes 2 s of the HLS's audio from its live edge, mono at 48 kHz.
+func grabAudio(t *testing.T, hls string) []float64 {
+	t.Helper()
+	pcm, err := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-live_start_index", "-1", "-i", hls,
+		"-vn", "-t", "2", "-ac", "1", "-ar", "48000", "-f", "s16le", "pipe:1").Output()
+	if err != nil || len(pcm) < 48000 {
+		t.Fatalf("audio grab: %v (%d bytes)", err, len(pcm))
+	}
+	samples := make([]float64, len(pcm)/2)
+	for i := range samples {
+		samples[i] = float64(int16(uint16(pcm[2*i]) | uint16(pcm[2*i+1])<<8))
+	}
+	return samples
+}
+
+// checkTones: each participant's tone is in the HLS's mix, and 3300 Hz (no one's) is not.
+func checkTones(t *testing.T, hls string, parts []composedParticipant) {
+	t.Helper()
+	samples := grabAudio(t, hls)
+	for _, pt := range parts {
+		if g := goertzel(samples, 48000, float64(pt.freq)); g < 0.4/float64(len(parts)) {
+			t.Errorf("%s's %d Hz tone is not in the mix (relative power %.3f)", pt.name, pt.freq, g)
+		}
+	}
+	if g := goertzel(samples, 48000, 3300); g > 0.05 {
+		t.Errorf("3300 Hz (no participant) has relative power %.3f", g)
+	}
+}
+
+// waitPicture waits until the HLS's live edge shows every colour of present and none of
+// absent (a 40-pixel lattice over the 1280x720 picture), failing if the live stream leaves
+// active meanwhile (the RTMP session restarted) or timeout passes.
+func waitPicture(t *testing.T, hls string, present, absent []composedParticipant, lsStatus func() string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for {
 		if s := lsStatus(); s != "active" {
-			t.Fatalf("live stream %s after a participant left", s)
+			t.Fatalf("live stream %s while the picture changed", s)
 		}
 		frame := grabFrame(t, hls)
 		found := map[string]bool{}
 		for y := 20; y < 720; y += 40 {
 			for x := 20; x < 1280; x += 40 {
-				for _, pt := range parts {
+				for _, pt := range append(present[:len(present):len(present)], absent...) {
 					if nearRGB(frame(x, y), pt.rgb) {
 						found[pt.name] = true
 					}
 				}
 			}
 		}
-		ok := !found[gone.name]
-		for _, pt := range parts[:len(parts)-1] {
+		ok := true
+		for _, pt := range absent {
+			ok = ok && !found[pt.name]
+		}
+		for _, pt := range present {
 			ok = ok && found[pt.name]
 		}
 		if ok {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s left the picture shows %v", gone.name, found)
+			t.Fatalf("the picture shows %v, want %d present and %d absent", found, len(present), len(absent))
 		}
 		time.Sleep(time.Second)
 	}
+}
 
-	if st, res := api(t, "POST", bc+"/"+bid+"/stop", ""); st != 200 {
-		t.Fatalf("stop = %d %v", st, res)
-	}
-	testenv.Eventually(t, 20*time.Second, func() bool { return lsStatus() == "idle" }, "stop did not complete the live stream")
-	_, res = api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
+// checkOneVOD: once the broadcast ended the live stream completes (idle) with exactly one
+// asset (the RTMP session never restarted), whose VOD ends and is H.264 + AAC of at least 5 s.
+func checkOneVOD(t *testing.T, base, lsID, dataDir string, lsStatus func() string) {
+	t.Helper()
+	testenv.Eventually(t, 20*time.Second, func() bool { return lsStatus() == "idle" }, "the live stream did not complete")
+	_, res := api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
 	assets, _ := res["data"].(map[string]any)["recent_asset_ids"].([]any)
 	if len(assets) != 1 {
 		t.Fatalf("recent_asset_ids = %v, want one asset (the RTMP session restarted?)", assets)

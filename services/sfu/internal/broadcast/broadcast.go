@@ -69,6 +69,10 @@ type Broadcaster struct {
 	done   chan struct{}
 	closed sync.Once
 
+	// keyframes: tile id -> the space's keyframe request of its track (TapTrack.Keyframe),
+	// read by the compositor's decoder goroutines through RequestKeyframe.
+	keyframes sync.Map
+
 	// owned by the run goroutine
 	conns map[string]*conn  // connection id
 	video map[string]string // camera/screenshare track id -> tile id
@@ -178,12 +182,14 @@ func (b *Broadcaster) TrackAdded(t space.TapTrack) space.TapSink {
 			c.screen = t.ConnectionID + "/screenshare"
 			if w, err = b.c.AddVideo(c.screen, c.name, t.MimeType); err == nil {
 				b.video[t.Track.TID] = c.screen
+				b.setKeyframe(c.screen, t.Keyframe)
 				b.warn("screenshare", b.c.SetScreenshare(c.screen))
 			}
 		case t.Track.Type == space.KindVideo:
 			if w, err = b.c.AddVideo(t.ConnectionID, c.name, t.MimeType); err == nil {
 				c.tile = true
 				b.video[t.Track.TID] = t.ConnectionID
+				b.setKeyframe(t.ConnectionID, t.Keyframe)
 				if t.Track.Muted {
 					b.warn("mute", b.c.SetMuted(t.ConnectionID, true))
 				}
@@ -206,6 +212,22 @@ func (b *Broadcaster) TrackAdded(t space.TapTrack) space.TapSink {
 	return s
 }
 
+func (b *Broadcaster) setKeyframe(tileID string, kf func()) {
+	if kf == nil {
+		b.keyframes.Delete(tileID)
+		return
+	}
+	b.keyframes.Store(tileID, kf)
+}
+
+// RequestKeyframe asks the publisher of the video shown in tile id for a keyframe (the
+// compositor's decoder needs one); unknown ids are ignored. Safe from any goroutine.
+func (b *Broadcaster) RequestKeyframe(id string) {
+	if kf, ok := b.keyframes.Load(id); ok {
+		kf.(func())()
+	}
+}
+
 // TrackRemoved implements space.Tap: a camera leaves the placeholder, a screenshare or an
 // audio track goes.
 func (b *Broadcaster) TrackRemoved(connectionID, tid string) {
@@ -218,9 +240,11 @@ func (b *Broadcaster) TrackRemoved(connectionID, tid string) {
 			b.warn("remove audio", b.c.Remove(tid))
 		case c != nil && tileID == c.screen:
 			c.screen = ""
+			b.keyframes.Delete(tileID)
 			b.warn("remove screenshare", b.c.Remove(tileID))
 			b.warn("screenshare", b.c.SetScreenshare(""))
 		default:
+			b.keyframes.Delete(tileID)
 			b.warn("remove video", b.c.RemoveVideo(tileID))
 		}
 	})
@@ -243,7 +267,9 @@ func (b *Broadcaster) ParticipantLeft(connectionID string) {
 			return
 		}
 		delete(b.conns, connectionID)
+		b.keyframes.Delete(connectionID)
 		if c.screen != "" {
+			b.keyframes.Delete(c.screen)
 			b.warn("remove screenshare", b.c.Remove(c.screen))
 			b.warn("screenshare", b.c.SetScreenshare(""))
 		}

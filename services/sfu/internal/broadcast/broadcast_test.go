@@ -3,6 +3,7 @@ package broadcast
 import (
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -162,5 +163,47 @@ func TestParseResolution(t *testing.T) {
 		if (err == nil) != c.ok || w != c.w || h != c.h {
 			t.Errorf("ParseResolution(%q) = %d, %d, %v", c.in, w, h, err)
 		}
+	}
+}
+
+// TestBroadcasterRequestsKeyframes: a decoder's keyframe request for a tile reaches the
+// space's Keyframe of the track shown there (a camera by connection id, a screenshare by its
+// own id), and stops once the track or its participant went.
+func TestBroadcasterRequestsKeyframes(t *testing.T) {
+	f := &fakeComp{pkts: map[string]int{}, done: make(chan struct{})}
+	b, err := New("b1", f, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	var mu sync.Mutex
+	asked := map[string]int{}
+	kf := func(tid string) func() {
+		return func() { mu.Lock(); asked[tid]++; mu.Unlock() }
+	}
+	b.TrackAdded(space.TapTrack{ConnectionID: "c1", Track: tt("cam1", space.KindVideo, "camera", false), MimeType: "video/VP8", Keyframe: kf("cam1")})
+	b.TrackAdded(space.TapTrack{ConnectionID: "c1", Track: tt("scr1", space.KindVideo, "screenshare", false), MimeType: "video/VP8", Keyframe: kf("scr1")})
+	b.TrackAdded(space.TapTrack{ConnectionID: "c2", Track: tt("cam2", space.KindVideo, "camera", false), MimeType: "video/VP8", Keyframe: kf("cam2")})
+	f.waitCalls(t, []string{"video c1  video/VP8", "video c1/screenshare  video/VP8", "screen c1/screenshare", "video c2  video/VP8"})
+	count := func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(asked)
+	}
+	for _, id := range []string{"c1", "c1/screenshare", "c2", "c2", "nobody"} {
+		b.RequestKeyframe(id)
+	}
+	if got := count(); !maps.Equal(got, map[string]int{"cam1": 1, "scr1": 1, "cam2": 2}) {
+		t.Fatalf("keyframe requests %v", got)
+	}
+	b.TrackRemoved("c1", "scr1")
+	b.ParticipantLeft("c2")
+	f.waitCalls(t, []string{"video c1  video/VP8", "video c1/screenshare  video/VP8", "screen c1/screenshare", "video c2  video/VP8",
+		"remove c1/screenshare", "screen ", "remove c2"})
+	for _, id := range []string{"c1", "c1/screenshare", "c2"} {
+		b.RequestKeyframe(id)
+	}
+	if got := count(); !maps.Equal(got, map[string]int{"cam1": 2, "scr1": 1, "cam2": 2}) {
+		t.Fatalf("keyframe requests after the screenshare and c2 went: %v", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spacecast/spacecast/libs/auth"
@@ -177,8 +178,16 @@ func (m *Manager) launch(ctx context.Context, id string, in Ingest, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
+	// The decoders' keyframe requests go to the broadcaster (made after the compositor),
+	// which knows each tile's track.
+	var bref atomic.Pointer[Broadcaster]
 	o := compositor.Options{Width: w, Height: h, FPS: m.cfg.FPS, Layout: layout, Preset: m.cfg.Preset,
-		RTMPURL: strings.TrimRight(in.RTMPURL, "/") + "/" + in.StreamKey, Logger: log}
+		RTMPURL: strings.TrimRight(in.RTMPURL, "/") + "/" + in.StreamKey, Logger: log,
+		RequestKeyframe: func(id string) {
+			if b := bref.Load(); b != nil {
+				b.RequestKeyframe(id)
+			}
+		}}
 	if in.Background != nil && *in.Background != "" {
 		// Fetched once per broadcast; a background that cannot be fetched or decoded is
 		// logged and the broadcast runs on black.
@@ -198,7 +207,12 @@ func (m *Manager) launch(ctx context.Context, id string, in Ingest, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	return New(id, c, log)
+	b, err := New(id, c, log)
+	if err != nil {
+		return nil, err
+	}
+	bref.Store(b)
+	return b, nil
 }
 
 func (m *Manager) fetchBackground(ctx context.Context, url string) ([]byte, error) {

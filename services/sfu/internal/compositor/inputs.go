@@ -48,8 +48,10 @@ type input struct {
 	quit    chan struct{}
 	once    sync.Once
 	dropped atomic.Int64
-	free    chan *frame // frame buffers the owner is done with
-	wg      sync.WaitGroup
+	// pictured: the decoder produced a picture (until then keyframes are asked for).
+	pictured atomic.Bool
+	free     chan *frame // frame buffers the owner is done with
+	wg       sync.WaitGroup
 }
 
 const (
@@ -174,7 +176,7 @@ func startVideo(bin, id string, codec codecKind, boxW, boxH int, out chan<- vide
 		sink = w
 	}
 	in.wg.Add(2)
-	go in.feed(sink, &keyframeWatch{codec: codec, interval: keyframeInterval}, askKeyframe)
+	go in.feed(sink, &keyframeWatch{codec: codec, interval: keyframeInterval, decoded: in.pictured.Load}, askKeyframe)
 	go in.readY4M(out)
 	return in, nil
 }
@@ -214,6 +216,7 @@ func (in *input) readY4M(out chan<- videoFrameMsg) {
 			in.ended(err)
 			return
 		}
+		in.pictured.Store(true)
 		select {
 		case out <- videoFrameMsg{in: in, f: f}:
 		case <-in.quit:

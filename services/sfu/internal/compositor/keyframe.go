@@ -7,13 +7,21 @@ import (
 	"github.com/pion/rtp/codecs"
 )
 
+// decodeStall is how long a decoder may go without its first picture after a keyframe
+// before another keyframe is asked for.
+const decodeStall = 2 * time.Second
+
 // keyframeWatch decides when a video input needs a keyframe from the sender (the wiring
 // turns RequestKeyframe into a PLI): until the first keyframe has arrived (the compositor
-// usually joins mid-stream; the decoder can start only at a keyframe), and after a packet
-// was lost (sequence gap), at most once per interval.
+// usually joins mid-stream; the decoder can start only at a keyframe) and after a packet
+// was lost (sequence gap), at most once per interval; and when decoded says the decoder has
+// produced no picture decodeStall after a keyframe (ffmpeg may drop the keyframe it probed
+// the stream with, and a browser sends keyframes only when asked), once per decodeStall.
 type keyframeWatch struct {
 	codec    codecKind
 	interval time.Duration
+	decoded  func() bool // nil: the decoder is taken to decode from the first keyframe
+	keyAt    time.Time   // the last keyframe
 	started  bool
 	haveSeq  bool
 	lastSeq  uint16
@@ -31,8 +39,12 @@ func (k *keyframeWatch) observe(p *rtp.Packet, now time.Time) bool {
 		k.lastSeq, k.haveSeq = p.SequenceNumber, true
 	}
 	if isKeyframe(k.codec, p.Payload) {
-		k.started, k.broken = true, false
+		k.started, k.broken, k.keyAt = true, false, now
 		return false
+	}
+	if k.started && k.decoded != nil && now.Sub(k.keyAt) >= decodeStall && now.Sub(k.lastAsk) >= decodeStall && !k.decoded() {
+		k.lastAsk = now
+		return true
 	}
 	if (!k.started || k.broken) && now.Sub(k.lastAsk) >= k.interval {
 		k.lastAsk = now

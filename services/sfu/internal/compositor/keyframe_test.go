@@ -73,6 +73,37 @@ func TestKeyframeWatch(t *testing.T) {
 	}
 }
 
+// TestKeyframeWatchUntilDecoded: a keyframe the decoder lost (no picture decodeStall later)
+// is asked for again once per decodeStall, and no more once the decoder produced a picture.
+func TestKeyframeWatchUntilDecoded(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	pictured := false
+	k := &keyframeWatch{codec: codecVP8, interval: 500 * time.Millisecond, decoded: func() bool { return pictured }}
+	steps := []struct {
+		seq        uint16
+		key, start bool
+		at         time.Duration
+		pictured   bool
+		ask        bool
+	}{
+		{seq: 1, key: true, start: true, at: 0, ask: false},
+		{seq: 2, start: true, at: 100 * time.Millisecond, ask: false},
+		{seq: 3, start: true, at: 1500 * time.Millisecond, ask: false},
+		{seq: 4, start: true, at: 2100 * time.Millisecond, ask: true},
+		{seq: 5, start: true, at: 2500 * time.Millisecond, ask: false},
+		{seq: 6, start: true, at: 4200 * time.Millisecond, ask: true},
+		{seq: 7, key: true, start: true, at: 4300 * time.Millisecond, ask: false},
+		{seq: 8, start: true, at: 4400 * time.Millisecond, pictured: true, ask: false},
+		{seq: 9, start: true, at: 9 * time.Second, pictured: true, ask: false},
+	}
+	for i, s := range steps {
+		pictured = s.pictured
+		if got := k.observe(&rtp.Packet{Header: rtp.Header{SequenceNumber: s.seq}, Payload: vp8Payload(s.key, s.start)}, t0.Add(s.at)); got != s.ask {
+			t.Fatalf("step %d (seq %d): ask %v, want %v", i, s.seq, got, s.ask)
+		}
+	}
+}
+
 func TestIsKeyframeH264(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -92,8 +92,6 @@ type source struct {
 	ssrc uint32
 }
 
-var trackSeq int
-
 func (t *track) detach() {
 	t.gen.Add(1)
 	t.src.Store(nil)
@@ -587,9 +585,9 @@ func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, rec
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		kind = KindVideo
 	}
-	trackSeq++
+	s.trackSeq++
 	t := &track{info: Track{TID: pt.TID, Type: kind, Source: pt.Source, Name: pt.Name, Muted: pt.Muted, Width: pt.Width,
-		Height: pt.Height, Metadata: map[string]any{}, Mid: mid}, seq: trackSeq, owner: p, m: s.cfg.Metrics,
+		Height: pt.Height, Metadata: map[string]any{}, Mid: mid}, seq: s.trackSeq, owner: p, m: s.cfg.Metrics,
 		codec: remote.Codec().RTPCodecCapability, layered: remote.RID() != ""}
 	if !t.layered {
 		local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, pt.TID, pt.TID)

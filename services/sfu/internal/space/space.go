@@ -97,6 +97,7 @@ type Space struct {
 	names    map[string]string // participant id -> display name last set
 	seq      int64
 	joinSeq  int
+	trackSeq int // tracks in the order their media first arrived (owner goroutine)
 	bcasting bool
 	tap      Tap               // the hidden subscriber (a broadcast), nil without
 	speakers *speaker.Detector // keyed by microphone track id

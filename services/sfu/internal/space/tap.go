@@ -1,6 +1,10 @@
 package space
 
-import "github.com/pion/rtp"
+import (
+	"sort"
+
+	"github.com/pion/rtp"
+)
 
 // TapSink takes a copy of a track's RTP packets. WriteRTP must not block (it is called
 // from the track's forwarding goroutine).
@@ -14,6 +18,10 @@ type TapTrack struct {
 	DisplayName  string
 	Track        Track
 	MimeType     string // the codec, e.g. "video/VP8", "audio/opus"
+	// Keyframe asks the publisher for a keyframe of what the tap receives (a PLI; at most
+	// every 300 ms); nil for audio. Safe from any goroutine. A decoder that starts after
+	// the stream's last keyframe needs it: a browser sends keyframes only when asked.
+	Keyframe func()
 }
 
 // Tap is a hidden subscriber of every track of the space (a broadcast's compositor): it
@@ -66,18 +74,25 @@ func (s *Space) tapTrack(t *track) {
 	if s.tap == nil {
 		return
 	}
+	var kf func()
+	if t.info.Type == KindVideo {
+		rid := s.tapRID()
+		kf = func() {
+			if t.layered {
+				t.keyframeRID(rid)
+			} else {
+				t.keyframe()
+			}
+		}
+	}
 	sink := s.tap.TrackAdded(TapTrack{ConnectionID: t.owner.m.ConnectionID, DisplayName: t.owner.displayName,
-		Track: t.info, MimeType: t.codec.MimeType})
+		Track: t.info, MimeType: t.codec.MimeType, Keyframe: kf})
 	if sink == nil {
 		return
 	}
 	t.tap.Store(&tapBox{s: sink})
-	if t.info.Type == KindVideo {
-		if t.layered {
-			t.keyframeRID(s.tapRID())
-		} else {
-			t.keyframe()
-		}
+	if kf != nil {
+		kf()
 	}
 }
 
@@ -89,16 +104,19 @@ func (s *Space) tapRID() string {
 	return ""
 }
 
-// sortedTracks are the tracks in publish order.
+// sortedTracks are the tracks in their publishers' join order, each publisher's in the
+// order their media arrived (a broadcast started in a busy space lays its tiles out in join
+// order, not in the order the participants' first packets happened to arrive).
 func (s *Space) sortedTracks() []*track {
 	out := make([]*track, 0, len(s.tracks))
 	for _, t := range s.tracks {
 		out = append(out, t)
 	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].seq < out[j-1].seq; j-- {
-			out[j], out[j-1] = out[j-1], out[j]
+	sort.Slice(out, func(i, j int) bool {
+		if a, b := out[i].owner.joinSeq, out[j].owner.joinSeq; a != b {
+			return a < b
 		}
-	}
+		return out[i].seq < out[j].seq
+	})
 	return out
 }
