@@ -25,8 +25,17 @@ const (
 	Capped1080p Rendition = "capped-1080p"
 )
 
-// ErrUnknownRendition is returned for a rendition kind this package does not make.
-var ErrUnknownRendition = errors.New("mp4: unknown rendition")
+// Errors.
+var (
+	// ErrUnknownRendition is returned for a rendition kind this package does not make.
+	ErrUnknownRendition = errors.New("mp4: unknown rendition")
+	// ErrSkipped is returned for a fixed-resolution rendition taller than the source (the
+	// file's status is then "skipped").
+	ErrSkipped = errors.New("mp4: source is smaller than the rendition")
+)
+
+// fixed are the fixed-resolution renditions and their heights.
+var fixed = map[Rendition]int{"2160p": 2160, "1440p": 1440, "1080p": 1080, "720p": 720, "540p": 540, "480p": 480, "360p": 360, "270p": 270}
 
 // Name is the file name of a rendition (highest.mp4, audio.m4a, capped-1080p.mp4).
 func Name(r Rendition) (string, error) {
@@ -37,6 +46,9 @@ func Name(r Rendition) (string, error) {
 		return "audio.m4a", nil
 	case Capped1080p:
 		return "capped-1080p.mp4", nil
+	}
+	if _, ok := fixed[r]; ok {
+		return string(r) + ".mp4", nil
 	}
 	return "", fmt.Errorf("%w: %q", ErrUnknownRendition, string(r))
 }
@@ -75,7 +87,22 @@ func (m *Maker) Make(ctx context.Context, playlist, outDir string, r Rendition) 
 		}
 		args = append(args, "-map", "0:v:0?", "-map", "0:a:0?")
 		if h > 1080 {
-			args = append(args, "-vf", "scale=-2:1080", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "copy")
+			args = append(args, scale(1080)...)
+		} else {
+			args = append(args, "-c", "copy")
+		}
+	default: // a fixed resolution (Name checked it)
+		want := fixed[r]
+		h, err := m.height(ctx, playlist)
+		if err != nil {
+			return "", err
+		}
+		if h < want {
+			return "", fmt.Errorf("%w: %d lines, %s asked", ErrSkipped, h, r)
+		}
+		args = append(args, "-map", "0:v:0", "-map", "0:a:0?")
+		if h > want {
+			args = append(args, scale(want)...)
 		} else {
 			args = append(args, "-c", "copy")
 		}
@@ -104,6 +131,11 @@ func (m *Maker) Make(ctx context.Context, playlist, outDir string, r Rendition) 
 		return "", err
 	}
 	return final, nil
+}
+
+// scale re-encodes the video to h lines, keeping the audio.
+func scale(h int) []string {
+	return []string{"-vf", "scale=-2:" + strconv.Itoa(h), "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "copy"}
 }
 
 // height is the first video stream's height (0 without video).

@@ -99,6 +99,8 @@ func TestMake(t *testing.T) {
 		{tall, Highest, "highest.mp4", "video:h264,audio:aac", 1200},
 		{frag, Highest, "highest.mp4", "video:h264,audio:aac", 360},
 		{frag, AudioOnly, "audio.m4a", "audio:aac", 0},
+		{small, "360p", "360p.mp4", "video:h264,audio:aac", 360},
+		{small, "270p", "270p.mp4", "video:h264,audio:aac", 270},
 	}
 	for _, c := range cases {
 		t.Run(string(c.r)+"/"+strconv.Itoa(c.height), func(t *testing.T) {
@@ -144,8 +146,12 @@ func TestMakeErrors(t *testing.T) {
 	if _, err := m.Make(ctx, filepath.Join(out, "none.m3u8"), out, Highest); err == nil {
 		t.Fatal("missing recording: no error")
 	}
-	if _, err := m.Make(ctx, "x.m3u8", out, "480p"); !errors.Is(err, ErrUnknownRendition) {
+	if _, err := m.Make(ctx, "x.m3u8", out, "999p"); !errors.Is(err, ErrUnknownRendition) {
 		t.Fatalf("unknown rendition: %v", err)
+	}
+	small := recording(t, m, 360, "mpegts")
+	if _, err := m.Make(ctx, small, out, "720p"); !errors.Is(err, ErrSkipped) {
+		t.Fatalf("720p of a 360-line source: %v, want ErrSkipped", err)
 	}
 	ents, _ := os.ReadDir(out)
 	if len(ents) != 0 {
