@@ -1,0 +1,153 @@
+// Package mp4 makes the static (MP4/M4A) renditions of a recorded asset from its HLS
+// recording: a remux with ffmpeg (-c copy, faststart), re-encoding only when a capped
+// rendition's source is taller than its cap.
+package mp4
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Rendition is a static rendition kind.
+type Rendition string
+
+// The rendition kinds made here.
+const (
+	Highest     Rendition = "highest"
+	AudioOnly   Rendition = "audio-only"
+	Capped1080p Rendition = "capped-1080p"
+)
+
+// Errors.
+var (
+	// ErrUnknownRendition is returned for a rendition kind this package does not make.
+	ErrUnknownRendition = errors.New("mp4: unknown rendition")
+	// ErrSkipped is returned for a fixed-resolution rendition taller than the source (the
+	// file's status is then "skipped").
+	ErrSkipped = errors.New("mp4: source is smaller than the rendition")
+)
+
+// fixed are the fixed-resolution renditions and their heights.
+var fixed = map[Rendition]int{"2160p": 2160, "1440p": 1440, "1080p": 1080, "720p": 720, "540p": 540, "480p": 480, "360p": 360, "270p": 270}
+
+// Name is the file name of a rendition (highest.mp4, audio.m4a, capped-1080p.mp4).
+func Name(r Rendition) (string, error) {
+	switch r {
+	case Highest:
+		return "highest.mp4", nil
+	case AudioOnly:
+		return "audio.m4a", nil
+	case Capped1080p:
+		return "capped-1080p.mp4", nil
+	}
+	if _, ok := fixed[r]; ok {
+		return string(r) + ".mp4", nil
+	}
+	return "", fmt.Errorf("%w: %q", ErrUnknownRendition, string(r))
+}
+
+// Maker runs ffmpeg and ffprobe.
+type Maker struct {
+	FFmpeg, FFprobe string
+}
+
+// NewMaker checks the binaries are named.
+func NewMaker(ffmpeg, ffprobe string) (*Maker, error) {
+	if ffmpeg == "" || ffprobe == "" {
+		return nil, errors.New("mp4: ffmpeg and ffprobe paths are required")
+	}
+	return &Maker{FFmpeg: ffmpeg, FFprobe: ffprobe}, nil
+}
+
+// Make writes rendition r of the recording whose playlist is playlist into outDir
+// (atomically: a temporary file renamed into place) and returns the file's path.
+func (m *Maker) Make(ctx context.Context, playlist, outDir string, r Rendition) (string, error) {
+	name, err := Name(r)
+	if err != nil {
+		return "", err
+	}
+	args := []string{"-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+		"-allowed_extensions", "ALL", "-i", playlist, "-sn", "-dn"}
+	switch r {
+	case Highest:
+		args = append(args, "-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy")
+	case AudioOnly:
+		args = append(args, "-vn", "-map", "0:a:0", "-c:a", "copy")
+	case Capped1080p:
+		h, err := m.height(ctx, playlist)
+		if err != nil {
+			return "", err
+		}
+		args = append(args, "-map", "0:v:0?", "-map", "0:a:0?")
+		if h > 1080 {
+			args = append(args, scale(1080)...)
+		} else {
+			args = append(args, "-c", "copy")
+		}
+	default: // a fixed resolution (Name checked it)
+		want := fixed[r]
+		h, err := m.height(ctx, playlist)
+		if err != nil {
+			return "", err
+		}
+		if h < want {
+			return "", fmt.Errorf("%w: %d lines, %s asked", ErrSkipped, h, r)
+		}
+		args = append(args, "-map", "0:v:0", "-map", "0:a:0?")
+		if h > want {
+			args = append(args, scale(want)...)
+		} else {
+			args = append(args, "-c", "copy")
+		}
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return "", err
+	}
+	final := filepath.Join(outDir, name)
+	tmp := filepath.Join(outDir, ".tmp-"+name)
+	args = append(args, "-bsf:a", "aac_adtstoasc", "-movflags", "+faststart", "-f", "mp4", tmp)
+	if r == AudioOnly {
+		args[len(args)-2] = "ipod"
+	}
+	cmd := exec.CommandContext(ctx, m.FFmpeg, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("mp4: ffmpeg %s: %w: %s", name, err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.Remove(tmp)
+		return "", err
+	}
+	return final, nil
+}
+
+// scale re-encodes the video to h lines, keeping the audio.
+func scale(h int) []string {
+	return []string{"-vf", "scale=-2:" + strconv.Itoa(h), "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-c:a", "copy"}
+}
+
+// height is the first video stream's height (0 without video).
+func (m *Maker) height(ctx context.Context, in string) (int, error) {
+	out, err := exec.CommandContext(ctx, m.FFprobe, "-v", "error", "-allowed_extensions", "ALL",
+		"-select_streams", "v:0", "-show_entries", "stream=height", "-of", "csv=p=0", in).Output()
+	if err != nil {
+		return 0, fmt.Errorf("mp4: ffprobe: %w", err)
+	}
+	s := strings.TrimSpace(string(out))
+	if s == "" {
+		return 0, nil
+	}
+	return strconv.Atoi(strings.Split(s, "\n")[0])
+}
