@@ -6,6 +6,7 @@ package mp4
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -150,4 +151,49 @@ func (m *Maker) height(ctx context.Context, in string) (int, error) {
 		return 0, nil
 	}
 	return strconv.Atoi(strings.Split(s, "\n")[0])
+}
+
+// Info describes a made file (what the asset's static_renditions files show).
+type Info struct {
+	Width, Height int
+	Bitrate       int64 // bits per second (the container's)
+	Size          int64 // bytes
+	Duration      float64
+}
+
+// Probe reads a made file's size, bitrate and first video stream's dimensions.
+func (m *Maker) Probe(ctx context.Context, path string) (Info, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return Info{}, err
+	}
+	out, err := exec.CommandContext(ctx, m.FFprobe, "-v", "error", "-show_entries",
+		"stream=codec_type,width,height:format=bit_rate,duration", "-of", "json", path).Output()
+	if err != nil {
+		return Info{}, fmt.Errorf("mp4: ffprobe %s: %w", filepath.Base(path), err)
+	}
+	var p struct {
+		Streams []struct {
+			CodecType string `json:"codec_type"`
+			Width     int    `json:"width"`
+			Height    int    `json:"height"`
+		} `json:"streams"`
+		Format struct {
+			BitRate  string `json:"bit_rate"`
+			Duration string `json:"duration"`
+		} `json:"format"`
+	}
+	if err := json.Unmarshal(out, &p); err != nil {
+		return Info{}, fmt.Errorf("mp4: ffprobe %s: %w", filepath.Base(path), err)
+	}
+	info := Info{Size: st.Size()}
+	for _, s := range p.Streams {
+		if s.CodecType == "video" {
+			info.Width, info.Height = s.Width, s.Height
+			break
+		}
+	}
+	info.Bitrate, _ = strconv.ParseInt(p.Format.BitRate, 10, 64)
+	info.Duration, _ = strconv.ParseFloat(p.Format.Duration, 64)
+	return info, nil
 }
