@@ -206,3 +206,58 @@ func TestStaticRenditions(t *testing.T) {
 		})
 	}
 }
+
+// TestStaticRenditionAfterKill9: the instance making an MP4 is killed (kill -9) with a
+// half-written file on disk; it is never served, and another instance makes it once the lease
+// expires.
+func TestStaticRenditionAfterKill9(t *testing.T) {
+	needFFmpeg(t)
+	c := newCluster(t, testenv.SQLBackends(t)[0])
+	// An "ffmpeg" that writes part of its output and hangs while its parent lives.
+	hang := filepath.Join(t.TempDir(), "ffmpeg-hang")
+	script := "#!/bin/sh\nfor a; do last=$a; done\nhead -c 4096 /dev/urandom > \"$last\"\nwhile kill -0 $PPID 2>/dev/null; do sleep 0.2; done\n"
+	if err := os.WriteFile(hang, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p1 := c.start("p1", "SPACECAST_LIVESTREAM_FFMPEG="+hang, "SPACECAST_LIVESTREAM_MP4_LEASE=2s")
+	ls := p1.create(`{"playback_policy":"public","reconnect_window":0,"new_asset_settings":{"playback_policies":["public"],
+		"static_renditions":[{"resolution":"highest"}]}}`)
+	id, key := ls["id"].(string), ls["stream_key"].(string)
+	enc := publishFFmpeg(t, p1.rtmpURL(key), 4*time.Second)
+	_ = enc.wait(t, 30*time.Second)
+	waitFor(t, 20*time.Second, func() bool { return p1.stream(id)["status"] == "idle" }, "never idle")
+	assetID := p1.stream(id)["recent_asset_ids"].([]any)[0].(string)
+	var tmp []string
+	waitFor(t, 20*time.Second, func() bool {
+		tmp, _ = filepath.Glob(filepath.Join(c.dir, assetID, "static", "*", ".tmp-highest.mp4"))
+		return len(tmp) == 1
+	}, "the hanging ffmpeg never started")
+	pub := pids(p1.asset(assetID))["public"]
+	if st, _, _ := p1.get("/stream/" + pub + "/highest.mp4"); st != http.StatusNotFound {
+		t.Fatalf("half-made highest.mp4 = %d, want 404", st)
+	}
+	if f := files(p1.asset(assetID))["highest.mp4"]; f["status"] != "preparing" {
+		t.Fatalf("while made: %v", f)
+	}
+	p1.kill9()
+	killed := time.Now()
+
+	p2 := c.start("p2", "SPACECAST_LIVESTREAM_MP4_LEASE=2s")
+	waitFor(t, 30*time.Second, func() bool { return files(p2.asset(assetID))["highest.mp4"]["status"] == "ready" },
+		"rendition never made after the crash: %v", files(p2.asset(assetID)))
+	t.Logf("kill -9 → ready on another instance in %v (lease 2s)", time.Since(killed).Round(10*time.Millisecond))
+	st, body, _ := p2.get("/stream/" + pub + "/highest.mp4")
+	if st != 200 {
+		t.Fatalf("highest.mp4 after recovery = %d", st)
+	}
+	path := filepath.Join(t.TempDir(), "h.mp4")
+	if err := os.WriteFile(path, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := ffprobe(t, path).codecs(); !slices.Equal(got, []string{"audio/aac", "video/h264"}) {
+		t.Fatalf("recovered highest.mp4: %v", got)
+	}
+	if left, _ := filepath.Glob(filepath.Join(c.dir, assetID, "static", "*", ".tmp-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
+	}
+}
