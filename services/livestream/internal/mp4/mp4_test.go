@@ -161,3 +161,36 @@ func TestMakeErrors(t *testing.T) {
 		t.Fatal("NewMaker without ffmpeg: no error")
 	}
 }
+
+func TestProbe(t *testing.T) {
+	m := tools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in := recording(t, m, 360, "mpegts")
+	dir := t.TempDir()
+	for _, c := range []struct {
+		r             Rendition
+		width, height int
+	}{{Highest, 640, 360}, {AudioOnly, 0, 0}} {
+		p, err := m.Make(ctx, in, dir, c.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := m.Probe(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := os.Stat(p)
+		if info.Width != c.width || info.Height != c.height || info.Size != st.Size() || info.Bitrate <= 0 || info.Duration < 3.5 || info.Duration > 4.5 {
+			t.Errorf("%s: %+v (file %d bytes)", c.r, info, st.Size())
+		}
+	}
+	if _, err := m.Probe(ctx, filepath.Join(dir, "missing.mp4")); err == nil {
+		t.Error("probing a missing file worked")
+	}
+	bad := filepath.Join(dir, "bad.mp4")
+	os.WriteFile(bad, []byte("not an mp4"), 0o644)
+	if _, err := m.Probe(ctx, bad); err == nil {
+		t.Error("probing garbage worked")
+	}
+}
