@@ -112,6 +112,12 @@ var webhookTypes = map[string]string{
 	"asset.deleted":               "video.asset.deleted",
 	"asset.live_stream_completed": "video.asset.live_stream_completed",
 
+	"asset.static_rendition.created": "video.asset.static_rendition.created",
+	"asset.static_rendition.ready":   "video.asset.static_rendition.ready",
+	"asset.static_rendition.skipped": "video.asset.static_rendition.skipped",
+	"asset.static_rendition.errored": "video.asset.static_rendition.errored",
+	"asset.static_rendition.deleted": "video.asset.static_rendition.deleted",
+
 	"signing_key.created":  "system.signing_key.created",
 	"signing_key.deleted":  "system.signing_key.deleted",
 	"access_token.created": "system.access_token.created",
@@ -153,6 +159,11 @@ func ObjectType(internal string) string {
 		return "space"
 	case "participant", "track":
 		return "space"
+	case "asset":
+		if strings.HasPrefix(internal, "asset.static_rendition.") {
+			return "static_rendition"
+		}
+		return "asset"
 	default:
 		return prefix
 	}

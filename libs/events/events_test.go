@@ -49,6 +49,8 @@ func TestWebhookTable(t *testing.T) {
 		{"participant.joined", "video.space.participant.joined", "space"},
 		{"space.broadcast.active", "video.space.broadcast.active", "broadcast"},
 		{"livestream.simulcast_target.broadcasting", "video.live_stream.simulcast_target.broadcasting", "simulcast_target"},
+		{"asset.static_rendition.ready", "video.asset.static_rendition.ready", "static_rendition"},
+		{"asset.static_rendition.deleted", "video.asset.static_rendition.deleted", "static_rendition"},
 	}
 	for _, tt := range tests {
 		got, ok := WebhookType(tt.in)

@@ -162,7 +162,7 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 }
 func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
-func (c *cluster) start(name string) *proc {
+func (c *cluster) start(name string, extraEnv ...string) *proc {
 	t := c.t
 	t.Helper()
 	bin := livestreamBinary(t)
@@ -184,6 +184,7 @@ func (c *cluster) start(name string) *proc {
 		"SPACECAST_LOG_LEVEL=info",
 		"SPACECAST_ACCESS_LOG=false",
 	)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -31,7 +31,9 @@ import (
 	"github.com/spacecast/spacecast/services/livestream/internal/hls"
 	"github.com/spacecast/spacecast/services/livestream/internal/images"
 	"github.com/spacecast/spacecast/services/livestream/internal/ingest"
+	"github.com/spacecast/spacecast/services/livestream/internal/mp4"
 	"github.com/spacecast/spacecast/services/livestream/internal/playback"
+	"github.com/spacecast/spacecast/services/livestream/internal/renditions"
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmp"
 	"github.com/spacecast/spacecast/services/livestream/internal/rtmps"
 	"github.com/spacecast/spacecast/services/livestream/internal/session"
@@ -67,6 +69,10 @@ type Config struct {
 	RTMPMemoryBudgetMB      int           // SPACECAST_RTMP_MEMORY_BUDGET_MB: partial messages of all connections (256)
 
 	ImageWorkers int // SPACECAST_IMAGE_WORKERS: ffmpeg processes making thumbnails/animations at once (2)
+
+	// Static (MP4) renditions of assets (docs/live-streams.md "MP4 renditions").
+	FFprobe  string        // SPACECAST_LIVESTREAM_FFPROBE: the ffprobe binary ("ffprobe"); ffmpeg is SPACECAST_LIVESTREAM_FFMPEG
+	MP4Lease time.Duration // SPACECAST_LIVESTREAM_MP4_LEASE: a rendition whose maker stopped renewing this long is made again (30s)
 
 	// Simulcast targets (restreaming; docs/live-streams.md "Simulcast targets").
 	AllowNetworks    []string      // SPACECAST_LIVESTREAM_ALLOW_NETWORKS: CIDRs targets may be in despite the SSRF guard (none)
@@ -108,6 +114,9 @@ func LoadConfig(r *envconfig.Reader) Config {
 
 		ImageWorkers: r.Int("SPACECAST_IMAGE_WORKERS", 2),
 
+		FFprobe:  r.String("SPACECAST_LIVESTREAM_FFPROBE", "ffprobe"),
+		MP4Lease: r.Duration("SPACECAST_LIVESTREAM_MP4_LEASE", 30*time.Second),
+
 		AllowNetworks:    r.List("SPACECAST_LIVESTREAM_ALLOW_NETWORKS", nil),
 		SimulcastCAFile:  r.String("SPACECAST_LIVESTREAM_SIMULCAST_CA_FILE", ""),
 		SimulcastBackoff: r.Duration("SPACECAST_LIVESTREAM_SIMULCAST_BACKOFF", time.Second),
@@ -121,6 +130,9 @@ func LoadConfig(r *envconfig.Reader) Config {
 	}
 	if c.SimulcastBackoff < 10*time.Millisecond || c.SimulcastBackoff > time.Minute {
 		r.Fail("SPACECAST_LIVESTREAM_SIMULCAST_BACKOFF", "want between 10ms and 1m")
+	}
+	if c.MP4Lease < time.Second || c.MP4Lease > 10*time.Minute {
+		r.Fail("SPACECAST_LIVESTREAM_MP4_LEASE", "want between 1s and 10m")
 	}
 	if c.ImageWorkers < 1 || c.ImageWorkers > 64 {
 		r.Fail("SPACECAST_IMAGE_WORKERS", "want 1..64")
@@ -211,6 +223,7 @@ type Service struct {
 	rtmpsLn  net.Listener // nil without RTMPS
 	playback *playback.Server
 	images   *images.Server
+	rends    *renditions.Worker
 	cons     *kafkabus.Consumer // nil without Deps.Brokers
 }
 
@@ -280,6 +293,22 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	ffmpeg, ffprobe := cfg.FFmpeg, cfg.FFprobe
+	if ffmpeg == "" {
+		ffmpeg = "ffmpeg"
+	}
+	if ffprobe == "" {
+		ffprobe = "ffprobe"
+	}
+	maker, err := mp4.NewMaker(ffmpeg, ffprobe)
+	if err != nil {
+		return nil, err
+	}
+	rends, err := renditions.New(renditions.Options{Store: st, Maker: maker, Relay: relay, Logger: log.With("component", "renditions"),
+		Dir: cfg.RecordingsDir, Lease: cfg.MP4Lease})
+	if err != nil {
+		return nil, err
+	}
 	var cons *kafkabus.Consumer
 	if len(d.Brokers) > 0 {
 		if cfg.ConsumerGroup == "" {
@@ -298,9 +327,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		cfg.RTMPPublishURL = defaultPublishURL(ln.Addr())
 	}
 	return &Service{cfg: cfg, log: log, store: st, relay: relay, authn: d.Auth, sess: sess, images: img, cons: cons,
-		rtmp: srv, rtmpLn: ln, rtmpsLn: rtmpsLn,
-		playback: &playback.Server{Resolve: st, JWT: d.JWT, Dir: cfg.RecordingsDir},
-		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in, Guard: guard}}, nil
+		rtmp: srv, rtmpLn: ln, rtmpsLn: rtmpsLn, rends: rends,
+		playback: &playback.Server{Resolve: st, Renditions: st, JWT: d.JWT, Dir: cfg.RecordingsDir},
+		api:      &api.API{Store: st, Relay: relay, Sessions: sess, Recordings: in, Renditions: rends, Guard: guard}}, nil
 }
 
 // listenRTMPS opens the RTMPS listener if it is configured (nil, nil if not).
@@ -358,8 +387,9 @@ func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 func (s *Service) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	parts := 3
-	errc := make(chan error, 5)
+	parts := 4
+	errc := make(chan error, 6)
+	go func() { errc <- s.rends.Run(ctx) }()
 	go func() { errc <- s.relay.Run(ctx) }()
 	go func() { errc <- s.sess.Run(ctx) }()
 	go func() { errc <- s.rtmp.Serve(ctx, s.rtmpLn) }()

@@ -135,14 +135,21 @@ func TestUnimplementedFeaturesAreNamed(t *testing.T) {
 		{"POST", "", `{"reconnect_slate_url":"https://x/slate.png"}`, "reconnect slates"},
 		{"POST", "", `{"use_slate_for_standard_latency":true}`, "reconnect slates"},
 		{"POST", "", `{"advanced_playback_policies":[{"policy":"drm"}]}`, "DRM"},
-		{"POST", "", `{"new_asset_settings":{"mp4_support":"standard"}}`, "new_asset_settings.mp4_support: Spacecast does not implement MP4"},
+		{"POST", "", `{"new_asset_settings":{"mp4_support":"high"}}`, "new_asset_settings.mp4_support: want"},
+		{"POST", "", `{"new_asset_settings":{"static_renditions":[{"resolution":"4k"}]}}`, "new_asset_settings.static_renditions[0].resolution: want"},
+		{"POST", "", `{"new_asset_settings":{"static_renditions":[{"resolution":"capped-1080p"}]}}`, "new_asset_settings.static_renditions[0].resolution: want"},
+		{"POST", "", `{"new_asset_settings":{"static_renditions":[{"resolution":"highest"},{"resolution":"highest"}]}}`, "asked for twice"},
+		{"POST", "", `{"new_asset_settings":{"static_renditions":[{"resolution":"highest","colour":"red"}]}}`, "static_renditions[0].colour: unknown field"},
+		{"POST", "", `{"new_asset_settings":{"static_renditions":{"resolution":"highest"}}}`, "static_renditions: want an array"},
+		{"POST", "", `{"new_asset_settings":{"mp4_support":"capped-1080p","static_renditions":[{"resolution":"highest"}]}}`, "cannot both be set"},
 		{"POST", "", `{"new_asset_settings":{"max_resolution_tier":"720p"}}`, "new_asset_settings.max_resolution_tier: want"},
 		{"POST", "", `{"new_asset_settings":{"colour":"red"}}`, "new_asset_settings.colour"},
 		{"POST", "", `{"new_asset_settings":{"playback_policy":"private"}}`, "new_asset_settings.playback_policy"},
 		{"POST", "", `{"reduced_latency":true,"latency_mode":"low"}`, "reduced_latency"},
 		{"POST", "", `{"meta":{"creator_id":"c"}}`, "meta.creator_id"},
 		{"PATCH", "/" + id, `{"reconnect_slate_url":"https://x/slate.png"}`, "reconnect slates"},
-		{"PATCH", "/" + id, `{"new_asset_settings":{"static_renditions":[{"resolution":"highest"}]}}`, "static (MP4) renditions"},
+		{"PATCH", "/" + id, `{"new_asset_settings":{"static_renditions":[{"resolution":"720"}]}}`, "static_renditions[0].resolution: want"},
+		{"PUT", "/" + id + "/new-asset-settings/static-renditions", `{"static_renditions":[{"resolution":"1081p"}]}`, "static_renditions[0].resolution: want"},
 		{"POST", "/" + id + "/playback-ids", `{"policy":"drm"}`, "DRM"},
 	}
 	for _, c := range cases {
@@ -157,7 +164,7 @@ func TestUnimplementedFeaturesAreNamed(t *testing.T) {
 	}
 	for _, c := range []struct{ method, path, want string }{
 		{"PUT", "/video/v1/live-streams/" + id + "/embedded-subtitles", "embedded subtitles"},
-		{"PUT", "/video/v1/assets/a1/mp4-support", "MP4 support"},
+		{"PUT", "/video/v1/assets/a1/master-access", "master access"},
 		{"POST", "/video/v1/assets/a1/tracks", "asset tracks"},
 		{"POST", "/video/v1/uploads", "direct uploads"},
 		{"GET", "/video/v1/playback-restrictions/r1", "playback restrictions"},

@@ -104,7 +104,8 @@ func (e *ffmpegError) Error() string { return "ffmpeg: " + e.err.Error() + "\n" 
 
 // TestLiveStreamsSDK runs js/livestreams.mjs: mux.video.liveStreams create/retrieve/update/
 // list (for await over pages)/resetStreamKey/enable/disable/complete/delete and their playback
-// ids, mux.video.playbackIds.retrieve, mux.video.assets list/retrieve/delete and playback ids
+// ids, mux.video.playbackIds.retrieve, mux.video.assets list/retrieve/delete, playback ids and
+// static renditions (createStaticRendition/deleteStaticRendition, new-asset-settings ones)
 // on recordings ffmpeg made over RTMP, and typed errors.
 func TestLiveStreamsSDK(t *testing.T) {
 	d := startDev(t, nil)

@@ -30,12 +30,19 @@ type Recordings interface {
 	Remove(assetID string) error
 }
 
+// Renditions removes a static rendition's file and wakes the worker that makes them.
+type Renditions interface {
+	Remove(assetID, id string) error
+	Wake()
+}
+
 // API holds the handlers' dependencies.
 type API struct {
 	Store      *store.Store
 	Relay      Notifier
 	Sessions   Ender
 	Recordings Recordings
+	Renditions Renditions
 	Guard      TargetGuard // simulcast target URLs
 }
 
@@ -75,6 +82,11 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 	as.POST("/:id/playback-ids", a.addAssetPlaybackID, w)
 	as.GET("/:id/playback-ids/:pid", a.getAssetPlaybackID, r)
 	as.DELETE("/:id/playback-ids/:pid", a.deleteAssetPlaybackID, w)
+	as.POST("/:id/static-renditions", a.createRendition, w)
+	as.DELETE("/:id/static-renditions/:rid", a.deleteRendition, w)
+	as.PUT("/:id/mp4-support", a.setMP4Support, w)
+	g.PUT("/:id/new-asset-settings/static-renditions", a.setNewAssetRenditions, w)
+	g.DELETE("/:id/new-asset-settings/static-renditions", a.deleteNewAssetRenditions, w)
 	e.GET("/video/v1/playback-ids/:id", a.lookupPlaybackID, authn.Middleware(), r)
 
 	// Mux API calls for features Spacecast does not have: a 400 that names the feature, so a
@@ -85,10 +97,6 @@ func (a *API) Register(e *echo.Echo, authn *auth.Verifier) {
 	}{
 		{g, "/:id/embedded-subtitles", "embedded subtitles"},
 		{g, "/:id/generated-subtitles", "generated subtitles"},
-		{g, "/:id/new-asset-settings/static-renditions", "static (MP4) renditions"},
-		{as, "/:id/static-renditions", "static (MP4) renditions"},
-		{as, "/:id/static-renditions/*", "static (MP4) renditions"},
-		{as, "/:id/mp4-support", "MP4 support"},
 		{as, "/:id/master-access", "master access"},
 		{as, "/:id/tracks", "adding or removing asset tracks"},
 		{as, "/:id/tracks/*", "adding or removing asset tracks"},
@@ -136,6 +144,12 @@ func mapErr(err error) error {
 		return httpapi.NotFound("playback id not found")
 	case errors.Is(err, store.ErrTargetNotFound):
 		return httpapi.NotFound("simulcast target not found")
+	case errors.Is(err, store.ErrRenditionNotFound):
+		return httpapi.NotFound("static rendition not found")
+	case errors.Is(err, store.ErrRenditionExists):
+		return httpapi.Invalid("the asset already has a static rendition of that resolution")
+	case errors.Is(err, store.ErrMP4SupportConflict):
+		return httpapi.Invalid("an asset's static renditions come from mp4_support or from the static renditions API, not both: turn the other off first")
 	case errors.Is(err, store.ErrNotIdle):
 		return httpapi.Invalid("simulcast targets can only be created or deleted while the live stream is idle (no encoder connected, no recording in progress)")
 	}

@@ -3,7 +3,10 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/spacecast/spacecast/libs/httpapi"
@@ -33,8 +36,6 @@ var unsupportedAsset = map[string]string{
 	"input":                      "asset inputs (overlays, subtitles, audio tracks)",
 	"inputs":                     "asset inputs (overlays, subtitles, audio tracks)",
 	"master_access":              "master access (downloads of the master)",
-	"mp4_support":                "MP4 renditions",
-	"static_renditions":          "static (MP4) renditions",
 	"normalize_audio":            "audio normalisation",
 	"per_title_encode":           "per-title encoding",
 }
@@ -49,7 +50,6 @@ var accepted = map[string]string{
 	"encoding_tier":                  `"baseline"`,
 	"video_quality":                  `"basic"`,
 	"master_access":                  `"none"`,
-	"mp4_support":                    `"none"`,
 	"normalize_audio":                `false`,
 	"generate_shots":                 `false`,
 	"copy_overlays":                  `false`,
@@ -132,7 +132,7 @@ func readAssetSettings(raw json.RawMessage) (*store.AssetSettings, error) {
 	out := &store.AssetSettings{}
 	for k := range obj {
 		switch k {
-		case "playback_policy", "playback_policies", "meta", "passthrough", "test", "max_resolution_tier":
+		case "playback_policy", "playback_policies", "meta", "passthrough", "test", "max_resolution_tier", "mp4_support", "static_renditions":
 		default:
 			if _, ok := unsupportedAsset[k]; !ok {
 				return nil, httpapi.Invalid("new_asset_settings.%s: unknown field", k)
@@ -172,5 +172,95 @@ func readAssetSettings(raw json.RawMessage) (*store.AssetSettings, error) {
 	if out.Meta, err = readMeta("new_asset_settings.meta", obj["meta"], true); err != nil {
 		return nil, err
 	}
+	if out.StaticRenditions, err = readRenditions("new_asset_settings.static_renditions", obj["static_renditions"]); err != nil {
+		return nil, err
+	}
+	if out.MP4Support, err = readMP4Support("new_asset_settings.mp4_support", obj["mp4_support"]); err != nil {
+		return nil, err
+	}
+	if out.MP4Support != "" && len(out.StaticRenditions) > 0 {
+		return nil, httpapi.Invalid("new_asset_settings: mp4_support and static_renditions cannot both be set (mp4_support is Mux's deprecated form)")
+	}
 	return out, nil
+}
+
+// resolutions are the static rendition resolutions Mux's API takes (capped-1080p only through
+// mp4_support).
+var resolutions = []string{"highest", "audio-only", "2160p", "1440p", "1080p", "720p", "540p", "480p", "360p", "270p"}
+
+// readRenditionRequest reads one {resolution, passthrough?}.
+func readRenditionRequest(field string, raw json.RawMessage) (store.RenditionRequest, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+		return store.RenditionRequest{}, httpapi.Invalid("%s: want an object {resolution, passthrough}", field)
+	}
+	var out store.RenditionRequest
+	for k, v := range obj {
+		switch k {
+		case "resolution":
+			if json.Unmarshal(v, &out.Resolution) != nil || !slices.Contains(resolutions, out.Resolution) {
+				return out, httpapi.Invalid("%s.resolution: want one of %s, got %s", field, strings.Join(resolutions, ", "), compactRaw(v))
+			}
+		case "passthrough":
+			if bytes.Equal(v, []byte("null")) {
+				continue
+			}
+			var s string
+			if json.Unmarshal(v, &s) != nil {
+				return out, httpapi.Invalid("%s.passthrough: want a string", field)
+			}
+			if utf8.RuneCountInString(s) > maxPassthrough {
+				return out, httpapi.Invalid("%s.passthrough must be at most %d characters", field, maxPassthrough)
+			}
+			out.Passthrough = &s
+		default:
+			return out, httpapi.Invalid("%s.%s: unknown field (want resolution and passthrough)", field, k)
+		}
+	}
+	if out.Resolution == "" {
+		return out, httpapi.Invalid("%s.resolution is required", field)
+	}
+	return out, nil
+}
+
+// readRenditions reads a static_renditions array (nil when absent or empty).
+func readRenditions(field string, raw json.RawMessage) ([]store.RenditionRequest, error) {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return nil, httpapi.Invalid("%s: want an array of {resolution, passthrough}", field)
+	}
+	var out []store.RenditionRequest
+	for i, it := range items {
+		r, err := readRenditionRequest(fmt.Sprintf("%s[%d]", field, i), it)
+		if err != nil {
+			return nil, err
+		}
+		for _, prev := range out {
+			if prev.Resolution == r.Resolution {
+				return nil, httpapi.Invalid("%s[%d].resolution: %q is asked for twice", field, i, r.Resolution)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// readMP4Support reads Mux's deprecated mp4_support ("" for none).
+func readMP4Support(field string, raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return "", nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if _, ok := store.MP4SupportResolutions(s); ok {
+			if s == store.MP4None {
+				return "", nil
+			}
+			return s, nil
+		}
+	}
+	return "", httpapi.Invalid(`%s: want "none", "standard", "capped-1080p", "audio-only" or "audio-only,capped-1080p", got %s`, field, compactRaw(raw))
 }

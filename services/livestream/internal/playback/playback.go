@@ -23,6 +23,7 @@ import (
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/services/livestream/internal/hls"
+	"github.com/spacecast/spacecast/services/livestream/internal/renditions"
 	"github.com/spacecast/spacecast/services/livestream/internal/store"
 	"github.com/spacecast/spacecast/services/livestream/internal/transcode"
 )
@@ -37,16 +38,23 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token, audience string) (spacejwt.Claims, error)
 }
 
+// Renditions finds an asset's ready static rendition by file name (a *store.Store).
+type Renditions interface {
+	ReadyRendition(ctx context.Context, assetID, name string) (store.StaticRendition, error)
+}
+
 var (
 	_ Resolver      = (*store.Store)(nil)
+	_ Renditions    = (*store.Store)(nil)
 	_ TokenVerifier = (*spacejwt.Verifier)(nil)
 )
 
 // Server serves playlists and segments from the recordings directory.
 type Server struct {
-	Resolve Resolver
-	JWT     TokenVerifier
-	Dir     string // recordings: <Dir>/<asset id>/...
+	Resolve    Resolver
+	Renditions Renditions // static renditions ({pid}/highest.mp4, {pid}/audio.m4a)
+	JWT        TokenVerifier
+	Dir        string // recordings: <Dir>/<asset id>/...
 }
 
 // Prefix is where the routes are mounted; the playback base is <public URL>/stream.
@@ -60,6 +68,7 @@ var (
 	rungPlaylist = regexp.MustCompile(`^[0-9]{3,4}p\.m3u8$`)
 	rungName     = regexp.MustCompile(`^[0-9]{3,4}p$`)
 	tsName       = regexp.MustCompile(`^seg-[0-9]{1,9}\.ts$`)
+	staticName   = regexp.MustCompile(`^((highest|capped-1080p|[0-9]{3,4}p)\.mp4|audio\.m4a)$`)
 )
 
 // SourcePlaylist is the media playlist of the source rendition, under {base}/{playback_id}/.
@@ -262,12 +271,15 @@ func rewrite(body []byte, suffix string) []byte {
 
 func (s *Server) segment(c echo.Context) error {
 	pid, seg := c.Param("pid"), c.Param("seg")
-	if !idPattern.MatchString(pid) || (!segmentName.MatchString(seg) && seg != SourcePlaylist && !rungPlaylist.MatchString(seg)) {
+	if !idPattern.MatchString(pid) || (!segmentName.MatchString(seg) && seg != SourcePlaylist && !rungPlaylist.MatchString(seg) && !staticName.MatchString(seg)) {
 		return httpapi.NotFound("no such segment")
 	}
 	t, err := s.target(c, pid)
 	if err != nil {
 		return err
+	}
+	if staticName.MatchString(seg) {
+		return s.static(c, t, seg)
 	}
 	if seg == SourcePlaylist {
 		return s.media(c, pid, t)
@@ -384,5 +396,41 @@ func (s *Server) rungSegment(c echo.Context) error {
 	h.Set("Content-Type", "video/mp2t")
 	h.Set("Cache-Control", "public, max-age=86400")
 	http.ServeContent(c.Response(), c.Request(), seg, st.ModTime(), f)
+	return nil
+}
+
+// static serves a ready static rendition of an asset ({pid}/highest.mp4, {pid}/audio.m4a) with
+// range requests; 404 for a live stream's playback id and until the file is ready.
+func (s *Server) static(c echo.Context, t store.PlaybackTarget, name string) error {
+	if t.Live || s.Renditions == nil {
+		return httpapi.NotFound("static renditions belong to assets: use an asset's playback id")
+	}
+	r, err := s.Renditions.ReadyRendition(c.Request().Context(), t.AssetID, name)
+	if errors.Is(err, store.ErrRenditionNotFound) {
+		return httpapi.NotFound("this asset has no ready static rendition " + name)
+	}
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(renditions.Path(s.Dir, t.AssetID, r.ID, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return httpapi.NotFound("this asset has no ready static rendition " + name)
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	if r.Ext() == "m4a" {
+		h.Set("Content-Type", "audio/mp4")
+	} else {
+		h.Set("Content-Type", "video/mp4")
+	}
+	h.Set("Cache-Control", "public, max-age=3600")
+	http.ServeContent(c.Response(), c.Request(), name, st.ModTime(), f)
 	return nil
 }

@@ -27,3 +27,14 @@ var ErrTargetNotFound = errors.New("simulcast target not found")
 // ErrNotIdle: the live stream has an encoder connected or is active; simulcast targets may only
 // be created or deleted while it is idle.
 var ErrNotIdle = errors.New("the live stream is not idle")
+
+// ErrRenditionNotFound: the asset has no static rendition with that id (or none ready with that
+// file name).
+var ErrRenditionNotFound = errors.New("static rendition not found")
+
+// ErrRenditionExists: the asset already has a static rendition of that resolution.
+var ErrRenditionExists = errors.New("the asset already has a static rendition of that resolution")
+
+// ErrMP4SupportConflict: the asset's renditions come from mp4_support and the static renditions
+// API at once (Mux allows one or the other).
+var ErrMP4SupportConflict = errors.New("mp4_support and static_renditions cannot both be used")

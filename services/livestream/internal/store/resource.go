@@ -23,6 +23,10 @@ type AssetSettings struct {
 	Test             bool     `json:"test,omitempty"`
 	// MaxResolutionTier caps the ladder ("1080p", "1440p", "2160p"; "" = 1080p).
 	MaxResolutionTier string `json:"max_resolution_tier,omitempty"`
+	// StaticRenditions are the MP4/M4A files each recording gets; MP4Support is Mux's
+	// deprecated way to ask for them ("" or "none": none). At most one of the two is set.
+	StaticRenditions []RenditionRequest `json:"static_renditions,omitempty"`
+	MP4Support       string             `json:"mp4_support,omitempty"`
 }
 
 // decodeAssetSettings reads a stored new_asset_settings column. Rows written before the
@@ -178,6 +182,10 @@ type AssetResource struct {
 	MaxStoredResolution string          `json:"max_stored_resolution,omitempty"`
 	MaxStoredFrameRate  float64         `json:"max_stored_frame_rate,omitempty"`
 	RecordingTimes      []RecordingTime `json:"recording_times"`
+
+	// Static (MP4) renditions: absent until one is asked for.
+	MP4Support       string                    `json:"mp4_support"`
+	StaticRenditions *StaticRenditionsResource `json:"static_renditions,omitempty"`
 }
 
 // AssetEvent is a recording as events carry it (an asset holds no secret: the same fields).
@@ -188,7 +196,8 @@ func (a Asset) Resource() AssetResource {
 	r := AssetResource{ID: a.ID, CreatedAt: a.CreatedAt, Status: a.Status, Duration: a.Duration, LiveStreamID: a.LiveStreamID,
 		PlaybackIDs: a.PlaybackIDs, Passthrough: a.Passthrough, IsLive: a.Status == AssetPreparing,
 		IngestType: "live_rtmp", EncodingTier: "baseline", VideoQuality: "basic", MasterAccess: "none",
-		MaxResolutionTier: "2160p", Meta: a.Meta, Test: a.Test}
+		MaxResolutionTier: "2160p", Meta: a.Meta, Test: a.Test,
+		MP4Support: mp4Support(a.Renditions), StaticRenditions: staticRenditions(a.Renditions)}
 	if r.PlaybackIDs == nil {
 		r.PlaybackIDs = []PlaybackID{}
 	}

@@ -76,6 +76,12 @@ func (s *Store) Connect(ctx context.Context, id, protocol string) (ls LiveStream
 			if asset, err = getAsset(ctx, tx, "", aid); err != nil {
 				return err
 			}
+			if err := insertAssetSettingsRenditions(ctx, tx, asset, nas, now); err != nil {
+				return err
+			}
+			if asset, err = getAsset(ctx, tx, "", aid); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE live_streams SET ingest_protocol = $1 WHERE id = $2`, protocol, id); err != nil {
 			return err
@@ -86,8 +92,16 @@ func (s *Store) Connect(ctx context.Context, id, protocol string) (ls LiveStream
 		if err := emit(ctx, tx, "livestream.connected", id, ls.EnvironmentID, ls.Event()); err != nil {
 			return err
 		}
-		if !resumed {
-			return emitAsset(ctx, tx, "asset.created", asset)
+		if resumed {
+			return nil
+		}
+		if err := emitAsset(ctx, tx, "asset.created", asset); err != nil {
+			return err
+		}
+		for _, r := range asset.Renditions {
+			if err := emitRendition(ctx, tx, "asset.static_rendition.created", r); err != nil {
+				return err
+			}
 		}
 		return nil
 	})

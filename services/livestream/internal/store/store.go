@@ -94,6 +94,7 @@ type Asset struct {
 	Test          bool
 	Meta          *Meta
 	Media         *Media
+	Renditions    []StaticRendition // static (MP4) renditions, oldest first
 	spans         []span
 }
 
@@ -563,7 +564,10 @@ func getAsset(ctx context.Context, q querier, env, id string) (Asset, error) {
 	if err != nil {
 		return Asset{}, err
 	}
-	a.PlaybackIDs, err = playbackIDs(ctx, q, "asset_id", a.ID)
+	if a.PlaybackIDs, err = playbackIDs(ctx, q, "asset_id", a.ID); err != nil {
+		return a, err
+	}
+	a.Renditions, err = renditionsOf(ctx, q, a.ID)
 	return a, err
 }
 
@@ -601,11 +605,15 @@ func (s *Store) ListAssets(ctx context.Context, env, liveStreamID string, pg htt
 		if out[i].PlaybackIDs, err = playbackIDs(ctx, s.db, "asset_id", out[i].ID); err != nil {
 			return nil, "", err
 		}
+		if out[i].Renditions, err = renditionsOf(ctx, s.db, out[i].ID); err != nil {
+			return nil, "", err
+		}
 	}
 	return out, next, nil
 }
 
-// DeleteAsset removes an asset and its playback ids and emits asset.deleted.
+// DeleteAsset removes an asset, its playback ids and its static renditions (with their
+// asset.static_rendition.deleted) and emits asset.deleted.
 func (s *Store) DeleteAsset(ctx context.Context, env, id string) (Asset, error) {
 	var a Asset
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
@@ -615,6 +623,11 @@ func (s *Store) DeleteAsset(ctx context.Context, env, id string) (Asset, error) 
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM playback_ids WHERE asset_id = $1`, id); err != nil {
 			return err
+		}
+		for _, r := range a.Renditions {
+			if err := deleteRendition(ctx, tx, r); err != nil {
+				return err
+			}
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM assets WHERE id = $1`, id); err != nil {
 			return err

@@ -73,7 +73,24 @@ await rejects('a deleted simulcast target is NotFoundError', mux.video.liveStrea
 await rejects('generated subtitles are a BadRequestError naming them',
   mux.video.liveStreams.create({ generated_subtitles: [{ name: 'English', language_code: 'en' }] }), Mux.BadRequestError, 'generated subtitles');
 await rejects('an unimplemented asset setting is a BadRequestError naming it',
-  mux.video.liveStreams.create({ new_asset_settings: { mp4_support: 'standard' } }), Mux.BadRequestError, 'mp4_support');
+  mux.video.liveStreams.create({ new_asset_settings: { master_access: 'temporary' } }), Mux.BadRequestError, 'master_access');
+
+// Static (MP4) renditions.
+const mp4ls = await mux.video.liveStreams.create({ playback_policies: ['public'],
+  new_asset_settings: { playback_policies: ['public'], static_renditions: [{ resolution: 'highest' }, { resolution: 'audio-only', passthrough: 'a' }] } });
+check('create takes new_asset_settings.static_renditions', mp4ls.new_asset_settings?.static_renditions?.length === 2 &&
+  mp4ls.new_asset_settings.static_renditions[1].resolution === 'audio-only' && mp4ls.new_asset_settings.static_renditions[1].passthrough === 'a', mp4ls.new_asset_settings);
+const mp4upd = await mux.video.liveStreams.updateNewAssetSettingsStaticRenditions(mp4ls.id, { static_renditions: [{ resolution: '720p' }] });
+check('updateNewAssetSettingsStaticRenditions replaces them', mp4upd.new_asset_settings?.static_renditions?.length === 1 &&
+  mp4upd.new_asset_settings.static_renditions[0].resolution === '720p', mp4upd.new_asset_settings);
+await mux.video.liveStreams.deleteNewAssetSettingsStaticRenditions(mp4ls.id);
+check('deleteNewAssetSettingsStaticRenditions removes them',
+  !(await mux.video.liveStreams.retrieve(mp4ls.id)).new_asset_settings?.static_renditions);
+await rejects('an unknown static rendition resolution is a BadRequestError', mux.video.liveStreams.create({
+  new_asset_settings: { static_renditions: [{ resolution: '4k' }] } }), Mux.BadRequestError, 'resolution');
+await rejects('mp4_support with static_renditions is a BadRequestError', mux.video.liveStreams.create({
+  new_asset_settings: { mp4_support: 'capped-1080p', static_renditions: [{ resolution: 'highest' }] } }), Mux.BadRequestError, 'cannot both');
+await mux.video.liveStreams.delete(mp4ls.id);
 
 await mux.video.liveStreams.delete(ls.id);
 await rejects('a deleted live stream is NotFoundError', mux.video.liveStreams.retrieve(ls.id), Mux.NotFoundError);
@@ -113,6 +130,26 @@ await mux.video.assets.deletePlaybackId(asset.id, added.id);
 await rejects('a deleted asset playback id is NotFoundError', mux.video.assets.retrievePlaybackId(asset.id, added.id), Mux.NotFoundError);
 await rejects('a bad playback policy is BadRequestError', mux.video.assets.createPlaybackId(asset.id, { policy: 'open' }), Mux.BadRequestError, 'policy');
 
+const sr = await mux.video.assets.createStaticRendition(asset.id, { resolution: 'highest', passthrough: 'dl' });
+check('createStaticRendition answers a preparing file', sr.id && sr.name === 'highest.mp4' && sr.ext === 'mp4' && sr.status === 'preparing' &&
+  sr.resolution === 'highest' && sr.passthrough === 'dl', sr);
+let file;
+for (let i = 0; i < 120 && file?.status !== 'ready'; i++) {
+  await new Promise((r) => setTimeout(r, 250));
+  file = (await mux.video.assets.retrieve(asset.id)).static_renditions?.files?.find((f) => f.id === sr.id);
+}
+check('the asset reads its static rendition ready', file?.status === 'ready' && file.width === 320 && file.height === 240 &&
+  Number(file.filesize) > 0 && file.bitrate > 0 && file.type === 'standard', file);
+const mp4res = await fetch(`${process.env.SPACECAST_BASE_URL}/stream/${asset.playback_ids[0].id}/highest.mp4`, { headers: { Range: 'bytes=0-7' } });
+const head = Buffer.from(await mp4res.arrayBuffer());
+check('the MP4 is served with ranges', mp4res.status === 206 && head.length === 8 && head.subarray(4, 8).toString() === 'ftyp', { status: mp4res.status });
+await rejects('a second highest rendition is a BadRequestError', mux.video.assets.createStaticRendition(asset.id, { resolution: 'highest' }), Mux.BadRequestError);
+await rejects('updateMP4Support on an asset with static renditions is a BadRequestError',
+  mux.video.assets.updateMP4Support(asset.id, { mp4_support: 'capped-1080p' }), Mux.BadRequestError, 'mp4_support');
+await mux.video.assets.deleteStaticRendition(asset.id, sr.id);
+check('deleteStaticRendition removes it', !(await mux.video.assets.retrieve(asset.id)).static_renditions);
+await rejects('deleting it again is NotFoundError', mux.video.assets.deleteStaticRendition(asset.id, sr.id), Mux.NotFoundError);
+
 await rejects('a wrong asset id is NotFoundError', mux.video.assets.retrieve('no-such-asset'), Mux.NotFoundError);
 await mux.video.assets.delete(recorded[2]);
 await rejects('a deleted asset is NotFoundError', mux.video.assets.retrieve(recorded[2]), Mux.NotFoundError);
@@ -121,8 +158,7 @@ const missing = [
   ['video.uploads.create', () => mux.video.uploads.create({ new_asset_settings: { playback_policy: ['public'] } }), 'direct uploads'],
   ['video.assets.create', () => mux.video.assets.create({ inputs: [{ url: 'https://example.com/a.mp4' }] }), 'assets are the recordings of live streams'],
   ['video.liveStreams.updateGeneratedSubtitles', () => mux.video.liveStreams.updateGeneratedSubtitles(ls.id, { generated_subtitles: [] }), 'generated subtitles'],
-  ['video.assets.createStaticRendition', () => mux.video.assets.createStaticRendition(recorded[0], { resolution: 'highest' }), 'static (MP4) renditions'],
-  ['video.assets.updateMP4Support', () => mux.video.assets.updateMP4Support(recorded[0], { mp4_support: 'standard' }), 'MP4 support'],
+  ['video.assets.updateMasterAccess', () => mux.video.assets.updateMasterAccess(recorded[0], { master_access: 'temporary' }), 'master access'],
   ['video.assets.createTrack', () => mux.video.assets.createTrack(recorded[0], { url: 'https://example.com/en.vtt', type: 'text', text_type: 'subtitles', language_code: 'en' }), 'asset tracks'],
   ['video.playbackRestrictions.create', () => mux.video.playbackRestrictions.create({ referrer: { allowed_domains: ['*'] } }), 'playback restrictions'],
   ['video.transcriptionVocabularies.list', () => mux.video.transcriptionVocabularies.list(), 'transcription vocabularies'],
