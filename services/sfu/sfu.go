@@ -251,7 +251,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	}
 	var bcast *broadcast.Manager
 	var hosted *server.Server // set below, before any event is consumed
-	if cfg.LivestreamURL != "" || cfg.InternalSecret != "" {
+	if cfg.LivestreamURL != "" { // the internal secret alone (every node has it) does not ask for broadcasts
 		ing, err := broadcast.NewHTTPIngest(cfg.LivestreamURL, cfg.InternalSecret)
 		if err != nil {
 			engine.Close()
@@ -279,7 +279,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 			return nil, fmt.Errorf("sfu: %w", err)
 		}
 	} else {
-		log.Warn("broadcasts are not run on this node (SPACECAST_SFU_LIVESTREAM_URL and SPACECAST_INTERNAL_SECRET unset)")
+		log.Warn("broadcasts are not run on this node (SPACECAST_SFU_LIVESTREAM_URL unset)")
 	}
 	var ice []space.ICEServer
 	if len(cfg.ICEServers) > 0 {
