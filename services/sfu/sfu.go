@@ -250,7 +250,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		return nil, fmt.Errorf("sfu: %w", err)
 	}
 	var bcast *broadcast.Manager
-	var hosted *server.Server // set below, before any event is consumed
+	var hosted *server.Server    // set below, before any event is consumed
 	if cfg.LivestreamURL != "" { // the internal secret alone (every node has it) does not ask for broadcasts
 		ing, err := broadcast.NewHTTPIngest(cfg.LivestreamURL, cfg.InternalSecret)
 		if err != nil {
