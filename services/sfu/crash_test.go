@@ -18,8 +18,8 @@ import (
 
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/testenv"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
+	"github.com/spacecast/spacecast/services/sfu"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
 // lockedBuffer collects a child's output; tests read it while the child writes.
@@ -167,7 +167,7 @@ func (cw *crashWorld) sfu(t *testing.T, nodeID, db string) *proc {
 		"SPACECAST_DATABASE_URL=sqlite:"+db,
 		"SPACECAST_SPACES_URL=http://"+cw.spaces.addr,
 		"SPACECAST_SFU_REDIS_PREFIX="+cw.prefix,
-		"SPACECAST_SFU_PUBLIC_URL=ws://"+addr+rtcproto.Path,
+		"SPACECAST_SFU_PUBLIC_URL=ws://"+addr+sfu.SpacesPath,
 		"SPACECAST_SFU_ICE_BIND_IP=127.0.0.1",
 		"SPACECAST_SFU_UDP_PORT=0",
 		"SPACECAST_SFU_TCP_PORT=0",
@@ -215,11 +215,12 @@ func (cw *crashWorld) status(t *testing.T, id string) string {
 }
 
 // joinAndSeeActive joins a publisher through node and waits for spaces-api to show the space active.
-func (cw *crashWorld) joinAndSeeActive(t *testing.T, node *proc, space string) *rtcclient.Client {
+func (cw *crashWorld) joinAndSeeActive(t *testing.T, node *proc, space string) *spacesclient.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := rtcclient.Join(ctx, "ws://"+node.addr+rtcproto.Path, cw.token(space, "publisher", "alice"), rtcclient.WithLoopbackOnly())
+	c, err := spacesclient.Join(ctx, "ws://"+node.addr+strings.TrimSuffix(sfu.SpacesPath, "/v1"), cw.token(space, "publisher", "alice"),
+		spacesclient.Options{LoopbackOnly: true})
 	if err != nil {
 		t.Fatalf("join: %v (logs: %s)", err, node.logs)
 	}

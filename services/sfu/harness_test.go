@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,8 +27,7 @@ import (
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/testenv"
 	"github.com/spacecast/spacecast/services/sfu"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
 const (
@@ -131,7 +131,7 @@ func (w *world) lookup() sfu.SpaceLookup {
 type node struct {
 	svc     *sfu.Service
 	metrics *prometheus.Registry
-	url     string // ws URL of the signaling socket
+	url     string // ws://host/spaces: the base a page sets as MUX_SPACES_BACKEND_URL
 	http    string
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -161,8 +161,8 @@ func (w *world) node(id string, opts ...nodeOpt) *node {
 	// The public URL must be known before New (heartbeats carry it): reserve the listener first.
 	e := httpapi.NewServer(httpapi.Options{Logger: log})
 	hs := httptest.NewUnstartedServer(e)
-	wsURL := "ws://" + hs.Listener.Addr().String() + rtcproto.Path
-	cfg.PublicURL = wsURL
+	wsURL := "ws://" + hs.Listener.Addr().String() + strings.TrimSuffix(sfu.SpacesPath, "/v1")
+	cfg.PublicURL = wsURL + "/v1"
 	ctx, cancel := context.WithCancel(context.Background())
 	metrics := prometheus.NewRegistry()
 	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: testenv.SQLite(t), Publisher: prod, Brokers: w.brokers,
@@ -288,10 +288,17 @@ func (r *rtcEvents) wait(t *testing.T, typ string, match map[string]string, n in
 	return got
 }
 
-func serverCode(err error) string {
-	var se *rtcclient.ServerError
+// serverError is the error message err carries (type -1 when it carries none).
+func serverError(err error) spacesclient.ServerError {
+	var se *spacesclient.ServerError
 	if errors.As(err, &se) {
-		return se.Code
+		return *se
 	}
-	return ""
+	return spacesclient.ServerError{Type: -1, CloseCode: -1}
+}
+
+// tryJoin connects with loopback-only ICE and returns the refusal, if any.
+func tryJoin(ctx context.Context, n *node, token string, o spacesclient.Options) (*spacesclient.Client, error) {
+	o.LoopbackOnly = true
+	return spacesclient.Join(ctx, n.url, token, o)
 }

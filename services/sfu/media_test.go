@@ -9,12 +9,11 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/spacecast/spacecast/libs/testenv"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
 	"github.com/spacecast/spacecast/services/sfu/internal/synth"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
-// received counts RTP packets per (publisher connection, source) on one client.
+// received counts RTP packets per track id (the publisher's tid) on one client.
 type received struct {
 	mu      sync.Mutex
 	packets map[string]int
@@ -26,8 +25,8 @@ func newReceived() *received {
 	return &received{packets: map[string]int{}, mime: map[string]string{}, kinds: map[string]string{}}
 }
 
-func (r *received) onTrack(rt *rtcclient.RemoteTrack) {
-	key := rt.Info.ConnectionID + "/" + rt.Info.Source
+func (r *received) onTrack(rt *spacesclient.RemoteTrack) {
+	key := rt.TID
 	r.mu.Lock()
 	r.mime[key] = rt.Track.Codec().MimeType
 	r.kinds[key] = rt.Track.Kind().String()
@@ -51,15 +50,19 @@ func (r *received) count(key string) int {
 }
 
 type publisher struct {
-	c    *rtcclient.Client
-	pubs map[string]*rtcclient.Publication
+	c    *spacesclient.Client
+	pubs map[string]*spacesclient.Publication
 }
 
+// tid is the track id of the publication of src.
+func (p *publisher) tid(src string) string { return p.pubs[src].TID }
+
 // publish starts synthetic media for each source ("camera:vp8", "camera:h264",
-// "screenshare:vp8", "microphone") and publishes it.
-func publish(t *testing.T, ctx context.Context, c *rtcclient.Client, specs ...string) *publisher {
+// "screenshare:vp8", "microphone") and publishes it (each call returns once the server
+// answered the offer).
+func publish(t *testing.T, ctx context.Context, c *spacesclient.Client, specs ...string) *publisher {
 	t.Helper()
-	p := &publisher{c: c, pubs: map[string]*rtcclient.Publication{}}
+	p := &publisher{c: c, pubs: map[string]*spacesclient.Publication{}}
 	for _, spec := range specs {
 		src, codec := spec, ""
 		for i := range spec {
@@ -74,7 +77,6 @@ func publish(t *testing.T, ctx context.Context, c *rtcclient.Client, specs ...st
 		capab := webrtc.RTPCodecCapability{MimeType: mime}
 		if codec == "h264" {
 			capab.SDPFmtpLine = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"
-			capab.ClockRate = 90000
 		}
 		kind := "video"
 		if codec == "opus" {
@@ -83,7 +85,7 @@ func publish(t *testing.T, ctx context.Context, c *rtcclient.Client, specs ...st
 		} else {
 			capab.ClockRate = 90000
 		}
-		track, err := webrtc.NewTrackLocalStaticSample(capab, src, "stream-"+src)
+		track, err := webrtc.NewTrackLocalStaticSample(capab, src, spacesclient.NewTrackID())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -98,9 +100,6 @@ func publish(t *testing.T, ctx context.Context, c *rtcclient.Client, specs ...st
 		} else {
 			go synth.Video(mctx, track, 500_000, 30, 30, pub.KeyframeRequests)
 		}
-		if err := c.WaitPublished(ctx, pub); err != nil {
-			t.Fatalf("wait published %s: %v", spec, err)
-		}
 		p.pubs[src] = pub
 	}
 	return p
@@ -114,40 +113,33 @@ func TestTwoPublishersOneSubscriberExchangeRTP(t *testing.T) {
 	defer cancel()
 
 	recvA, recvB, recvC := newReceived(), newReceived(), newReceived()
-	a, err := rtcclient.Join(ctx, n.url, w.token("space-1", "publisher", "alice"), rtcclient.WithLoopbackOnly(), rtcclient.WithOnTrack(recvA.onTrack))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if got := a.Info(); got.SpaceID != "space-1" || got.ParticipantID != "alice" || got.ConnectionID == "" || got.Role != "publisher" || len(got.Participants) != 0 {
+	a := spacesJoin(t, ctx, n.url, w.token("space-1", "publisher", "alice"), spacesclient.Options{OnTrack: recvA.onTrack})
+	if got := a.Info(); got.ParticipantID != "alice" || got.ConnectionID == "" || len(got.Participants) != 0 ||
+		len(got.SubSfus) != 1 || got.SubSfus[0].SfuID != "n1" {
 		t.Fatalf("joined = %+v", got)
 	}
-	publish(t, ctx, a, "microphone", "camera:vp8")
+	ap := publish(t, ctx, a, "microphone", "camera:vp8")
 
-	b, err := rtcclient.Join(ctx, n.url, w.token("space-1", "", "bob"), rtcclient.WithLoopbackOnly(), rtcclient.WithOnTrack(recvB.onTrack))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	if ps := b.Info().Participants; len(ps) != 1 || ps[0].ParticipantID != "alice" || len(ps[0].Tracks) != 2 {
+	// alice's tracks are published once the server receives their media.
+	rtc.wait(t, "track.published", map[string]string{"participant_id": "alice"}, 2)
+	b := spacesJoin(t, ctx, n.url, w.token("space-1", "", "bob"), spacesclient.Options{OnTrack: recvB.onTrack})
+	if ps := b.Info().Participants; len(ps) != 1 || ps[0].ParticipantID != "alice" || ps[0].Role != 1 || len(ps[0].Tracks) != 2 {
 		t.Fatalf("bob's joined participants = %+v", ps)
 	}
 	bp := publish(t, ctx, b, "microphone", "camera:h264", "screenshare:vp8")
 
-	c, err := rtcclient.Join(ctx, n.url, w.token("space-1", "subscriber", "carol"), rtcclient.WithLoopbackOnly(), rtcclient.WithOnTrack(recvC.onTrack))
-	if err != nil {
-		t.Fatal(err)
+	c := spacesJoin(t, ctx, n.url, w.token("space-1", "subscriber", "carol"), spacesclient.Options{OnTrack: recvC.onTrack})
+	if got := c.Info().Participants; len(got) != 2 {
+		t.Fatalf("carol's joined participants = %+v", got)
 	}
-	defer c.Close()
-	if got := c.Info(); got.Role != "subscriber" || len(got.Participants) != 2 {
-		t.Fatalf("carol joined = %+v", got)
-	}
+	nextEvent(t, a, 10*time.Second, "participant_connected carol (subscriber)", func(m spacesclient.Message) bool {
+		return m.ParticipantConnected != nil && m.ParticipantConnected.ParticipantID == "carol" && m.ParticipantConnected.Role == 2
+	})
 
-	aliceConn, bobConn := a.Info().ConnectionID, b.Info().ConnectionID
 	want := map[*received][]string{
-		recvA: {bobConn + "/microphone", bobConn + "/camera", bobConn + "/screenshare"},
-		recvB: {aliceConn + "/microphone", aliceConn + "/camera"},
-		recvC: {aliceConn + "/microphone", aliceConn + "/camera", bobConn + "/microphone", bobConn + "/camera", bobConn + "/screenshare"},
+		recvA: {bp.tid("microphone"), bp.tid("camera"), bp.tid("screenshare")},
+		recvB: {ap.tid("microphone"), ap.tid("camera")},
+		recvC: {ap.tid("microphone"), ap.tid("camera"), bp.tid("microphone"), bp.tid("camera"), bp.tid("screenshare")},
 	}
 	for r, keys := range want {
 		for _, k := range keys {
@@ -155,12 +147,12 @@ func TestTwoPublishersOneSubscriberExchangeRTP(t *testing.T) {
 		}
 	}
 	// Nobody receives its own tracks, and codecs are kept.
-	if recvA.count(aliceConn+"/camera") != 0 || recvB.count(bobConn+"/camera") != 0 {
+	if recvA.count(ap.tid("camera")) != 0 || recvB.count(bp.tid("camera")) != 0 {
 		t.Fatal("a publisher received its own track")
 	}
 	recvC.mu.Lock()
-	if recvC.mime[bobConn+"/camera"] != webrtc.MimeTypeH264 || recvC.mime[aliceConn+"/camera"] != webrtc.MimeTypeVP8 ||
-		recvC.mime[aliceConn+"/microphone"] != webrtc.MimeTypeOpus || recvC.kinds[bobConn+"/screenshare"] != "video" {
+	if recvC.mime[bp.tid("camera")] != webrtc.MimeTypeH264 || recvC.mime[ap.tid("camera")] != webrtc.MimeTypeVP8 ||
+		recvC.mime[ap.tid("microphone")] != webrtc.MimeTypeOpus || recvC.kinds[bp.tid("screenshare")] != "video" {
 		t.Errorf("codecs at the subscriber: %v kinds %v", recvC.mime, recvC.kinds)
 	}
 	recvC.mu.Unlock()
@@ -182,36 +174,25 @@ func TestTwoPublishersOneSubscriberExchangeRTP(t *testing.T) {
 	if err := b.Unpublish(ctx, screen); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, c, rtcproto.TypeTrackUnpublished, screen.TrackID)
-	rtc.wait(t, "track.unpublished", map[string]string{"participant_id": "bob", "track_id": screen.TrackID, "source": "screenshare"}, 1)
+	nextEvent(t, c, 10*time.Second, "remove_track of bob's screenshare", func(m spacesclient.Message) bool {
+		return m.RemoveTrack != nil && m.RemoveTrack.Track.TID == screen.TID && m.RemoveTrack.ConnectionID == b.Info().ConnectionID
+	})
+	rtc.wait(t, "track.unpublished", map[string]string{"participant_id": "bob", "track_id": screen.TID, "source": "screenshare"}, 1)
 
 	// Mute reaches the others.
 	mic := bp.pubs["microphone"]
-	if err := b.Mute(ctx, mic.TrackID, true); err != nil {
+	if err := b.Mute(ctx, mic.TID, true); err != nil {
 		t.Fatal(err)
 	}
-	waitEvent(t, c, rtcproto.TypeTrackMuted, mic.TrackID)
+	nextEvent(t, c, 10*time.Second, "track_muted of bob's microphone", func(m spacesclient.Message) bool {
+		return m.TrackMuted != nil && m.TrackMuted.Track.TID == mic.TID
+	})
 	// Everyone leaves: participant.left for each.
-	for _, cl := range []*rtcclient.Client{a, b, c} {
+	for _, cl := range []*spacesclient.Client{a, b, c} {
 		cl.Leave()
 	}
 	for _, pid := range []string{"alice", "bob", "carol"} {
 		rtc.wait(t, "participant.left", map[string]string{"space_id": "space-1", "participant_id": pid}, 1)
-	}
-}
-
-func waitEvent(t *testing.T, c *rtcclient.Client, typ, trackID string) {
-	t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		select {
-		case ev := <-c.Events():
-			if te, ok := ev.(*rtcproto.TrackEvent); ok && te.Type == typ && te.Track.TrackID == trackID {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %s for track %s", typ, trackID)
-		}
 	}
 }
 
@@ -222,19 +203,10 @@ func TestICETCPFallback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	recv := newReceived()
-	sub, err := rtcclient.Join(ctx, n.url, w.token("space-1", "subscriber", "tcp-sub"), rtcclient.WithLoopbackOnly(),
-		rtcclient.WithTCPOnly(), rtcclient.WithOnTrack(recv.onTrack))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	pub, err := rtcclient.Join(ctx, n.url, w.token("space-1", "publisher", "tcp-pub"), rtcclient.WithLoopbackOnly(), rtcclient.WithTCPOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pub.Close()
-	publish(t, ctx, pub, "camera:vp8")
-	key := pub.Info().ConnectionID + "/camera"
+	sub := spacesJoin(t, ctx, n.url, w.token("space-1", "subscriber", "tcp-sub"), spacesclient.Options{TCPOnly: true, OnTrack: recv.onTrack})
+	pub := spacesJoin(t, ctx, n.url, w.token("space-1", "publisher", "tcp-pub"), spacesclient.Options{TCPOnly: true})
+	p := publish(t, ctx, pub, "camera:vp8")
+	key := p.tid("camera")
 	testenv.Eventually(t, 15*time.Second, func() bool { return recv.count(key) >= 20 }, "20 packets over ICE-TCP (got %d)", recv.count(key))
 	pair, err := sub.SubscribeConnection().SCTP().Transport().ICETransport().GetSelectedCandidatePair()
 	if err != nil || pair == nil || pair.Local.Protocol != webrtc.ICEProtocolTCP {
@@ -249,24 +221,18 @@ func TestNewSubscriberGetsAKeyframeRequestToThePublisher(t *testing.T) {
 	n := w.node("n1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	pc, err := rtcclient.Join(ctx, n.url, w.token("space-1", "publisher", "pub"), rtcclient.WithLoopbackOnly())
+	pc := spacesJoin(t, ctx, n.url, w.token("space-1", "publisher", "pub"), spacesclient.Options{})
+	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v",
+		spacesclient.NewTrackID())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pc.Close()
-	track, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "v", "s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := pc.Publish(ctx, track, rtcproto.SourceCamera)
+	pub, err := pc.Publish(ctx, track, "camera")
 	if err != nil {
 		t.Fatal(err)
 	}
 	never := make(chan struct{}) // the encoder ignores PLI here: the test counts them
 	go synth.Video(ctx, track, 300_000, 30, 1000, never)
-	if err := pc.WaitPublished(ctx, pub); err != nil {
-		t.Fatal(err)
-	}
 	// Drain what publishing itself asked for, then wait for quiet.
 	quiet := time.After(time.Second)
 drain:
@@ -278,11 +244,7 @@ drain:
 			break drain
 		}
 	}
-	sub, err := rtcclient.Join(ctx, n.url, w.token("space-1", "subscriber", "sub"), rtcclient.WithLoopbackOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	spacesJoin(t, ctx, n.url, w.token("space-1", "subscriber", "sub"), spacesclient.Options{})
 	select {
 	case <-pub.KeyframeRequests:
 	case <-time.After(5 * time.Second):

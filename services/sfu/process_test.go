@@ -16,8 +16,8 @@ import (
 	"github.com/spacecast/spacecast/libs/auth"
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/testenv"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
+	"github.com/spacecast/spacecast/services/sfu"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
 // internalAPI plays the keys service's JWKS and spaces-api's space lookup, as the standalone
@@ -101,7 +101,7 @@ func TestKilledProcessNodeIsCleanedUp(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	wsURL := "ws://" + addr + rtcproto.Path
+	base := "ws://" + addr + strings.TrimSuffix(sfu.SpacesPath, "/v1")
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"SPACECAST_HTTP_ADDR="+addr,
@@ -113,7 +113,7 @@ func TestKilledProcessNodeIsCleanedUp(t *testing.T) {
 		"SPACECAST_KEYS_URL="+api.URL,
 		"SPACECAST_SPACES_URL="+api.URL,
 		"SPACECAST_SFU_NODE_ID=proc1",
-		"SPACECAST_SFU_PUBLIC_URL="+wsURL,
+		"SPACECAST_SFU_PUBLIC_URL="+base+"/v1",
 		"SPACECAST_SFU_ICE_BIND_IP=127.0.0.1",
 		"SPACECAST_SFU_UDP_PORT=0",
 		"SPACECAST_SFU_TCP_PORT=0",
@@ -140,7 +140,7 @@ func TestKilledProcessNodeIsCleanedUp(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	a, err := rtcclient.Join(ctx, wsURL, w.token("space-1", "publisher", "victim"), rtcclient.WithLoopbackOnly())
+	a, err := spacesclient.Join(ctx, base, w.token("space-1", "publisher", "victim"), spacesclient.Options{LoopbackOnly: true})
 	if err != nil {
 		t.Fatalf("join the binary: %v (logs: %s)", err, &logs)
 	}
@@ -161,7 +161,7 @@ func TestKilledProcessNodeIsCleanedUp(t *testing.T) {
 		t.Fatalf("%d participants left in Redis", n)
 	}
 	t.Logf("participant.left %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
-	b, err := rtcclient.Join(ctx, n2.url, w.token("space-1", "publisher", "victim"), rtcclient.WithLoopbackOnly())
+	b, err := tryJoin(ctx, n2, w.token("space-1", "publisher", "victim"), spacesclient.Options{})
 	if err != nil {
 		t.Fatalf("rejoin on n2: %v", err)
 	}

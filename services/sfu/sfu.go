@@ -1,5 +1,6 @@
 // Package sfu is the SFU service's wiring: a WebRTC selective forwarding unit on pion/webrtc
-// whose clients join spaces with a space JWT over a WebSocket (docs/rtc-protocol.md), with
+// whose clients join spaces with a space JWT over the Mux Spaces signaling WebSocket
+// (docs/rtc-protocol.md), with
 // participant state in Redis, participant and track events on spacecast.rtc (through an
 // outbox in its own SQL database), and the browser SDK and demo page.
 package sfu
@@ -32,13 +33,12 @@ import (
 	"github.com/spacecast/spacecast/services/sfu/internal/media"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
 	"github.com/spacecast/spacecast/services/sfu/internal/server"
+	"github.com/spacecast/spacecast/services/sfu/internal/space"
 	"github.com/spacecast/spacecast/services/sfu/internal/web"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
 )
 
 // Paths served by Register.
 const (
-	SignalPath = rtcproto.Path     // the signaling WebSocket
 	SpacesPath = server.SpacesPath // the Mux Spaces signaling WebSocket (MUX_SPACES_BACKEND_URL = ws(s)://host/spaces)
 	SDKPath    = "/sdk/spacecast-rtc.js"
 	DemoPath   = "/demo/spaces"
@@ -283,9 +283,9 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	} else {
 		log.Warn("broadcasts are not run on this node (SPACECAST_SFU_LIVESTREAM_URL unset)")
 	}
-	var ice []rtcproto.ICEServer
+	var ice []space.ICEServer
 	if len(cfg.ICEServers) > 0 {
-		ice = []rtcproto.ICEServer{{URLs: cfg.ICEServers}}
+		ice = []space.ICEServer{{URLs: cfg.ICEServers}}
 	}
 	srv := server.New(server.Config{NodeID: cfg.NodeID, PublicURL: cfg.PublicURL, ICEServers: ice,
 		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval,
@@ -321,7 +321,6 @@ func (s *Service) TCPPort() int { return s.engine.TCPPort() }
 
 // Register mounts the signaling WebSocket, the browser SDK and the demo page.
 func (s *Service) Register(e *echo.Echo) {
-	e.GET(SignalPath, echo.WrapHandler(s.srv))
 	e.GET(SpacesPath, echo.WrapHandler(http.HandlerFunc(s.srv.ServeSpaces)))
 	e.GET(SDKPath, echo.WrapHandler(web.SDK()))
 	e.GET(DemoPath, echo.WrapHandler(web.Demo()))

@@ -9,14 +9,11 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/spacecast/spacecast/services/sfu"
 	"github.com/spacecast/spacecast/services/sfu/internal/synth"
 	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
-func spacesBase(n *node) string {
-	return "ws" + strings.TrimPrefix(n.http, "http") + strings.TrimSuffix(sfu.SpacesPath, "/v1")
-}
+func spacesBase(n *node) string { return n.url }
 
 func spacesJoin(t *testing.T, ctx context.Context, base, token string, o spacesclient.Options) *spacesclient.Client {
 	t.Helper()

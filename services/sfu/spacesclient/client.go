@@ -35,14 +35,17 @@ type (
 	Track       = space.Track
 )
 
-// ServerError is an error message received before joined.
+// ServerError is an error message the server sent before joined, or the last one before it
+// closed a joined connection.
 type ServerError struct {
 	Type    int
 	Message string
+	// CloseCode is the WebSocket close status that followed (-1: none was seen).
+	CloseCode websocket.StatusCode
 }
 
 func (e *ServerError) Error() string {
-	return fmt.Sprintf("spaces: error type %d: %s", e.Type, e.Message)
+	return fmt.Sprintf("spaces: error type %d: %s (close %d)", e.Type, e.Message, e.CloseCode)
 }
 
 // ErrClosed is returned by calls on a closed client.
@@ -58,6 +61,8 @@ type Options struct {
 	ReconnectID string
 	// LoopbackOnly gathers only 127.0.0.1 candidates (tests and benchmarks on one machine).
 	LoopbackOnly bool
+	// TCPOnly uses ICE-TCP only, as a client behind a firewall that blocks UDP.
+	TCPOnly bool
 	// MinimalInterceptors registers only NACK and RTCP reports (cheaper for load tests).
 	MinimalInterceptors bool
 	// NoNACK leaves out NACK (with MinimalInterceptors), so measured loss is before repair.
@@ -93,10 +98,11 @@ type Client struct {
 	tracks chan *RemoteTrack
 	events chan Message
 
-	errMu sync.Mutex
-	err   error
-	done  chan struct{}
-	once  sync.Once
+	errMu   sync.Mutex
+	err     error
+	lastErr *ServerError // the last error message after joined
+	done    chan struct{}
+	once    sync.Once
 }
 
 // Join connects to base (ws://host/spaces; the client appends /v1) with token and returns
@@ -145,9 +151,15 @@ func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
 	}
 	switch {
 	case first.Error != nil:
+		se := &ServerError{Type: first.Error.Type, Message: first.Error.Message, CloseCode: -1}
+		// The close that follows says whether the SDK would retry (4000: it does not).
+		rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+		_, _, rerr := conn.Read(rctx)
+		rcancel()
+		se.CloseCode = websocket.CloseStatus(rerr)
 		conn.CloseNow()
 		cancel()
-		return nil, &ServerError{Type: first.Error.Type, Message: first.Error.Message}
+		return nil, se
 	case first.Joined == nil || len(first.Joined.SubSfus) == 0:
 		conn.CloseNow()
 		cancel()
@@ -193,6 +205,9 @@ func newAPI(o Options) (*webrtc.API, error) {
 		s.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() && ip.To4() != nil })
 		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	}
+	if o.TCPOnly {
+		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s)), nil
 }
 
@@ -208,7 +223,8 @@ func (c *Client) Events() <-chan Message { return c.events }
 // Done is closed when the connection ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err is why the connection ended.
+// Err is why the connection ended: a *ServerError when the server sent an error message
+// before closing it.
 func (c *Client) Err() error {
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
@@ -249,12 +265,24 @@ func (c *Client) readLoop() {
 	for {
 		_, b, err := c.conn.Read(c.ctx)
 		if err != nil {
+			c.errMu.Lock()
+			se := c.lastErr
+			c.errMu.Unlock()
+			if se != nil && c.ctx.Err() == nil {
+				se.CloseCode = websocket.CloseStatus(err)
+				err = se
+			}
 			c.finish(err)
 			return
 		}
 		var m Message
 		if err := json.Unmarshal(b, &m); err != nil {
 			continue
+		}
+		if m.Error != nil {
+			c.errMu.Lock()
+			c.lastErr = &ServerError{Type: m.Error.Type, Message: m.Error.Message, CloseCode: -1}
+			c.errMu.Unlock()
 		}
 		switch {
 		case m.SubOffer != nil:
@@ -436,6 +464,9 @@ func (c *Client) CustomEvent(ctx context.Context, payload string) (requestID str
 	id := idgen.New()
 	return id, c.Send(ctx, space.In{RequestID: id, CustomEvent: &space.CustomEvent{ID: id, Payload: payload, Scope: 1}})
 }
+
+// Ping checks the connection with a WebSocket ping.
+func (c *Client) Ping(ctx context.Context) error { return c.conn.Ping(ctx) }
 
 // Leave closes the connection as the SDK's leave() does (no status code).
 func (c *Client) Leave() error {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/libs/testenv"
-	rtcclient "github.com/spacecast/spacecast/services/sfu/client"
+	"github.com/spacecast/spacecast/services/sfu/spacesclient"
 )
 
 // hookReceiver collects signed webhook deliveries, keeping those whose Mux-Signature verifies.
@@ -143,7 +143,7 @@ func TestDevBroadcast(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := rtcclient.Join(ctx, "ws://"+httpAddr+"/rtc/v1/ws", tok, rtcclient.WithLoopbackOnly())
+	c, err := spacesclient.Join(ctx, "ws://"+httpAddr+"/spaces", tok, spacesclient.Options{LoopbackOnly: true})
 	if err != nil {
 		t.Fatalf("join: %v", err)
 	}

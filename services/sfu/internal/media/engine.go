@@ -1,6 +1,6 @@
-// Package media is the SFU's forwarding plane on pion/webrtc: one ICE UDP port (and one
-// ICE-TCP port) shared by every peer connection, rooms of peers, and published tracks
-// forwarded to every other peer of the room.
+// Package media builds the SFU's peer connections on pion/webrtc: the codecs, one ICE UDP
+// port (and one ICE-TCP port) shared by every peer connection, and the bandwidth estimator
+// of subscribe connections. The spaces (internal/space) do the forwarding.
 package media
 
 import (

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
 )
 
 // Heartbeat records this node as alive now.
@@ -243,25 +242,6 @@ func (s *Server) RunKeyCheck(ctx context.Context) {
 // CheckKeysOnce closes the local connections whose signing key no longer exists.
 func (s *Server) CheckKeysOnce(ctx context.Context) {
 	s.mu.Lock()
-	byKey := map[string][]*session{}
-	for _, ss := range s.sessions {
-		ss.mu.Lock()
-		if ss.keyID != "" {
-			byKey[ss.keyID] = append(byKey[ss.keyID], ss)
-		}
-		ss.mu.Unlock()
-	}
-	s.mu.Unlock()
-	for kid, list := range byKey {
-		if s.jwt.HasKey(ctx, kid) {
-			continue
-		}
-		for _, ss := range list {
-			ss.fail(rtcproto.CodeTokenKeyDeleted, "the signing key of this participant's token was deleted")
-		}
-		s.log.Info("signing key deleted: participants disconnected", "kid", kid, "count", len(list))
-	}
-	s.mu.Lock()
 	kids := map[string]bool{}
 	for _, ci := range s.spaceConns {
 		kids[ci.keyID] = true
@@ -278,17 +258,14 @@ func (s *Server) CheckKeysOnce(ctx context.Context) {
 
 func (s *Server) checkTombstones(ctx context.Context) {
 	s.mu.Lock()
-	ids := make([]string, 0, len(s.rooms)+len(s.owners))
-	for id := range s.rooms {
-		ids = append(ids, id)
-	}
+	ids := make([]string, 0, len(s.owners))
 	for id := range s.owners {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
 	for _, id := range ids {
 		if del, err := s.reg.IsDeleted(ctx, id); err == nil && del {
-			s.DisconnectSpace(id, rtcproto.CodeSpaceDeleted, "the space was deleted")
+			s.DisconnectSpace(id, "the space was deleted")
 		}
 	}
 }
@@ -306,7 +283,7 @@ func (s *Server) RunDeletedSubscription(ctx context.Context) {
 			if !ok {
 				return
 			}
-			s.DisconnectSpace(m.Payload, rtcproto.CodeSpaceDeleted, "the space was deleted")
+			s.DisconnectSpace(m.Payload, "the space was deleted")
 		}
 	}
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/spacecast/spacecast/libs/spacejwt"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
 	"github.com/spacecast/spacecast/services/sfu/internal/space"
-	"github.com/spacecast/spacecast/services/sfu/rtcproto"
 )
 
 // SpacesPath is the Mux Spaces signaling WebSocket: pages set
@@ -202,9 +201,6 @@ type connInfo struct {
 func (s *Server) trackConn(c *wsConn, ci connInfo, add bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.spaceConns == nil {
-		s.spaceConns = map[*wsConn]connInfo{}
-	}
 	if add {
 		s.spaceConns[c] = ci
 	} else {
@@ -306,9 +302,6 @@ func (s *Server) admit(ctx context.Context, conn *wsConn, token, managed, displa
 func (s *Server) spaceOwner(id, env string) (*space.Space, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.owners == nil {
-		s.owners = map[string]*space.Space{}
-	}
 	if sp := s.owners[id]; sp != nil {
 		return sp, nil
 	}
@@ -355,10 +348,7 @@ func (s *Server) cameraEncodings() []space.Encoding {
 
 func (s *Server) spaceICEServers() []space.ICEServer {
 	out := []space.ICEServer{}
-	for _, i := range s.cfg.ICEServers {
-		out = append(out, space.ICEServer{URLs: i.URLs, Username: i.Username, Credential: i.Credential})
-	}
-	return out
+	return append(out, s.cfg.ICEServers...)
 }
 
 // spaceHooks write a space's decisions to Redis and the outbox.
@@ -386,17 +376,9 @@ func regTrack(t space.Track) registry.Track {
 func (h spaceHooks) Claim(ctx context.Context, m space.Member) error {
 	s := h.s
 	part := regPart(s, m)
-	occ, code, msg, e := s.claim(ctx, part)
-	if code != "" {
-		switch {
-		case code == rtcproto.CodeDuplicate:
-			return &space.JoinError{Type: space.ErrTypeDuplicate, Message: msg}
-		case code == rtcproto.CodeSpaceDeleted:
-			return &space.JoinError{Type: space.ErrTypeInvalidJWT, Message: "space not found: " + msg}
-		case e != nil:
-			return &space.JoinError{Type: space.ErrTypeUnknown, Message: e.Message}
-		}
-		return &space.JoinError{Type: space.ErrTypeUnknown, Message: msg}
+	occ, err := s.claim(ctx, part)
+	if err != nil {
+		return err
 	}
 	if err := s.ev.emit(ctx, pending{typ: EventParticipantJoined, p: part, data: participantData(part, occ)}); err != nil {
 		s.log.Error("recording participant.joined failed", "err", err)
