@@ -77,6 +77,11 @@ type Config struct {
 	// OnSpaceRetired, if set, runs (on its own goroutine) when a space's owner on this node
 	// retires because its last participant here left.
 	OnSpaceRetired func(spaceID string)
+	// InternalURL is the base URL (ws://host:port) other nodes dial to relay a space's
+	// signaling here ("": connections are not relayed to this node).
+	InternalURL string
+	// InternalSecret authenticates relayed connections between nodes ("": no relaying).
+	InternalSecret string
 }
 
 // Server is one SFU node.
@@ -99,6 +104,7 @@ type Server struct {
 	owners     map[string]*space.Space // Mux Spaces protocol: one owner per space
 	spaceConns map[*wsConn]connInfo
 	metrics    *space.Metrics
+	relays     relaySet // Mux Spaces connections relayed to the node hosting their space
 }
 
 // New builds a node; active may be nil (no reconciliation of space status).
@@ -737,6 +743,7 @@ func (s *Server) Shutdown() {
 		ss.fail(rtcproto.CodeServerShutdown, "the server is shutting down")
 	}
 	s.closeSpaceConns(func(connInfo) bool { return true }, "the server is shutting down")
+	s.relays.closeAll(false)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -764,6 +771,7 @@ func (s *Server) Halt() {
 	for _, c := range conns {
 		_ = c.c.CloseNow()
 	}
+	s.relays.closeAll(true)
 	for _, ss := range list {
 		ss.mu.Lock()
 		peer := ss.peer
