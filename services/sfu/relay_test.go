@@ -431,3 +431,45 @@ func TestRelayConcurrentFirstJoins(t *testing.T) {
 		t.Fatalf("the other node relayed %v connections, want %d", v, n/2)
 	}
 }
+
+// TestRelayAfterLostClaim: a node whose local attempt loses the claim (Redis gives the space
+// to another live node) relays the connection there instead of refusing it; a local owner
+// whose first join was refused retires instead of lingering.
+func TestRelayAfterLostClaim(t *testing.T) {
+	w := newWorld(t)
+	n1, n2 := w.node("n1", withRelaySecret), w.node("n2", withRelaySecret)
+	gw := newGateway(t, n1, n2)
+	reg := newRegistry(t, w)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	gw.pin(1)
+	spacesJoin(t, ctx, gw.base, w.token("space-2", "publisher", "alice"), spacesclient.Options{})
+	// The space moves to n1 under n2's feet: n2 still has its owner, so its next join is
+	// attempted locally and the claim answers wrong_node.
+	if err := w.rdb.Set(ctx, w.prefix+"{space:space-2}:node", "n1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	bob := spacesJoin(t, ctx, gw.base, w.token("space-2", "publisher", "bob"), spacesclient.Options{})
+	if nodes := spaceNodes(t, reg, "space-2"); nodes["bob"] != "n1" || nodes["alice"] != "n2" {
+		t.Fatalf("registry: %v, want bob on n1 (relayed) and alice on n2", nodes)
+	}
+	if got := bob.Info().Participants; len(got) != 0 {
+		t.Fatalf("bob's joined lists %+v; n1's owner has nobody else", got)
+	}
+	if v := metricValue(t, n2, "spacecast_sfu_relayed_connections_total"); v != 1 {
+		t.Fatalf("n2 relayed %v connections, want 1", v)
+	}
+	// A first join refused by the claim (the participant is connected through another node)
+	// leaves no owner behind.
+	if err := w.rdb.HSet(ctx, w.prefix+"{space:space-1}:participants", "ghost",
+		`{"space_id":"space-1","participant_id":"ghost","connection_id":"c-ghost","node_id":"n1"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := spacesclient.Join(ctx, gw.base, w.token("space-1", "publisher", "ghost"), spacesclient.Options{LoopbackOnly: true})
+	var se *spacesclient.ServerError
+	if !errors.As(err, &se) || se.Type != 3 {
+		t.Fatalf("ghost's join: %v, want error type 3", err)
+	}
+	testenv.Eventually(t, 5*time.Second, func() bool { return !n2.svc.HostedSpace("space-1") },
+		"n2's refused owner of space-1 retired")
+}

@@ -48,10 +48,6 @@ const (
 type Config struct {
 	NodeID            string        // SPACECAST_SFU_NODE_ID (default: hostname + random suffix)
 	PublicURL         string        // SPACECAST_SFU_PUBLIC_URL: ws(s)://host:port/spaces/v1 as clients reach this node
-	// InternalURL (SPACECAST_SFU_INTERNAL_URL): ws(s)://host:port where the other nodes reach
-	// this node's /spaces/v1 to relay connections of the spaces it hosts (the command
-	// defaults it to ws://<hostname>:<port of SPACECAST_HTTP_ADDR>; "": nothing is relayed here).
-	InternalURL string
 	ICEBindIP         string        // SPACECAST_SFU_ICE_BIND_IP: address of the ICE sockets ("" = all)
 	UDPPort           int           // SPACECAST_SFU_UDP_PORT (7882; 0 = any free port)
 	TCPPort           int           // SPACECAST_SFU_TCP_PORT (7881; 0 = any free port, -1 = no ICE-TCP)
@@ -68,8 +64,13 @@ type Config struct {
 	ReconnectWindow   time.Duration // SPACECAST_SFU_RECONNECT_WINDOW (10s): a dropped connection may resume with reconnect_id, unseen by others
 	MaxParticipants   int           // SPACECAST_SFU_MAX_PARTICIPANTS (0 = no limit): per space and node
 	Simulcast         bool          // SPACECAST_SFU_SIMULCAST (true): camera publishers send three layers, each subscriber gets one
-	// Broadcasts: with both set, the node hosting a space runs its active broadcast (compositor
-	// publishing RTMP to the ingest livestream gives at /internal/v1/broadcasts/{id}/ingest).
+	// InternalURL (SPACECAST_SFU_INTERNAL_URL): ws(s)://host:port where the other nodes reach
+	// this node's /spaces/v1 to relay connections of the spaces it hosts (the command
+	// defaults it to ws://<hostname>:<port of SPACECAST_HTTP_ADDR>; "": nothing is relayed here).
+	InternalURL string
+	// Broadcasts: with SPACECAST_SFU_LIVESTREAM_URL set, the node hosting a space runs its
+	// active broadcast (compositor publishing RTMP to the ingest livestream gives at
+	// /internal/v1/broadcasts/{id}/ingest).
 	LivestreamURL   string // SPACECAST_SFU_LIVESTREAM_URL: the livestream service's internal base URL ("": broadcasts not run)
 	InternalSecret  string // SPACECAST_INTERNAL_SECRET: authenticates the ingest lookup and relays between nodes
 	BroadcastPreset string // SPACECAST_BROADCAST_PRESET (veryfast): the broadcast encoder's x264 preset
