@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/spacecast/spacecast/libs/testenv"
 	"github.com/spacecast/spacecast/services/sfu"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
@@ -472,4 +474,50 @@ func TestRelayAfterLostClaim(t *testing.T) {
 	}
 	testenv.Eventually(t, 5*time.Second, func() bool { return !n2.svc.HostedSpace("space-1") },
 		"n2's refused owner of space-1 retired")
+}
+
+// TestRelayingNodeShutdown: a relaying node that shuts down closes its relayed clients with
+// 1012 (the SDK reconnects) and the hosting node keeps them for the reconnect window.
+func TestRelayingNodeShutdown(t *testing.T) {
+	w := newWorld(t)
+	n1, n2 := w.node("n1", withRelaySecret), w.node("n2", withRelaySecret)
+	gw := newGateway(t, n1, n2)
+	evs := w.watchRTC()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	alice := spacesJoin(t, ctx, gw.base, w.token("space-1", "publisher", "alice"), spacesclient.Options{}) // n1
+	bob := spacesJoin(t, ctx, gw.base, w.token("space-1", "publisher", "bob"), spacesclient.Options{})     // n2 → n1
+	conn := bob.Info().ConnectionID
+	nextEvent(t, alice, 10*time.Second, "participant_connected bob", func(m spacesclient.Message) bool {
+		return m.ParticipantConnected != nil && m.ParticipantConnected.ParticipantID == "bob"
+	})
+	n2.cancel()
+	select {
+	case <-bob.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("bob's relayed connection stayed open while n2 shut down")
+	}
+	if st := websocket.CloseStatus(bob.Err()); st != websocket.StatusServiceRestart {
+		t.Fatalf("bob's socket closed with %v (%v), want 1012", st, bob.Err())
+	}
+	<-n2.done
+	gw.setDown(1)
+	bob2 := spacesJoin(t, ctx, gw.base, w.token("space-1", "publisher", "bob"), spacesclient.Options{ReconnectID: "bob"})
+	if bob2.Info().ConnectionID != conn {
+		t.Fatalf("bob came back as connection %s, want %s", bob2.Info().ConnectionID, conn)
+	}
+	quiet := time.After(1 * time.Second)
+	for done := false; !done; {
+		select {
+		case m := <-alice.Events():
+			if m.ParticipantDisconnected != nil || m.ParticipantConnected != nil {
+				t.Fatalf("alice saw %+v during bob's move", m)
+			}
+		case <-quiet:
+			done = true
+		}
+	}
+	if l := evs.find("participant.left", map[string]string{"participant_id": "bob"}); len(l) != 0 {
+		t.Fatalf("participant.left for bob: %d events, want 0", len(l))
+	}
 }

@@ -242,8 +242,13 @@ func (rl *relay) run(parent context.Context) {
 			_ = rl.client.CloseNow()
 			_ = rl.up.CloseNow()
 		} else {
-			go func() { _ = rl.up.Close(websocket.StatusServiceRestart, "the relaying node is shutting down") }()
+			upDone := make(chan struct{})
+			go func() {
+				defer close(upDone)
+				_ = rl.up.Close(websocket.StatusServiceRestart, "the relaying node is shutting down")
+			}()
 			_ = rl.client.Close(websocket.StatusServiceRestart, "the node is shutting down")
+			<-upDone
 		}
 	}
 	cancel() // a read cut by the context closes its socket
