@@ -161,6 +161,9 @@ func (w *world) node(id string, opts ...nodeOpt) *node {
 	// The public URL must be known before New (heartbeats carry it): reserve the listener first.
 	e := httpapi.NewServer(httpapi.Options{Logger: log})
 	hs := httptest.NewUnstartedServer(e)
+	if cfg.InternalURL == "" {
+		cfg.InternalURL = "ws://" + hs.Listener.Addr().String()
+	}
 	wsURL := "ws://" + hs.Listener.Addr().String() + strings.TrimSuffix(sfu.SpacesPath, "/v1")
 	cfg.PublicURL = wsURL + "/v1"
 	ctx, cancel := context.WithCancel(context.Background())

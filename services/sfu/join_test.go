@@ -360,10 +360,10 @@ func TestDuplicateParticipantRefused(t *testing.T) {
 	}
 }
 
-// TestSpaceOnAnotherNodeIsRefused: a space lives on one node, and signaling is not relayed
-// between nodes yet; the SDK cannot follow a redirect either (the page fixes the URL). So a
-// connection that reaches another node is refused (type 0, close 4000: the SDK's join()
-// rejects and does not retry) and the space's participants see nothing of it. Joining
+// TestSpaceOnAnotherNodeIsRefused: a space lives on one node; without SPACECAST_INTERNAL_SECRET
+// nodes neither relay nor accept relays (relay_test.go covers relaying), and the SDK cannot
+// follow a redirect (the page fixes the URL). So a connection that reaches another node is
+// refused (type 0, naming the host) and the space's participants see nothing of it. Joining
 // through the hosting node works.
 func TestSpaceOnAnotherNodeIsRefused(t *testing.T) {
 	w := newWorld(t)

@@ -64,10 +64,15 @@ type Config struct {
 	ReconnectWindow   time.Duration // SPACECAST_SFU_RECONNECT_WINDOW (10s): a dropped connection may resume with reconnect_id, unseen by others
 	MaxParticipants   int           // SPACECAST_SFU_MAX_PARTICIPANTS (0 = no limit): per space and node
 	Simulcast         bool          // SPACECAST_SFU_SIMULCAST (true): camera publishers send three layers, each subscriber gets one
-	// Broadcasts: with both set, the node hosting a space runs its active broadcast (compositor
-	// publishing RTMP to the ingest livestream gives at /internal/v1/broadcasts/{id}/ingest).
+	// InternalURL (SPACECAST_SFU_INTERNAL_URL): ws(s)://host:port where the other nodes reach
+	// this node's /spaces/v1 to relay connections of the spaces it hosts (the command
+	// defaults it to ws://<hostname>:<port of SPACECAST_HTTP_ADDR>; "": nothing is relayed here).
+	InternalURL string
+	// Broadcasts: with SPACECAST_SFU_LIVESTREAM_URL set, the node hosting a space runs its
+	// active broadcast (compositor publishing RTMP to the ingest livestream gives at
+	// /internal/v1/broadcasts/{id}/ingest).
 	LivestreamURL   string // SPACECAST_SFU_LIVESTREAM_URL: the livestream service's internal base URL ("": broadcasts not run)
-	InternalSecret  string // SPACECAST_INTERNAL_SECRET: authenticates the ingest lookup
+	InternalSecret  string // SPACECAST_INTERNAL_SECRET: authenticates the ingest lookup and relays between nodes
 	BroadcastPreset string // SPACECAST_BROADCAST_PRESET (veryfast): the broadcast encoder's x264 preset
 	// BackgroundAllowNetworks: CIDRs a broadcast background may be fetched from although the
 	// SSRF rules refuse them (SPACECAST_BROADCAST_BACKGROUND_ALLOW_NETWORKS, e.g. 127.0.0.0/8 in dev).
@@ -79,6 +84,7 @@ func LoadConfig(r *envconfig.Reader) Config {
 	c := Config{
 		NodeID:                  r.String("SPACECAST_SFU_NODE_ID", ""),
 		PublicURL:               r.String("SPACECAST_SFU_PUBLIC_URL", ""),
+		InternalURL:             r.String("SPACECAST_SFU_INTERNAL_URL", ""),
 		ICEBindIP:               r.String("SPACECAST_SFU_ICE_BIND_IP", ""),
 		UDPPort:                 r.Int("SPACECAST_SFU_UDP_PORT", 7882),
 		TCPPort:                 r.Int("SPACECAST_SFU_TCP_PORT", 7881),
@@ -123,6 +129,9 @@ func LoadConfig(r *envconfig.Reader) Config {
 	}
 	if c.KeyCheckInterval <= 0 {
 		r.Fail("SPACECAST_SFU_KEY_CHECK_INTERVAL", "must be positive")
+	}
+	if c.InternalURL != "" && !strings.HasPrefix(c.InternalURL, "ws://") && !strings.HasPrefix(c.InternalURL, "wss://") {
+		r.Fail("SPACECAST_SFU_INTERNAL_URL", "want ws://host:port or wss://host:port")
 	}
 	if c.MaxTokenLifetime < time.Minute {
 		r.Fail("SPACECAST_SFU_MAX_TOKEN_LIFETIME", "must be at least 1m")
@@ -291,6 +300,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		HeartbeatInterval: cfg.HeartbeatInterval, NodeTimeout: cfg.NodeTimeout, CleanupInterval: cfg.CleanupInterval,
 		ReconcileInterval: cfg.ReconcileInterval, KeyCheckInterval: cfg.KeyCheckInterval,
 		ReconnectWindow: cfg.ReconnectWindow, MaxParticipants: cfg.MaxParticipants, Simulcast: cfg.Simulcast, Registerer: d.Metrics,
+		InternalURL: cfg.InternalURL, InternalSecret: cfg.InternalSecret,
 		OnSpaceRetired: func(id string) {
 			if bcast != nil {
 				bcast.Stop(id)
@@ -306,7 +316,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		engine.Close()
 		return nil, fmt.Errorf("sfu: first heartbeat: %w", err)
 	}
-	log.Info("sfu ready", "udp_port", engine.UDPPort(), "tcp_port", engine.TCPPort())
+	if cfg.InternalSecret == "" {
+		log.Warn("no connection is relayed to or from other nodes (SPACECAST_INTERNAL_SECRET unset): run one node or route each space to its node")
+	} else if cfg.InternalURL == "" {
+		log.Warn("other nodes cannot relay connections to this node (SPACECAST_SFU_INTERNAL_URL unset)")
+	}
+	log.Info("sfu ready", "udp_port", engine.UDPPort(), "tcp_port", engine.TCPPort(), "internal_url", cfg.InternalURL)
 	return &Service{cfg: cfg, log: log, db: d.DB, reg: reg, engine: engine, srv: srv, relay: relay, cons: cons, bcast: bcast}, nil
 }
 

@@ -32,6 +32,9 @@ func main() {
 			if err != nil {
 				return nil, err
 			}
+			if cfg.InternalURL == "" {
+				cfg.InternalURL = sfu.DefaultInternalURL(c.Base.HTTPAddr)
+			}
 			return sfu.New(ctx, cfg, sfu.Deps{Logger: c.Log, DB: c.DB, Publisher: c.Producer, Brokers: c.Base.Brokers, Redis: c.Redis,
 				JWT: verifier, Spaces: spaces, ActiveSpaces: spaces, Metrics: c.Metrics})
 		}))

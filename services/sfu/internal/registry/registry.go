@@ -416,12 +416,15 @@ func (r *Registry) NodeParticipants(ctx context.Context, node, space string) ([]
 	return out, nil
 }
 
-// ForgetNode removes a cleaned-up node's heartbeat, URL and space list.
+// ForgetNode removes a cleaned-up node's heartbeat, URLs and space list.
 func (r *Registry) ForgetNode(ctx context.Context, node string) error {
 	if err := r.rdb.ZRem(ctx, r.heartbeatsKey(), node).Err(); err != nil {
 		return err
 	}
 	if err := r.rdb.HDel(ctx, r.urlsKey(), node).Err(); err != nil {
+		return err
+	}
+	if err := r.rdb.HDel(ctx, r.internalURLsKey(), node).Err(); err != nil {
 		return err
 	}
 	return r.rdb.Del(ctx, r.nodeSpacesKey(node)).Err()

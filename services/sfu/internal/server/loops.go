@@ -9,7 +9,13 @@ import (
 
 // Heartbeat records this node as alive now.
 func (s *Server) Heartbeat(ctx context.Context) error {
-	return s.reg.Heartbeat(ctx, s.cfg.NodeID, s.cfg.PublicURL, time.Now())
+	if err := s.reg.Heartbeat(ctx, s.cfg.NodeID, s.cfg.PublicURL, time.Now()); err != nil {
+		return err
+	}
+	if s.cfg.InternalURL == "" {
+		return nil
+	}
+	return s.reg.SetInternalURL(ctx, s.cfg.NodeID, s.cfg.InternalURL)
 }
 
 // RunHeartbeats heartbeats every HeartbeatInterval until ctx ends or the node is halted.

@@ -70,6 +70,11 @@ type Config struct {
 	// OnSpaceRetired, if set, runs (on its own goroutine) when a space's owner on this node
 	// retires because its last participant here left.
 	OnSpaceRetired func(spaceID string)
+	// InternalURL is the base URL (ws://host:port) other nodes dial to relay a space's
+	// signaling here ("": connections are not relayed to this node).
+	InternalURL string
+	// InternalSecret authenticates relayed connections between nodes ("": no relaying).
+	InternalSecret string
 }
 
 // Server is one SFU node.
@@ -90,6 +95,7 @@ type Server struct {
 	owners     map[string]*space.Space // one owner goroutine per space hosted here
 	spaceConns map[*wsConn]connInfo
 	metrics    *space.Metrics
+	relays     relaySet // Mux Spaces connections relayed to the node hosting their space
 }
 
 // New builds a node; active may be nil (no reconciliation of space status).
@@ -156,8 +162,7 @@ func (s *Server) claim(ctx context.Context, p registry.Participant) (registry.Oc
 				Message: "participant_id " + p.ParticipantID + " is already connected to this space"}
 		}
 		if errors.As(err, &ne) && errors.Is(err, registry.ErrWrongNode) {
-			return occ, &space.JoinError{Type: space.ErrTypeUnknown,
-				Message: "the space is hosted by node " + ne.NodeID + " and this node does not relay to it"}
+			return occ, &wrongNodeError{nodeID: ne.NodeID} // relayed there, or refused (relayAfterClaim)
 		}
 		s.log.Error("registry claim failed", "err", err)
 		return occ, &space.JoinError{Type: space.ErrTypeUnknown, Message: "registry unavailable"}
@@ -190,6 +195,7 @@ func (s *Server) isHalted() bool {
 // Shutdown disconnects everyone (with events) and waits for the connections to end.
 func (s *Server) Shutdown() {
 	s.closeSpaceConns(func(connInfo) bool { return true }, "the server is shutting down")
+	s.relays.closeAll(false)
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -211,4 +217,5 @@ func (s *Server) Halt() {
 	for _, c := range conns {
 		_ = c.c.CloseNow()
 	}
+	s.relays.closeAll(true)
 }

@@ -31,6 +31,7 @@ type wsConn struct {
 	mu     sync.Mutex
 	code   websocket.StatusCode
 	reason string
+	route  route // relaying decisions (relay.go)
 }
 
 var _ space.Conn = (*wsConn)(nil)
@@ -90,9 +91,11 @@ func (w *wsConn) writer(ctx context.Context) {
 					}
 				default:
 					w.mu.Lock()
-					code, reason := w.code, w.reason
+					code, reason, off := w.code, w.reason, w.route.handedOff
 					w.mu.Unlock()
-					_ = w.c.Close(code, reason)
+					if !off {
+						_ = w.c.Close(code, reason)
+					}
 					return
 				}
 			}
@@ -108,6 +111,10 @@ func (w *wsConn) refuse(typ int, msg string) {
 
 // ServeSpaces accepts a Mux Spaces SDK connection.
 func (s *Server) ServeSpaces(w http.ResponseWriter, r *http.Request) {
+	relayed, ok := s.incomingRelay(w, r)
+	if !ok {
+		return
+	}
 	// The token in the query is the only credential: pages of any origin may connect.
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
@@ -119,11 +126,18 @@ func (s *Server) ServeSpaces(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	conn := newWSConn(c)
+	conn.route.relayed = relayed
 	wdone := make(chan struct{})
 	go func() { defer close(wdone); conn.writer(ctx) }()
 	defer func() { <-wdone }()
 	q := r.URL.Query()
 	h, ok := s.admit(ctx, conn, q.Get("token"), q.Get("managed_subscriptions"), q.Get("display_name"), q.Get("reconnect_id"))
+	if !ok && conn.relayTarget() != "" {
+		conn.handOff()
+		<-wdone
+		s.relaySpaces(ctx, c, r, conn.relayTarget())
+		return
+	}
 	if !ok {
 		// Read until the client goes so the error reaches it before the close.
 		go func() {
@@ -271,6 +285,9 @@ func (s *Server) admit(ctx context.Context, conn *wsConn, token, managed, displa
 	}
 	req := space.JoinRequest{Member: space.Member{SpaceID: info.ID, EnvironmentID: info.EnvironmentID, ParticipantID: pid,
 		Role: claims.Role, JoinedAt: time.Now()}, DisplayName: displayName, Managed: n, ReconnectID: reconnectID, Conn: conn}
+	if s.routeElsewhere(ctx, conn, info.ID) {
+		return nil, false
+	}
 	for range 5 {
 		sp, err := s.spaceOwner(info.ID, info.EnvironmentID)
 		if err != nil {
@@ -280,6 +297,9 @@ func (s *Server) admit(ctx context.Context, conn *wsConn, token, managed, displa
 		h, err := sp.Join(ctx, req)
 		if errors.Is(err, space.ErrClosed) {
 			continue
+		}
+		if s.relayAfterClaim(conn, err) {
+			return nil, false
 		}
 		var je *space.JoinError
 		if errors.As(err, &je) {

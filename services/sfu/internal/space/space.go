@@ -97,7 +97,8 @@ type Space struct {
 	names    map[string]string // participant id -> display name last set
 	seq      int64
 	joinSeq  int
-	trackSeq int // tracks in the order their media first arrived (owner goroutine)
+	trackSeq int  // tracks in the order their media first arrived (owner goroutine)
+	tried    bool // a join was attempted: the owner retires when no participant is left
 	bcasting bool
 	tap      Tap               // the hidden subscriber (a broadcast), nil without
 	speakers *speaker.Detector // keyed by microphone track id
@@ -190,7 +191,7 @@ func (s *Space) loop() {
 			s.tickLayers(now)
 		case f := <-s.cmds:
 			f()
-			if len(s.peers) == 0 && s.joinSeq > 0 {
+			if len(s.peers) == 0 && (s.joinSeq > 0 || s.tried) {
 				if s.cfg.OnEmpty != nil {
 					s.cfg.OnEmpty(s)
 				}
@@ -308,6 +309,7 @@ func (s *Space) CloseAll(e Error, code int) {
 }
 
 func (s *Space) join(ctx context.Context, req JoinRequest) (*Handle, error) {
+	s.tried = true
 	m := req.Member
 	var old *peer
 	if ex := s.byPID[m.ParticipantID]; ex != nil {
