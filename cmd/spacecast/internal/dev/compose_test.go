@@ -278,6 +278,24 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 		_, res := api(t, "GET", base+"/video/v1/spaces/"+space, "")
 		return res["data"].(map[string]any)["status"] == "active"
 	}, "space never became active")
+	// Every camera's media must have reached the SFU before the start: the compositor lays out
+	// the tracks it has in join order, and a camera whose media came later takes the next free
+	// tile. A remote track shows up at a client with its first packet, so each client waiting
+	// for the other cameras proves every camera is flowing.
+	for i, c := range clients {
+		seen := map[string]bool{}
+		deadline := time.After(20 * time.Second)
+		for len(seen) < len(clients)-1 {
+			select {
+			case rt := <-c.Tracks():
+				if rt.Track.Kind() == webrtc.RTPCodecTypeVideo {
+					seen[rt.TID] = true
+				}
+			case <-deadline:
+				t.Fatalf("%s received %d of the other %d cameras", parts[i].name, len(seen), len(clients)-1)
+			}
+		}
+	}
 	if st, res := api(t, "POST", bc+"/"+bid+"/start", ""); st != 200 {
 		t.Fatalf("start = %d %v", st, res)
 	}
