@@ -91,32 +91,9 @@ func TestDevBroadcast(t *testing.T) {
 	}
 	base := "http://" + httpAddr
 
-	recv := &hookReceiver{}
-	hooks := httptest.NewServer(recv)
-	defer hooks.Close()
-	st, res := api(t, "POST", base+"/system/v1/webhooks", `{"address":"`+hooks.URL+`","events":["video.space.broadcast.created",`+
-		`"video.space.broadcast.active","video.space.broadcast.idle","video.space.broadcast.deleted"]}`)
-	if st != 201 {
-		t.Fatalf("webhook create = %d %v", st, res)
-	}
-	recv.mu.Lock()
-	recv.secret, _ = res["data"].(map[string]any)["signing_secret"].(string)
-	recv.mu.Unlock()
-
-	st, res = api(t, "POST", base+"/video/v1/live-streams", `{"playback_policy":"public","reconnect_window":60}`)
-	if st != 201 {
-		t.Fatalf("create live stream = %d %v", st, res)
-	}
-	ls := res["data"].(map[string]any)
-	lsID, key := ls["id"].(string), ls["stream_key"].(string)
-	lsStatus := func() string {
-		_, res := api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
-		s, _ := res["data"].(map[string]any)["status"].(string)
-		return s
-	}
-	_, res = api(t, "POST", base+"/video/v1/spaces", "{}")
-	space := res["data"].(map[string]any)["id"].(string)
-	bc := base + "/video/v1/spaces/" + space + "/broadcasts"
+	recv := subscribeHooks(t, base, "video.space.broadcast.created", "video.space.broadcast.active", "video.space.broadcast.idle", "video.space.broadcast.deleted")
+	fx := newBroadcastFixture(t, base)
+	lsID, key, lsStatus, space, bc := fx.lsID, fx.streamKey, fx.lsStatus, fx.space, fx.broadcasts
 	var bid string
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		st, res := api(t, "POST", bc, `{"live_stream_id":"`+lsID+`","resolution":"1280x720"}`)
@@ -134,7 +111,7 @@ func TestDevBroadcast(t *testing.T) {
 		t.Fatalf("start while the space is idle = %d, want 409", st)
 	}
 
-	_, res = api(t, "POST", base+"/system/v1/signing-keys", "")
+	_, res := api(t, "POST", base+"/system/v1/signing-keys", "")
 	sk := res["data"].(map[string]any)
 	tok, err := spacejwt.Sign([]byte(sk["private_key"].(string)), sk["id"].(string),
 		spacejwt.SignClaims{Audience: spacejwt.AudienceRT, Subject: space, ParticipantID: "host"})
@@ -210,4 +187,53 @@ func TestDevBroadcast(t *testing.T) {
 			t.Fatalf("delivery %v", b)
 		}
 	}
+}
+
+// subscribeHooks registers a webhook endpoint for events with the dev server at base; the
+// receiver verifies each delivery's signature with the endpoint's secret.
+func subscribeHooks(t *testing.T, base string, events ...string) *hookReceiver {
+	t.Helper()
+	recv := &hookReceiver{}
+	hooks := httptest.NewServer(recv)
+	t.Cleanup(hooks.Close)
+	body, _ := json.Marshal(map[string]any{"address": hooks.URL, "events": events})
+	st, res := api(t, "POST", base+"/system/v1/webhooks", string(body))
+	if st != 201 {
+		t.Fatalf("webhook create = %d %v", st, res)
+	}
+	recv.mu.Lock()
+	recv.secret, _ = res["data"].(map[string]any)["signing_secret"].(string)
+	recv.mu.Unlock()
+	return recv
+}
+
+// broadcastFixture is a public live stream (reconnect window 60 s) and a space to broadcast
+// it from, created through the dev server's API.
+type broadcastFixture struct {
+	lsID, playbackID, streamKey string
+	space, broadcasts           string // broadcasts: the space's broadcasts URL
+	lsStatus                    func() string
+}
+
+func newBroadcastFixture(t *testing.T, base string) broadcastFixture {
+	t.Helper()
+	st, res := api(t, "POST", base+"/video/v1/live-streams", `{"playback_policy":"public","reconnect_window":60}`)
+	if st != 201 {
+		t.Fatalf("create live stream = %d %v", st, res)
+	}
+	ls := res["data"].(map[string]any)
+	fx := broadcastFixture{lsID: ls["id"].(string), streamKey: ls["stream_key"].(string),
+		playbackID: ls["playback_ids"].([]any)[0].(map[string]any)["id"].(string)}
+	fx.lsStatus = func() string {
+		_, res := api(t, "GET", base+"/video/v1/live-streams/"+fx.lsID, "")
+		s, _ := res["data"].(map[string]any)["status"].(string)
+		return s
+	}
+	st, res = api(t, "POST", base+"/video/v1/spaces", "{}")
+	if st != 201 {
+		t.Fatalf("create space = %d %v", st, res)
+	}
+	fx.space = res["data"].(map[string]any)["id"].(string)
+	fx.broadcasts = base + "/video/v1/spaces/" + fx.space + "/broadcasts"
+	return fx
 }

@@ -298,33 +298,9 @@ func testBroadcastChromium(t *testing.T, tc chromeCase) {
 	defer p.stop(t)
 	base := "http://" + httpAddr
 
-	recv := &hookReceiver{}
-	hooks := httptest.NewServer(recv)
-	defer hooks.Close()
-	st, res := api(t, "POST", base+"/system/v1/webhooks", `{"address":"`+hooks.URL+`","events":["video.live_stream.connected",`+
-		`"video.live_stream.recording","video.live_stream.active","video.live_stream.idle"]}`)
-	if st != 201 {
-		t.Fatalf("webhook create = %d %v", st, res)
-	}
-	recv.mu.Lock()
-	recv.secret, _ = res["data"].(map[string]any)["signing_secret"].(string)
-	recv.mu.Unlock()
-
-	st, res = api(t, "POST", base+"/video/v1/live-streams", `{"playback_policy":"public","reconnect_window":60}`)
-	if st != 201 {
-		t.Fatalf("create live stream = %d %v", st, res)
-	}
-	ls := res["data"].(map[string]any)
-	lsID := ls["id"].(string)
-	pid := ls["playback_ids"].([]any)[0].(map[string]any)["id"].(string)
-	lsStatus := func() string {
-		_, res := api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
-		s, _ := res["data"].(map[string]any)["status"].(string)
-		return s
-	}
-	_, res = api(t, "POST", base+"/video/v1/spaces", "{}")
-	space := res["data"].(map[string]any)["id"].(string)
-	bc := base + "/video/v1/spaces/" + space + "/broadcasts"
+	recv := subscribeHooks(t, base, "video.live_stream.connected", "video.live_stream.recording", "video.live_stream.active", "video.live_stream.idle")
+	fx := newBroadcastFixture(t, base)
+	lsID, pid, lsStatus, space, bc := fx.lsID, fx.playbackID, fx.lsStatus, fx.space, fx.broadcasts
 	var bid string
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		st, res := api(t, "POST", bc, `{"live_stream_id":"`+lsID+`","resolution":"1280x720","layout":"`+tc.layout+`"}`)
@@ -339,7 +315,7 @@ func testBroadcastChromium(t *testing.T, tc chromeCase) {
 		return s
 	}
 
-	_, res = api(t, "POST", base+"/system/v1/signing-keys", "")
+	_, res := api(t, "POST", base+"/system/v1/signing-keys", "")
 	sk := res["data"].(map[string]any)
 	var joins []chromeJoin
 	for _, pt := range tc.parts {

@@ -205,21 +205,8 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 		defer img.Close()
 		bgField = `,"background":"` + img.URL + `/bg.png"`
 	}
-	st, res := api(t, "POST", base+"/video/v1/live-streams", `{"playback_policy":"public","reconnect_window":60}`)
-	if st != 201 {
-		t.Fatalf("create live stream = %d %v", st, res)
-	}
-	ls := res["data"].(map[string]any)
-	lsID := ls["id"].(string)
-	pid := ls["playback_ids"].([]any)[0].(map[string]any)["id"].(string)
-	lsStatus := func() string {
-		_, res := api(t, "GET", base+"/video/v1/live-streams/"+lsID, "")
-		s, _ := res["data"].(map[string]any)["status"].(string)
-		return s
-	}
-	_, res = api(t, "POST", base+"/video/v1/spaces", "{}")
-	space := res["data"].(map[string]any)["id"].(string)
-	bc := base + "/video/v1/spaces/" + space + "/broadcasts"
+	fx := newBroadcastFixture(t, base)
+	lsID, pid, lsStatus, space, bc := fx.lsID, fx.playbackID, fx.lsStatus, fx.space, fx.broadcasts
 	var bid string
 	testenv.Eventually(t, 10*time.Second, func() bool {
 		st, res := api(t, "POST", bc, `{"live_stream_id":"`+lsID+`","resolution":"640x360"}`)
@@ -233,7 +220,7 @@ func testBroadcastComposed(t *testing.T, parts []composedParticipant, centres []
 		return st == 201
 	}, "spaces-api never accepted the live stream")
 
-	_, res = api(t, "POST", base+"/system/v1/signing-keys", "")
+	_, res := api(t, "POST", base+"/system/v1/signing-keys", "")
 	sk := res["data"].(map[string]any)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
