@@ -35,10 +35,14 @@ func freeAddr(t *testing.T) string {
 func startDev(t *testing.T) string {
 	t.Helper()
 	httpAddr, kafkaAddr := freeAddr(t), freeAddr(t)
+	// The data directory is made here, not in the goroutine: t.TempDir registers its removal as a
+	// cleanup, and cleanups run last-in first-out, so it must come before the stop below or the
+	// directory is removed while the embedded broker still writes to it.
+	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- dev.Run(ctx, dev.Options{DataDir: t.TempDir(), HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, RTMPAddr: "127.0.0.1:0",
+		done <- dev.Run(ctx, dev.Options{DataDir: dataDir, HTTPAddr: httpAddr, KafkaAddr: kafkaAddr, RTMPAddr: "127.0.0.1:0",
 			SFUTCPPort: -1, Logger: testenv.Logger(t), Out: &bytes.Buffer{},
 			Env: envconfig.FromMap(map[string]string{"SPACECAST_BOOTSTRAP_TOKEN_ID": cliTokenID, "SPACECAST_BOOTSTRAP_TOKEN_SECRET": cliTokenSecret})})
 	}()
