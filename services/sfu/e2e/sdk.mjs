@@ -216,11 +216,20 @@ const scenarios = {
     await until(b, "reconnected", (s, ev) => ev.some((e) => e.type === "reconnected"), 30000);
     await until(b, "alice's media after the reconnect", (s) => receiving(s, "alice"), 30000);
     await until(a, "bob's video advancing after the reconnect", (s) => framesOf(s, "bob") > f0 + 30, 30000);
+    const fb = framesOf(await b.evaluate(() => T.state()), "alice");
+    await until(b, "alice's video advancing at bob", (s) => framesOf(s, "alice") > fb + 30, 30000);
     const ev = await a.evaluate(() => T.events);
     if (ev.some((e) => e.type === "left" && e.participant === "bob")) fail("alice saw bob leave");
+    const gone = ev.filter((e) => e.participant === "bob" && (e.type === "unpublished" || e.type === "unsubscribed"));
+    if (gone.length) fail("alice saw bob's tracks go: " + JSON.stringify(gone));
     if (ev.filter((e) => e.type === "joined" && e.participant === "bob").length !== 1) fail("alice saw bob join again");
     const st = await a.evaluate(() => T.state());
     if (st.length !== 1) fail("alice sees " + JSON.stringify(st));
+  },
+  // The same with simulcast cameras (the Go test turns it on for "-simulcast" scenarios):
+  // every subscriber's layer forwarder resumes on the reconnected publisher's new layers.
+  async ["reconnect-simulcast"]() {
+    await scenarios.reconnect();
   },
   // Active speakers: alice talks, bob's microphone is muted; both tabs see alice (and only
   // alice) in the SDK's ActiveSpeakersChanged.
