@@ -66,7 +66,7 @@ func TestMuxSpacesSDK(t *testing.T) {
 	chromium, node, dir := sdkEnv(t)
 	page := sdkPage(t, dir)
 	scenarios := []string{"two", "four", "mute", "republish", "screenshare", "custom", "names", "duplicate", "errors",
-		"reconnect", "reconnect-simulcast", "speaker", "simulcast", "manual", "limit"}
+		"reconnect", "reconnect-simulcast", "badoffer", "speaker", "simulcast", "manual", "limit"}
 	if only := os.Getenv("SDK_SCENARIOS"); only != "" {
 		scenarios = strings.Split(only, ",")
 	}

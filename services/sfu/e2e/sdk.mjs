@@ -231,6 +231,26 @@ const scenarios = {
   async ["reconnect-simulcast"]() {
     await scenarios.reconnect();
   },
+  // An offer the server cannot answer (invalid SDP) would stall the SDK's publishing: the
+  // server sends an error and closes the socket with 1011, the SDK reconnects as the same
+  // participant and publishes again; alice sees bob's media and no leave.
+  async badoffer() {
+    const a = await tab("alice");
+    await join(a, tokens.alice);
+    await a.evaluate(() => T.publish());
+    const b = await tab("bob");
+    await join(b, tokens.bob);
+    await until(a, "bob joined", (s) => !!peer(s, "bob"));
+    await b.evaluate(() => { T.corruptOffers = 1; });
+    await b.evaluate(() => T.publish());
+    await until(b, "reconnected after the refused offer", (s, ev) => ev.some((e) => e.type === "reconnected"), 30000);
+    if ((await b.evaluate(() => T.corrupted)) !== 1) fail("no offer was corrupted");
+    await until(a, "bob's media after the reconnect", (s) => receiving(s, "bob"), 45000);
+    await until(b, "alice's media", (s) => receiving(s, "alice"), 45000);
+    const ev = await a.evaluate(() => T.events);
+    if (ev.some((e) => e.type === "left" && e.participant === "bob")) fail("alice saw bob leave");
+    if (ev.filter((e) => e.type === "joined" && e.participant === "bob").length !== 1) fail("alice saw bob join again");
+  },
   // Active speakers: alice talks, bob's microphone is muted; both tabs see alice (and only
   // alice) in the SDK's ActiveSpeakersChanged.
   async speaker() {

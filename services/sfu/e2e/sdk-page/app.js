@@ -8,6 +8,21 @@
   window.WebSocket = function (url, protocols) {
     const ws = protocols === undefined ? new NativeWS(url) : new NativeWS(url, protocols);
     sockets.push(ws);
+    // T.corruptOffers > 0: the SDK's next publish offers go out as invalid SDP (a test of
+    // what the server does with an offer it cannot answer).
+    const send = ws.send.bind(ws);
+    ws.send = (data) => {
+      if (T.corruptOffers > 0 && typeof data === "string") {
+        const m = JSON.parse(data);
+        if (typeof m.offer === "string") {
+          T.corruptOffers--;
+          T.corrupted++;
+          m.offer = "v=0 this is not SDP";
+          data = JSON.stringify(m);
+        }
+      }
+      return send(data);
+    };
     return ws;
   };
   window.WebSocket.prototype = NativeWS.prototype;
@@ -25,6 +40,8 @@
 
   const T = {
     events: [],
+    corruptOffers: 0,
+    corrupted: 0,
     space: null,
     local: null,
     localTracks: [],

@@ -343,8 +343,11 @@ func (s *Space) offerSub(p *peer, then func()) {
 func (s *Space) negotiationFailed(p *peer, what string, err error) {
 	s.cfg.Metrics.NegotiationFailures.Inc()
 	p.log.Warn("negotiation failed", "step", what, "err", err)
-	// The SDK cannot recover a broken connection by itself: a close that is not 4000
-	// makes it reconnect with fresh connections.
+	// The SDK cannot recover a broken connection by itself (an offer left without an
+	// answer stalls all its later publishing): a close that is not 4000 makes it reconnect
+	// with fresh connections and publish again. The error (not fatal: the SDK only logs it)
+	// says why.
+	p.conn.Send(Out{Error: &Error{Type: ErrTypePeerConnection, Message: "negotiation failed (" + what + "): reconnect"}})
 	p.conn.Close(1011, "negotiation failed")
 }
 
@@ -479,7 +482,8 @@ func (s *Space) pubOffer(p *peer, offerSDP string) {
 	}
 	parsed := &sdp.SessionDescription{}
 	if err := parsed.UnmarshalString(offerSDP); err != nil {
-		p.conn.Send(Out{Error: &Error{Type: ErrTypeInvalidPendingTrack, Message: "offer is not valid SDP"}})
+		// No answer can be made, and the SDK waits for one before any later negotiation.
+		s.negotiationFailed(p, "offer is not valid SDP", err)
 		return
 	}
 	// Unpublish: the m-line of a published track turns inactive (or is stopped).
