@@ -170,10 +170,10 @@ func TestBadSignalingAffectsOnlyThatConnection(t *testing.T) {
 	defer cancel()
 	bystander := spacesJoin(t, ctx, n.url, w.token("space-1", "publisher", "bystander"), spacesclient.Options{})
 	const (
-		ignored  = iota // the connection goes on: a probe afterwards is answered
-		errType5        // error type 5 (the SDK's invalid pending track / publish error), connection goes on
-		closed          // the connection is closed with code
-		errClosed       // an error (type 4, not fatal), then the close with code; never an answer
+		ignored   = iota // the connection goes on: a probe afterwards is answered
+		errType5         // error type 5 (the SDK's invalid pending track / publish error), connection goes on
+		closed           // the connection is closed with code
+		errClosed        // an error (type 4, not fatal), then the close with code; never an answer
 	)
 	cases := []struct {
 		name   string
