@@ -82,7 +82,8 @@ func TestMuxSpacesSDK(t *testing.T) {
 	}
 }
 
-func runSDK(t *testing.T, chromium, node, dir, scenario, page, backend string, w *world) {
+// runSDK runs one scenario of e2e/sdk.mjs; env adds NAME=value settings for it.
+func runSDK(t *testing.T, chromium, node, dir, scenario, page, backend string, w *world, env ...string) {
 	t.Helper()
 	toks := map[string]string{}
 	for _, p := range []string{"alice", "bob", "carol", "dave"} {
@@ -96,7 +97,7 @@ func runSDK(t *testing.T, chromium, node, dir, scenario, page, backend string, w
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "sdk.mjs", scenario, page, backend)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "SDK_TOKENS="+string(tj))
+	cmd.Env = append(append(os.Environ(), "CHROMIUM="+chromium, "SDK_TOKENS="+string(tj)), env...)
 	if scenario == "speaker" {
 		cmd.Env = append(cmd.Env, "FAKE_AUDIO="+toneFile(t))
 	}

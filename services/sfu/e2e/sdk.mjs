@@ -251,6 +251,41 @@ const scenarios = {
     if (ev.some((e) => e.type === "left" && e.participant === "bob")) fail("alice saw bob leave");
     if (ev.filter((e) => e.type === "joined" && e.participant === "bob").length !== 1) fail("alice saw bob join again");
   },
+  // Simulcast under a throttled downlink: the viewer's media goes through the Go test's UDP
+  // proxy (SDK_THROTTLE: {control, sfuPort, proxyPort}); once it plays one of alice's upper
+  // layers, the proxy limits what reaches it to a rate below that layer, and the viewer must
+  // go on playing a smaller one (the server's estimate from the browser's feedback fell).
+  async throttle() {
+    if (!process.env.SDK_THROTTLE) fail("SDK_THROTTLE not set: TestMuxSpacesSDKThrottledSubscriber runs the proxy");
+    const { control, sfuPort, proxyPort } = JSON.parse(process.env.SDK_THROTTLE);
+    const a = await tab("alice");
+    await join(a, tokens.alice);
+    await a.evaluate(() => T.publish({ width: 1280, height: 720 }));
+    const v = await tab("viewer");
+    await v.evaluate(([s, p]) => T.viaProxy(s, p), [sfuPort, proxyPort]);
+    await join(v, tokens.viewer);
+    await until(v, "alice's media through the proxy", (s) => receiving(s, "alice"), 45000);
+    const video = async () => {
+      const r = (await v.evaluate(() => T.rtp())).received;
+      return r.length === 1 ? r[0] : { width: 0, frames: 0 };
+    };
+    let hi = { width: 0 };
+    for (const end = Date.now() + 45000; Date.now() < end && hi.width <= 320; await sleep(500)) hi = await video();
+    if (hi.width <= 320) fail("the viewer never received more than alice's smallest layer: " + JSON.stringify(hi));
+    const r = await fetch(`${control}?kbps=200`);
+    if (!r.ok) fail("throttle control: " + r.status);
+    let lo = hi;
+    for (const end = Date.now() + 45000; Date.now() < end; await sleep(500)) {
+      lo = await video();
+      if (lo.width > 0 && lo.width < hi.width) break;
+    }
+    if (!(lo.width > 0 && lo.width < hi.width)) fail(`throttled to 200 kbit/s, the viewer still receives ${JSON.stringify(lo)} (before: ${JSON.stringify(hi)})`);
+    const f0 = lo.frames;
+    await sleep(3000);
+    const after = await video();
+    if (!(after.frames > f0 + 10)) fail("the smaller layer does not play: " + JSON.stringify({ lo, after }));
+    console.log(`viewer: ${hi.width}x${hi.height} before the throttle, ${after.width}x${after.height} at 200 kbit/s, frames ${f0} -> ${after.frames}`);
+  },
   // Active speakers: alice talks, bob's microphone is muted; both tabs see alice (and only
   // alice) in the SDK's ActiveSpeakersChanged.
   async speaker() {
