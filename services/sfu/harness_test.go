@@ -168,7 +168,7 @@ func (w *world) node(id string, opts ...nodeOpt) *node {
 	cfg.PublicURL = wsURL + "/v1"
 	ctx, cancel := context.WithCancel(context.Background())
 	metrics := prometheus.NewRegistry()
-	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: testenv.SQLite(t), Publisher: prod, Brokers: w.brokers,
+	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: w.brokers,
 		Redis: w.rdb, JWT: verifier, Spaces: w.lookup(), Metrics: metrics})
 	if err != nil {
 		cancel()
