@@ -37,9 +37,10 @@ func (s *Server) RunHeartbeats(ctx context.Context) {
 	}
 }
 
-// RunCleanup looks for dead nodes every CleanupInterval and removes their participants with
-// their participant.left (and track.unpublished), and publishes what they left unpublished. It also disconnects local
-// participants of spaces deleted while a pub/sub announcement was missed.
+// RunCleanup looks for dead nodes every CleanupInterval, removes their participants with
+// their participant.left (and track.unpublished) and publishes what they left unpublished.
+// It also disconnects local participants of spaces deleted while a pub/sub announcement was
+// missed.
 func (s *Server) RunCleanup(ctx context.Context) {
 	t := time.NewTicker(s.cfg.CleanupInterval)
 	defer t.Stop()
@@ -129,12 +130,16 @@ func (s *Server) cleanNodeSpace(ctx context.Context, node, space string) bool {
 	}
 	for _, o := range orphans {
 		evs, err := orphanEvents(o)
+		ok := false
 		if err == nil {
-			_, _, err = s.reg.Release(ctx, o.Participant, evs...)
+			_, ok, err = s.reg.Release(ctx, o.Participant, evs...)
 		}
 		if err != nil {
 			s.log.Warn("removing dead node's participant failed", "err", err)
 			return false
+		}
+		if !ok {
+			continue // it left meanwhile
 		}
 		s.log.Info("removed participant of a dead node", "node", node, "space_id", space, "participant_id", o.Participant.ParticipantID)
 	}
