@@ -174,7 +174,7 @@ func (w *world) nodeWithRedis(id string, rdb redis.UniversalClient, opts ...node
 	cfg.PublicURL = wsURL + "/v1"
 	ctx, cancel := context.WithCancel(context.Background())
 	metrics := prometheus.NewRegistry()
-	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: testenv.SQLite(t), Publisher: prod, Brokers: w.brokers,
+	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: w.brokers,
 		Redis: rdb, JWT: verifier, Spaces: w.lookup(), Metrics: metrics})
 	if err != nil {
 		cancel()

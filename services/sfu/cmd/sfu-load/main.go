@@ -34,14 +34,13 @@ func run() error {
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
 		fs := flag.NewFlagSet("serve", flag.ExitOnError)
 		key := fs.String("key", "", "PEM private key whose public half the SFU trusts")
-		data := fs.String("data", os.TempDir(), "data directory")
 		_ = fs.Parse(os.Args[2:])
 		pem, err := os.ReadFile(*key)
 		if err != nil {
 			return err
 		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		return loadtest.Serve(ctx, pem, *data, os.Stdout, log)
+		return loadtest.Serve(ctx, pem, os.Stdout, log)
 	}
 	steps := flag.String("n", "10,50,100", "subscriber counts, comma separated")
 	dur := flag.Duration("duration", 10*time.Second, "measuring window per step")

@@ -70,15 +70,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	keyFile.Close()
-	dataDir, err := os.MkdirTemp("", "sfu-load-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dataDir)
-
 	cctx, stopChild := context.WithCancel(ctx)
 	defer stopChild()
-	cmd := exec.CommandContext(cctx, o.Self, "serve", "-key", keyFile.Name(), "-data", dataDir)
+	cmd := exec.CommandContext(cctx, o.Self, "serve", "-key", keyFile.Name())
 	cmd.Stderr = io.Discard
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second

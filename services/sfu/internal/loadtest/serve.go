@@ -13,15 +13,12 @@ import (
 	"log/slog"
 	"net"
 
-	"path/filepath"
-
 	"github.com/spacecast/spacecast/libs/embedded"
 	"github.com/spacecast/spacecast/libs/httpapi"
 	"github.com/spacecast/spacecast/libs/kafkabus"
 	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/service"
 	"github.com/spacecast/spacecast/libs/spacejwt"
-	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/sfu"
 )
 
@@ -37,9 +34,9 @@ func (s staticKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
 	return []spacejwt.PublicKey{s.k}, nil
 }
 
-// Serve runs one SFU node with embedded Kafka, Redis and SQLite, trusting the public key of
-// keyPEM and treating every space id as existing. It writes "READY <ws url>" to out.
-func Serve(ctx context.Context, keyPEM []byte, dataDir string, out io.Writer, log *slog.Logger) error {
+// Serve runs one SFU node with embedded Kafka and Redis, trusting the public key of keyPEM
+// and treating every space id as existing. It writes "READY <ws url>" to out.
+func Serve(ctx context.Context, keyPEM []byte, out io.Writer, log *slog.Logger) error {
 	priv, err := spacejwt.ParsePrivateKey(keyPEM)
 	if err != nil {
 		return err
@@ -59,11 +56,6 @@ func Serve(ctx context.Context, keyPEM []byte, dataDir string, out io.Writer, lo
 		return err
 	}
 	defer rdb.Close()
-	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(dataDir, "sfu.db"))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: kafka.Brokers(), Logger: log})
 	if err != nil {
 		return err
@@ -82,7 +74,7 @@ func Serve(ctx context.Context, keyPEM []byte, dataDir string, out io.Writer, lo
 	}
 	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:",
 		PublicURL: "ws://" + ln.Addr().String() + strings.TrimSuffix(sfu.SpacesPath, "/v1")}
-	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: db, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
+	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
 	if err != nil {
 		ln.Close()
 		return err
