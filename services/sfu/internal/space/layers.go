@@ -1,6 +1,8 @@
 package space
 
 import (
+	"math"
+	"sort"
 	"time"
 
 	"github.com/pion/rtcp"
@@ -123,8 +125,8 @@ func (s *Space) subscribeLayered(p *peer, t *track) (*sender, error) {
 		return nil, err
 	}
 	sd := &sender{t: t, s: tr.Sender(), fw: fw, sel: sel}
-	layered, video, audio := p.senderCounts()
-	if rid, _ := sel.Update(t.layerList(), layerShare(p.bitrate(), layered+1, video, audio), 0, 0, time.Now()); rid != "" {
+	// A new track starts on its smallest layer; the next tick shares the estimate anew.
+	if rid, _ := sel.Update(t.layerList(), 0, 0, 0, time.Now()); rid != "" {
 		fw.SetTarget(rid)
 	}
 	t.setForwarders(func(list []*simulcast.Forwarder) []*simulcast.Forwarder { return append(list, fw) })
@@ -162,25 +164,65 @@ func (p *peer) bitrate() uint64 {
 	return p.est.Bitrate()
 }
 
-// audioReserve is what a subscriber's estimate keeps for each audio track it receives
-// before the rest is shared among its video tracks (Opus voice runs at 24-64 kbit/s).
-const audioReserve = 64_000
+// audioReserve is what a subscriber's estimate keeps for each audio track it receives, and
+// singleVideoReserve for each single-layer video track (a screenshare or a camera without
+// simulcast: the SFU cannot choose their bitrate), before the rest goes to its layered tracks.
+const (
+	audioReserve       = 64_000
+	singleVideoReserve = 500_000
+)
 
-// layerShare is the part of a subscribe connection's estimate total that each of its layered
-// video tracks chooses its layer against: what is left after audioReserve per audio track,
-// shared equally by the layered tracks and the single-layer video tracks (whose bitrate the
-// SFU cannot choose but which use the same connection). Every layered track choosing against
-// the whole estimate would pick the top layer of ten cameras on a link that carries one. 0
-// (unknown estimate) stays 0.
-func layerShare(total uint64, layered, singleVideo, audio int) uint64 {
-	if total == 0 || layered <= 0 {
-		return total
+// allocateLayers shares a subscribe connection's estimate total among its layered video tracks
+// (layers[i] is track i's received layers) and returns, per track, the estimate its Selector
+// chooses against. Every track first gets its smallest layer; then the tracks are raised one
+// layer at a time, round robin, while the sum of the chosen layers' bitrates fits Headroom of
+// what is left after the reserves for audio and single-layer video. So ten cameras on a link
+// that carries one do not all take their top layer, and the layers sent keep up with the
+// estimate as it grows (the congestion controller raises it only to a multiple of what is
+// received: an equal share, each track staying below its next layer, would never let it
+// grow). 0 (unknown estimate) stays 0.
+func allocateLayers(total uint64, layers [][]simulcast.Layer, singleVideo, audio int) []uint64 {
+	out := make([]uint64, len(layers))
+	if total == 0 {
+		return out
 	}
-	reserve := uint64(audio) * audioReserve
-	if reserve >= total {
-		return 1 // nothing left: every track takes its smallest layer
+	reserve := uint64(audio)*audioReserve + uint64(singleVideo)*singleVideoReserve
+	var budget float64
+	if total > reserve {
+		budget = float64(total-reserve) * simulcast.Headroom
 	}
-	return (total - reserve) / uint64(layered+singleVideo)
+	sorted := make([][]simulcast.Layer, len(layers))
+	pick := make([]int, len(layers))
+	var used float64
+	for i, ls := range layers {
+		sorted[i] = append([]simulcast.Layer(nil), ls...)
+		sort.Slice(sorted[i], func(a, b int) bool { return sorted[i][a].Bitrate < sorted[i][b].Bitrate })
+		if len(sorted[i]) > 0 {
+			used += float64(sorted[i][0].Bitrate)
+		}
+	}
+	for raised := true; raised; {
+		raised = false
+		for i, ls := range sorted {
+			if pick[i]+1 >= len(ls) {
+				continue
+			}
+			more := float64(ls[pick[i]+1].Bitrate) - float64(ls[pick[i]].Bitrate)
+			if used+more <= budget {
+				used += more
+				pick[i]++
+				raised = true
+			}
+		}
+	}
+	for i, ls := range sorted {
+		if len(ls) == 0 {
+			continue
+		}
+		// The estimate at which Choose takes exactly this layer: its bitrate is Headroom of it.
+		out[i] = uint64(math.Ceil(float64(ls[pick[i]].Bitrate)/simulcast.Headroom)) + 1
+	}
+	return out
 }
 
 // senderCounts is how many layered video, single-layer video and audio tracks p receives.
@@ -204,13 +246,18 @@ func (s *Space) tickLayers(now time.Time) {
 		if p.gone {
 			continue
 		}
-		layered, video, audio := p.senderCounts()
-		bps := layerShare(p.bitrate(), layered, video, audio)
+		_, video, audio := p.senderCounts()
+		var layered []*sender
+		var sets [][]simulcast.Layer
 		for _, sd := range p.senders {
-			if sd.sel == nil {
-				continue
+			if sd.sel != nil {
+				layered = append(layered, sd)
+				sets = append(sets, sd.t.layerList())
 			}
-			if rid, changed := sd.sel.Update(sd.t.layerList(), bps, 0, 0, now); changed {
+		}
+		est := allocateLayers(p.bitrate(), sets, video, audio)
+		for i, sd := range layered {
+			if rid, changed := sd.sel.Update(sets[i], est[i], 0, 0, now); changed {
 				if sd.fw.Target() != "" && sd.fw.Target() != rid {
 					s.cfg.Metrics.LayerSwitches.Inc()
 				}
