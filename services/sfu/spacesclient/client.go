@@ -340,13 +340,39 @@ type Publication struct {
 	Mid    string
 	Source string
 	Sender *webrtc.RTPSender
-	// KeyframeRequests receives a value for each PLI/FIR the server forwards.
+	// KeyframeRequests receives a value for each PLI/FIR the server forwards (for a
+	// PublishLayers publication: those of the first layer).
 	KeyframeRequests <-chan struct{}
+	// LayerKeyframeRequests, for a PublishLayers publication, has one channel per RID that
+	// receives a value for each PLI/FIR of that layer (nil for Publish).
+	LayerKeyframeRequests map[string]<-chan struct{}
 }
 
 // Publish announces track (source "camera", "microphone", "screenshare"...) and negotiates
 // it; it returns once the server answered.
 func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source string) (*Publication, error) {
+	return c.publish(ctx, []webrtc.TrackLocal{track}, source)
+}
+
+// PublishLayers publishes one video track as RID simulcast, as a browser does with the
+// joined message's camera encodings: each of layers is one encoding (the same ID and
+// StreamID, its own RID, e.g. webrtc.WithRTPStreamID), layers[0] the base one. The caller
+// writes each layer's RTP with the mid and rid header extensions set (pion does not add
+// them); the client must be built without MinimalInterceptors, which leave those extensions
+// out of the SDP.
+func (c *Client) PublishLayers(ctx context.Context, layers []webrtc.TrackLocal, source string) (*Publication, error) {
+	if len(layers) < 2 {
+		return nil, fmt.Errorf("spacesclient: PublishLayers wants at least two layers, got %d", len(layers))
+	}
+	for _, l := range layers {
+		if l.RID() == "" {
+			return nil, fmt.Errorf("spacesclient: PublishLayers: a layer without RID")
+		}
+	}
+	return c.publish(ctx, layers, source)
+}
+
+func (c *Client) publish(ctx context.Context, layers []webrtc.TrackLocal, source string) (*Publication, error) {
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
 	select {
@@ -361,28 +387,55 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 		}
 		c.pub = pc
 	}
+	track := layers[0]
 	tr, err := c.pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		return nil, err
 	}
-	kf := make(chan struct{}, 1)
-	go func() {
-		for {
-			pkts, _, err := tr.Sender().ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				switch p.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					select {
-					case kf <- struct{}{}:
-					default:
+	for _, l := range layers[1:] {
+		if err := tr.Sender().AddEncoding(l); err != nil {
+			return nil, err
+		}
+	}
+	// readKeyframeRequests reads one encoding's RTCP (read returns its next packets).
+	readKeyframeRequests := func(read func() ([]rtcp.Packet, error)) <-chan struct{} {
+		kf := make(chan struct{}, 1)
+		go func() {
+			for {
+				pkts, err := read()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					switch p.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						select {
+						case kf <- struct{}{}:
+						default:
+						}
 					}
 				}
 			}
+		}()
+		return kf
+	}
+	pubn := &Publication{TID: track.StreamID(), Source: source, Sender: tr.Sender()}
+	if len(layers) == 1 {
+		pubn.KeyframeRequests = readKeyframeRequests(func() ([]rtcp.Packet, error) {
+			pkts, _, err := tr.Sender().ReadRTCP()
+			return pkts, err
+		})
+	} else {
+		pubn.LayerKeyframeRequests = map[string]<-chan struct{}{}
+		for _, l := range layers {
+			rid := l.RID()
+			pubn.LayerKeyframeRequests[rid] = readKeyframeRequests(func() ([]rtcp.Packet, error) {
+				pkts, _, err := tr.Sender().ReadSimulcastRTCP(rid)
+				return pkts, err
+			})
 		}
-	}()
+		pubn.KeyframeRequests = pubn.LayerKeyframeRequests[layers[0].RID()]
+	}
 	if err := c.negotiatePub(ctx, func() error {
 		kind := space.KindVideo
 		if track.Kind() == webrtc.RTPCodecTypeAudio {
@@ -393,7 +446,8 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 	}); err != nil {
 		return nil, err
 	}
-	return &Publication{TID: track.StreamID(), Mid: tr.Mid(), Source: source, Sender: tr.Sender(), KeyframeRequests: kf}, nil
+	pubn.Mid = tr.Mid()
+	return pubn, nil
 }
 
 // NewTrackID returns a fresh track id for a publication's stream id.

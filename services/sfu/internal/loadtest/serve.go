@@ -38,8 +38,9 @@ func (s staticKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
 }
 
 // Serve runs one SFU node with embedded Kafka, Redis and SQLite, trusting the public key of
-// keyPEM and treating every space id as existing. It writes "READY <ws url>" to out.
-func Serve(ctx context.Context, keyPEM []byte, dataDir string, out io.Writer, log *slog.Logger) error {
+// keyPEM and treating every space id as existing; with simulcast the node asks camera
+// publishers for RID layers (sfu.Config.Simulcast). It writes "READY <ws url>" to out.
+func Serve(ctx context.Context, keyPEM []byte, dataDir string, simulcast bool, out io.Writer, log *slog.Logger) error {
 	priv, err := spacejwt.ParsePrivateKey(keyPEM)
 	if err != nil {
 		return err
@@ -80,7 +81,7 @@ func Serve(ctx context.Context, keyPEM []byte, dataDir string, out io.Writer, lo
 	if err != nil {
 		return err
 	}
-	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:",
+	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:", Simulcast: simulcast,
 		PublicURL: "ws://" + ln.Addr().String() + strings.TrimSuffix(sfu.SpacesPath, "/v1")}
 	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: db, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
 	if err != nil {
