@@ -155,36 +155,42 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 			return results, err
 		}
 		results = append(results, r)
-		sum := r.Summary
-		fmt.Fprintf(o.Out, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  SFU CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
-			r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
-		perTrack := 0.0
-		if sum.Tracks > 0 {
-			perTrack = r.SFUCPUPct / float64(sum.Tracks)
-		}
-		fmt.Fprintf(o.Out, "  %d publishers: %d subscriber tracks (%d video), loss per track p50=%.3f%% max=%.3f%% (silent %d), forwarded %.1f Mbit/s, SFU %.3f cores = %.3f%% of a core per forwarded track; video pairs missing=%d extra=%d\n",
-			o.Publishers, sum.Tracks, sum.VideoTracks, sum.LossP50, sum.LossMax, sum.Silent, r.BitrateMbps, r.SFUCPUPct/100, perTrack, sum.MissingVideo, sum.ExtraVideo)
-		if r.DropsKnown {
-			fmt.Fprintf(o.Out, "  UDP receive-buffer drops in the window: SFU sockets %d, load generator sockets %d\n", r.SFUDrops, r.GeneratorDrops)
-		}
-		if o.Simulcast {
-			fmt.Fprintf(o.Out, "  simulcast: video tracks with one layer in the window=%d (", sum.OneLayer)
-			for li := range len(sum.OnlyLayer) {
-				if sum.OnlyLayer[li] > 0 {
-					fmt.Fprintf(o.Out, " layer %d: %d", li, sum.OnlyLayer[li])
-				}
-			}
-			fmt.Fprintf(o.Out, " ), switched layers=%d (layer changes: %d in all, at most %d on one track), no marked frame=%d; last layer:",
-				sum.Switched, sum.Switches, sum.SwitchesMax, sum.Unmarked)
-			for li := range len(sum.LastLayer) {
-				if sum.LastLayer[li] > 0 {
-					fmt.Fprintf(o.Out, " layer %d: %d", li, sum.LastLayer[li])
-				}
-			}
-			fmt.Fprintln(o.Out)
-		}
+		printStep(o.Out, o, r)
 	}
 	return results, nil
+}
+
+// printStep writes a step's lines: the summary line (the same as before rooms existed), the
+// per-track line, the UDP drops and, with simulcast, the layers.
+func printStep(w io.Writer, o Options, r Result) {
+	sum := r.Summary
+	fmt.Fprintf(w, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  SFU CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
+		r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
+	perTrack := 0.0
+	if sum.Tracks > 0 {
+		perTrack = r.SFUCPUPct / float64(sum.Tracks)
+	}
+	fmt.Fprintf(w, "  %d publishers: %d subscriber tracks (%d video), loss per track p50=%.3f%% max=%.3f%% (silent %d), forwarded %.1f Mbit/s, SFU %.3f cores = %.3f%% of a core per forwarded track; video pairs missing=%d extra=%d\n",
+		o.Publishers, sum.Tracks, sum.VideoTracks, sum.LossP50, sum.LossMax, sum.Silent, r.BitrateMbps, r.SFUCPUPct/100, perTrack, sum.MissingVideo, sum.ExtraVideo)
+	if r.DropsKnown {
+		fmt.Fprintf(w, "  UDP receive-buffer drops in the window: SFU sockets %d, load generator sockets %d\n", r.SFUDrops, r.GeneratorDrops)
+	}
+	if o.Simulcast {
+		fmt.Fprintf(w, "  simulcast: video tracks with one layer in the window=%d (", sum.OneLayer)
+		for li := range len(sum.OnlyLayer) {
+			if sum.OnlyLayer[li] > 0 {
+				fmt.Fprintf(w, " layer %d: %d", li, sum.OnlyLayer[li])
+			}
+		}
+		fmt.Fprintf(w, " ), switched layers=%d (layer changes: %d in all, at most %d on one track), no marked frame=%d; last layer:",
+			sum.Switched, sum.Switches, sum.SwitchesMax, sum.Unmarked)
+		for li := range len(sum.LastLayer) {
+			if sum.LastLayer[li] > 0 {
+				fmt.Fprintf(w, " layer %d: %d", li, sum.LastLayer[li])
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // publisher is one publishing participant: a camera (one VP8 encoding, or RID layers with
