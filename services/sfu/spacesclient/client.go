@@ -67,6 +67,11 @@ type Options struct {
 	MinimalInterceptors bool
 	// NoNACK leaves out NACK (with MinimalInterceptors), so measured loss is before repair.
 	NoNACK bool
+	// ReadBuffer, with LoopbackOnly, gives the client's connections one shared 127.0.0.1 UDP
+	// socket with this receive buffer in bytes (capped by net.core.rmem_max); 0: a socket per
+	// connection with the system's default buffer. Load tests raise it so that a starved load
+	// generator does not drop what the SFU sent.
+	ReadBuffer int
 	// OnTrack, when set, is called for every remote track instead of sending it on Tracks().
 	OnTrack func(*RemoteTrack)
 }
@@ -83,6 +88,7 @@ type Client struct {
 	o      Options
 	log    *slog.Logger
 	api    *webrtc.API
+	mux    ice.UDPMux // Options.ReadBuffer's socket (nil: none)
 	conn   *websocket.Conn
 	info   Joined
 	ctx    context.Context
@@ -112,10 +118,16 @@ func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	api, err := newAPI(o)
+	api, mux, err := newAPI(o)
 	if err != nil {
 		return nil, err
 	}
+	joined := false
+	defer func() {
+		if !joined && mux != nil {
+			_ = mux.Close()
+		}
+	}()
 	q := url.Values{"token": {token}, "sdk_version": {"go-spacesclient"}}
 	managed := 16
 	if o.Managed != nil {
@@ -135,7 +147,7 @@ func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
 	}
 	conn.SetReadLimit(4 << 20)
 	cctx, cancel := context.WithCancel(context.Background())
-	c := &Client{o: o, log: log, api: api, conn: conn, ctx: cctx, cancel: cancel, answers: make(chan string, 1),
+	c := &Client{o: o, log: log, api: api, mux: mux, conn: conn, ctx: cctx, cancel: cancel, answers: make(chan string, 1),
 		tracks: make(chan *RemoteTrack, 64), events: make(chan Message, 1024), done: make(chan struct{})}
 	_, b, err := conn.Read(ctx)
 	if err != nil {
@@ -177,26 +189,27 @@ func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
 		return nil, err
 	}
 	go c.readLoop()
+	joined = true
 	return c, nil
 }
 
-func newAPI(o Options) (*webrtc.API, error) {
+func newAPI(o Options) (*webrtc.API, ice.UDPMux, error) {
 	m := &webrtc.MediaEngine{}
 	if err := media.RegisterCodecs(m); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ir := &interceptor.Registry{}
 	if o.MinimalInterceptors {
 		if !o.NoNACK {
 			if err := webrtc.ConfigureNack(m, ir); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	} else if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s := webrtc.SettingEngine{}
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -208,7 +221,20 @@ func newAPI(o Options) (*webrtc.API, error) {
 	if o.TCPOnly {
 		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s)), nil
+	var mux ice.UDPMux
+	if o.LoopbackOnly && !o.TCPOnly && o.ReadBuffer > 0 {
+		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := udp.SetReadBuffer(o.ReadBuffer); err != nil {
+			udp.Close()
+			return nil, nil, err
+		}
+		mux = webrtc.NewICEUDPMux(nil, udp)
+		s.SetICEUDPMux(mux)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s)), mux, nil
 }
 
 // Info is the server's joined message.
@@ -257,6 +283,9 @@ func (c *Client) finish(err error) {
 			_ = c.pub.Close()
 		}
 		c.pubMu.Unlock()
+		if c.mux != nil {
+			_ = c.mux.Close()
+		}
 		close(c.done)
 	})
 }

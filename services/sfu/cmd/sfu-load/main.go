@@ -55,6 +55,7 @@ func run() error {
 	bitrate := flag.Int("bitrate", 2_500_000, "video bitrate, bits/s")
 	joinRate := flag.Int("join-rate", 50, "subscriber joins started per second")
 	noNACK := flag.Bool("no-nack", false, "subscribers send no NACKs: loss is measured before retransmission")
+	subRcvBuf := flag.Int("sub-rcvbuf", 0, "each subscriber's UDP receive buffer, bytes (0: the system's default; capped by net.core.rmem_max)")
 	flag.Parse()
 	var ns []int
 	for _, s := range strings.Split(*steps, ",") {
@@ -72,10 +73,10 @@ func run() error {
 	if *publishers < 1 {
 		return fmt.Errorf("-publishers: want at least 1, got %d", *publishers)
 	}
-	fmt.Printf("sfu-load: %d publisher(s) VP8 %.1f Mbit/s @30fps + Opus 20 ms; simulcast %v; window %v per step; subscriber NACK %v; %d CPUs\n",
-		*publishers, float64(*bitrate)/1e6, *simulcast, *dur, !*noNACK, numCPU())
+	fmt.Printf("sfu-load: %d publisher(s) VP8 %.1f Mbit/s @30fps + Opus 20 ms; simulcast %v; window %v per step; subscriber NACK %v, receive buffer %d; %d CPUs\n",
+		*publishers, float64(*bitrate)/1e6, *simulcast, *dur, !*noNACK, *subRcvBuf, numCPU())
 	_, err = loadtest.Run(ctx, loadtest.Options{Subscribers: ns, Publishers: *publishers, Simulcast: *simulcast, Duration: *dur, Settle: *settle,
-		Bitrate: *bitrate, JoinRate: *joinRate, NoNACK: *noNACK, Self: self, Out: os.Stdout, Log: log})
+		Bitrate: *bitrate, JoinRate: *joinRate, NoNACK: *noNACK, SubRcvBuf: *subRcvBuf, Self: self, Out: os.Stdout, Log: log})
 	return err
 }
 

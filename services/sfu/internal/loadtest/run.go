@@ -40,6 +40,7 @@ type Options struct {
 	Bitrate     int           // video bits/s per publisher (simulcast: of the top layer)
 	JoinRate    int           // subscriber joins started per second
 	NoNACK      bool          // subscribers do not NACK: loss is measured before retransmission
+	SubRcvBuf   int           // each subscriber's UDP receive buffer, bytes (0: the system's default)
 	Self        string        // path of this executable (re-run with "serve")
 	Out         io.Writer
 	Log         *slog.Logger
@@ -307,7 +308,7 @@ func step(ctx context.Context, o Options, url, token string, n, pid int, pubOf m
 			// With simulcast the subscribers send transport-wide-cc feedback (as browsers
 			// do): the SFU's layer choice follows the bandwidth estimate it gives.
 			c, err := spacesclient.Join(ctx, url, token, spacesclient.Options{LoopbackOnly: true, MinimalInterceptors: !o.Simulcast,
-				NoNACK: o.NoNACK, OnTrack: onTrack})
+				NoNACK: o.NoNACK, ReadBuffer: o.SubRcvBuf, OnTrack: onTrack})
 			if err != nil {
 				o.Log.Warn("subscriber join failed", "err", err, "i", i)
 				return
