@@ -35,17 +35,8 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		fs := flag.NewFlagSet("serve", flag.ExitOnError)
-		key := fs.String("key", "", "PEM private key whose public half the SFU trusts")
-		data := fs.String("data", os.TempDir(), "data directory")
-		simulcast := fs.Bool("simulcast", false, "ask camera publishers for RID simulcast layers")
-		_ = fs.Parse(os.Args[2:])
-		pem, err := os.ReadFile(*key)
-		if err != nil {
-			return err
-		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		return loadtest.Serve(ctx, pem, *data, *simulcast, os.Stdout, log)
+		return loadtest.ServeCommand(ctx, os.Args[2:], os.Stdout, log)
 	}
 	steps := flag.String("n", "10,50,100", "subscriber counts, comma separated")
 	publishers := flag.Int("publishers", 1, "participants publishing a camera and a microphone (each subscriber receives all)")

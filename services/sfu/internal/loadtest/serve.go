@@ -6,14 +6,14 @@ package loadtest
 
 import (
 	"context"
-	"strings"
-
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spacecast/spacecast/libs/embedded"
 	"github.com/spacecast/spacecast/libs/httpapi"
@@ -35,6 +35,23 @@ type staticKeys struct{ k spacejwt.PublicKey }
 
 func (s staticKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
 	return []spacejwt.PublicKey{s.k}, nil
+}
+
+// ServeCommand is the "serve" subcommand Run starts as its child: it parses args (-key,
+// -data, -simulcast) and runs Serve.
+func ServeCommand(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	key := fs.String("key", "", "PEM private key whose public half the SFU trusts")
+	data := fs.String("data", os.TempDir(), "data directory")
+	simulcast := fs.Bool("simulcast", false, "ask camera publishers for RID simulcast layers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(*key)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, pem, *data, *simulcast, out, log)
 }
 
 // Serve runs one SFU node with embedded Kafka, Redis and SQLite, trusting the public key of
