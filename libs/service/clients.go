@@ -26,6 +26,9 @@ import (
 type Needs struct {
 	Redis bool // SPACECAST_REDIS_URL
 	Keys  bool // token (and environment) lookups at the keys service; requires SPACECAST_INTERNAL_SECRET
+	// NoDatabase: the binary keeps no SQL state; SPACECAST_DATABASE_URL is not opened
+	// (Clients.DB is nil) and readiness checks only what the binary's Ping checks.
+	NoDatabase bool
 }
 
 // Clients are what a service binary opens from its Base settings.
@@ -66,10 +69,12 @@ func Load(defaultDB string, n Needs, loadOwn func(r *envconfig.Reader)) (Base, e
 func Open(ctx context.Context, base Base, n Needs) (*Clients, error) {
 	c := &Clients{Base: base, Log: NewLogger(base.LogFormat, base.LogLevel), Metrics: httpapi.NewRegistry()}
 	var err error
-	if c.DB, err = sqldb.Open(ctx, base.DatabaseURL); err != nil {
-		return nil, err
+	if !n.NoDatabase {
+		if c.DB, err = sqldb.Open(ctx, base.DatabaseURL); err != nil {
+			return nil, err
+		}
+		c.closers = append(c.closers, func() { c.DB.Close() })
 	}
-	c.closers = append(c.closers, func() { c.DB.Close() })
 	if c.Producer, err = kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: base.Brokers, Logger: c.Log}); err != nil {
 		c.Close()
 		return nil, err
@@ -152,7 +157,11 @@ func mainErr(name, defaultDB string, n Needs, loadOwn func(r *envconfig.Reader),
 	if err != nil {
 		return err
 	}
-	checks := []httpapi.Check{{Name: "db", Fn: svc.Ping}}
+	check := "db"
+	if n.NoDatabase {
+		check = name
+	}
+	checks := []httpapi.Check{{Name: check, Fn: svc.Ping}}
 	if c.Redis != nil {
 		checks = append(checks, httpapi.Check{Name: "redis", Fn: func(ctx context.Context) error { return c.Redis.Ping(ctx).Err() }})
 	}

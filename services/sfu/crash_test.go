@@ -160,18 +160,18 @@ func (cw *crashWorld) common(t *testing.T) []string {
 }
 
 // sfu starts an SFU node with the default lease, sweep and reconcile settings; nodeID ""
-// lets the node generate one (a new id on every start). db is its SQLite file.
-func (cw *crashWorld) sfu(t *testing.T, nodeID, db string) *proc {
+// lets the node generate one (a new id on every start). instance names its consumer group
+// (a restarted node keeps it).
+func (cw *crashWorld) sfu(t *testing.T, nodeID, instance string) *proc {
 	addr := freeAddr(t)
 	env := append(cw.common(t),
-		"SPACECAST_DATABASE_URL=sqlite:"+db,
 		"SPACECAST_SPACES_URL=http://"+cw.spaces.addr,
 		"SPACECAST_SFU_REDIS_PREFIX="+cw.prefix,
 		"SPACECAST_SFU_PUBLIC_URL=ws://"+addr+sfu.SpacesPath,
 		"SPACECAST_SFU_ICE_BIND_IP=127.0.0.1",
 		"SPACECAST_SFU_UDP_PORT=0",
 		"SPACECAST_SFU_TCP_PORT=0",
-		"SPACECAST_SFU_CONSUMER_GROUP=sfu-"+cw.group+"-"+filepath.Base(db),
+		"SPACECAST_SFU_CONSUMER_GROUP=sfu-"+cw.group+"-"+instance,
 	)
 	if nodeID != "" {
 		env = append(env, "SPACECAST_SFU_NODE_ID="+nodeID)
@@ -252,14 +252,13 @@ func (cw *crashWorld) awaitIdleAndDelete(t *testing.T, space string, killed time
 // new node sweeps its previous incarnation's expired lease and the space goes idle.
 func TestSpaceIdlesAfterOnlySFUKilledAndRestarted(t *testing.T) {
 	cw := newCrashWorld(t)
-	db := filepath.Join(t.TempDir(), "sfu.db")
-	n := cw.sfu(t, "", db)
+	n := cw.sfu(t, "", "sfu")
 	space := cw.createSpace(t)
 	c := cw.joinAndSeeActive(t, n, space)
 	n.kill9()
 	killed := time.Now()
 	<-c.Done()
-	cw.sfu(t, "", db)
+	cw.sfu(t, "", "sfu")
 	t.Logf("restarted %v after the kill", time.Since(killed).Round(time.Millisecond))
 	cw.awaitIdleAndDelete(t, space, killed, "only node restarted with a new node id")
 }
@@ -268,8 +267,8 @@ func TestSpaceIdlesAfterOnlySFUKilledAndRestarted(t *testing.T) {
 // sweep treats its expired lease as the leaves it never saw.
 func TestSpaceIdlesAfterSFUKilledWithAnotherNodeAlive(t *testing.T) {
 	cw := newCrashWorld(t)
-	n1 := cw.sfu(t, "node-1", filepath.Join(t.TempDir(), "sfu1.db"))
-	cw.sfu(t, "node-2", filepath.Join(t.TempDir(), "sfu2.db"))
+	n1 := cw.sfu(t, "node-1", "sfu1")
+	cw.sfu(t, "node-2", "sfu2")
 	space := cw.createSpace(t)
 	cw.joinAndSeeActive(t, n1, space)
 	n1.kill9()
@@ -281,8 +280,7 @@ func TestSpaceIdlesAfterSFUKilledWithAnotherNodeAlive(t *testing.T) {
 // announces the space vacant.
 func TestSpaceIdlesAfterSFUKilledAndRedisLost(t *testing.T) {
 	cw := newCrashWorld(t)
-	db := filepath.Join(t.TempDir(), "sfu.db")
-	n := cw.sfu(t, "solo", db)
+	n := cw.sfu(t, "solo", "sfu")
 	space := cw.createSpace(t)
 	cw.joinAndSeeActive(t, n, space)
 	n.kill9()
@@ -292,7 +290,7 @@ func TestSpaceIdlesAfterSFUKilledAndRedisLost(t *testing.T) {
 	for iter.Next(ctx) {
 		cw.rdb.Del(ctx, iter.Val())
 	}
-	n2 := cw.sfu(t, "solo", db)
+	n2 := cw.sfu(t, "solo", "sfu")
 	cw.awaitIdleAndDelete(t, space, killed, "Redis lost, node restarted")
 	if !strings.Contains(n2.logs.String(), "announced vacant") {
 		t.Fatalf("the restarted node did not reconcile: %s", n2.logs)

@@ -140,6 +140,12 @@ type node struct {
 type nodeOpt func(*sfu.Config)
 
 func (w *world) node(id string, opts ...nodeOpt) *node {
+	w.t.Helper()
+	return w.nodeWithRedis(id, w.rdb, opts...)
+}
+
+// nodeWithRedis is node with its own Redis client (one with hooks, say).
+func (w *world) nodeWithRedis(id string, rdb redis.UniversalClient, opts ...nodeOpt) *node {
 	t := w.t
 	t.Helper()
 	log := testenv.Logger(t).With("node", id)
@@ -168,8 +174,8 @@ func (w *world) node(id string, opts ...nodeOpt) *node {
 	cfg.PublicURL = wsURL + "/v1"
 	ctx, cancel := context.WithCancel(context.Background())
 	metrics := prometheus.NewRegistry()
-	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: testenv.SQLite(t), Publisher: prod, Brokers: w.brokers,
-		Redis: w.rdb, JWT: verifier, Spaces: w.lookup(), Metrics: metrics})
+	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: w.brokers,
+		Redis: rdb, JWT: verifier, Spaces: w.lookup(), Metrics: metrics})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

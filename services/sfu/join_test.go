@@ -170,9 +170,10 @@ func TestBadSignalingAffectsOnlyThatConnection(t *testing.T) {
 	defer cancel()
 	bystander := spacesJoin(t, ctx, n.url, w.token("space-1", "publisher", "bystander"), spacesclient.Options{})
 	const (
-		ignored  = iota // the connection goes on: a probe afterwards is answered
-		errType5        // error type 5 (the SDK's invalid pending track / publish error), connection goes on
-		closed          // the connection is closed with code
+		ignored   = iota // the connection goes on: a probe afterwards is answered
+		errType5         // error type 5 (the SDK's invalid pending track / publish error), connection goes on
+		closed           // the connection is closed with code
+		errClosed        // an error (type 4, not fatal), then the close with code; never an answer
 	)
 	cases := []struct {
 		name   string
@@ -187,10 +188,13 @@ func TestBadSignalingAffectsOnlyThatConnection(t *testing.T) {
 		{"unknown message", "publisher", false, `{"dance":{"steps":3}}`, ignored, 0},
 		{"wrong field type", "publisher", false, `{"offer":5}`, ignored, 0},
 		{"mute of an unknown track", "publisher", false, `{"mute_track":"nope"}`, ignored, 0},
-		{"garbage offer", "publisher", false, `{"offer":"hello"}`, errType5, 0},
+		// An offer the node cannot answer: the SDK would wait for the answer forever, so the
+		// socket closes with 1011 and the SDK reconnects and publishes again.
+		{"garbage offer", "publisher", false, `{"offer":"hello"}`, errClosed, 1011},
+		{"offer without fingerprint", "publisher", false, offerWithoutFingerprint(), errClosed, 1011},
 		{"pending_track without tid", "publisher", false, `{"pending_track":{"type":2,"mid":"0","source":"camera"}}`, errType5, 0},
 		{"subscriber offers a send track", "subscriber", false, offerWithSendTrack(), errType5, 0},
-		{"garbage sub_answer", "publisher", false, `{"sub_answer":{"sfu_id":"n1","sdp":"hello"}}`, closed, 1011},
+		{"garbage sub_answer", "publisher", false, `{"sub_answer":{"sfu_id":"n1","sdp":"hello"}}`, errClosed, 1011},
 		{"frame over the 1 MiB limit", "publisher", false, `{"set_display_name":"` + strings.Repeat("x", 1<<20) + `"}`, closed, websocket.StatusMessageTooBig},
 	}
 	for _, tc := range cases {
@@ -206,6 +210,24 @@ func TestBadSignalingAffectsOnlyThatConnection(t *testing.T) {
 			rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 			defer rcancel()
 			switch tc.want {
+			case errClosed:
+				var e *spacesclient.Message
+				ok, code := readUntil(rctx, c, func(m spacesclient.Message) bool {
+					if m.Error != nil && e == nil {
+						e = &m
+					}
+					if m.Answer != "" {
+						t.Errorf("an answer came: %.80q", m.Answer)
+					}
+					return false
+				})
+				if ok || code != tc.code {
+					t.Fatalf("closed with %d, want %d", code, tc.code)
+				}
+				if e == nil || e.Error.Type != 4 || e.Error.Fatal {
+					t.Fatalf("before the close: error %+v, want a non-fatal type 4 (the SDK only logs it; the close makes it reconnect)", e)
+				}
+				return
 			case closed:
 				ok, code := readUntil(rctx, c, func(spacesclient.Message) bool { return false })
 				if ok || code != tc.code {
@@ -257,6 +279,15 @@ func TestBadSignalingAffectsOnlyThatConnection(t *testing.T) {
 			done = true
 		}
 	}
+}
+
+// offerWithoutFingerprint is valid SDP that no DTLS connection can be made from.
+func offerWithoutFingerprint() string {
+	sdp := "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=sendonly\r\na=rtcp-mux\r\n" +
+		"a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:actpass\r\na=rtpmap:111 opus/48000/2\r\n"
+	b, _ := json.Marshal(map[string]string{"offer": sdp})
+	return string(b)
 }
 
 // offerWithSendTrack is an offer frame whose m-line sends audio.

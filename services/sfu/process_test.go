@@ -108,7 +108,6 @@ func TestKilledProcessNodeIsCleanedUp(t *testing.T) {
 		"SPACECAST_REDIS_URL="+w.redisURL,
 		"SPACECAST_SFU_REDIS_PREFIX="+w.prefix,
 		"SPACECAST_KAFKA_BROKERS="+strings.Join(w.brokers, ","),
-		"SPACECAST_DATABASE_URL=sqlite:"+filepath.Join(t.TempDir(), "sfu.db"),
 		"SPACECAST_INTERNAL_SECRET=s3cret",
 		"SPACECAST_KEYS_URL="+api.URL,
 		"SPACECAST_SPACES_URL="+api.URL,

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +14,9 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/testenv"
 	"github.com/spacecast/spacecast/services/sfu"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
@@ -380,57 +383,141 @@ func TestRelayHostKilled(t *testing.T) {
 	_ = bc
 }
 
-// TestRelayConcurrentFirstJoins: participants join a space nobody hosts yet through both
-// nodes at once. Whatever the interleaving, the claim gives the space to one node, the other
-// node's local attempts retire and relay, and every participant ends up on the one node.
+// claimBarrier holds each node's first claim of a space in Redis until every node's claim has
+// arrived, so that those claims are made at the same time: the first joins of a space nobody
+// hosts yet, one per node, each with a local owner already started.
+type claimBarrier struct {
+	nodeKey string // the space's node key, among the claim script's KEYS
+	want    int
+	mu      sync.Mutex
+	arrived []string
+	release chan struct{}
+	timeout atomic.Bool
+}
+
+func newClaimBarrier(w *world, spaceID string, nodes int) *claimBarrier {
+	return &claimBarrier{nodeKey: w.prefix + "{space:" + spaceID + "}:node", want: nodes, release: make(chan struct{})}
+}
+
+// client is a Redis client of node whose first claim of the space waits at the barrier.
+func (b *claimBarrier) client(t *testing.T, w *world, node string) redis.UniversalClient {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rdb, err := redisconn.Open(ctx, w.redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	rdb.AddHook(&barrierHook{b: b, node: node})
+	return rdb
+}
+
+func (b *claimBarrier) wait(node string) {
+	b.mu.Lock()
+	b.arrived = append(b.arrived, node)
+	if len(b.arrived) == b.want {
+		close(b.release)
+	}
+	b.mu.Unlock()
+	select {
+	case <-b.release:
+	case <-time.After(15 * time.Second):
+		b.timeout.Store(true)
+	}
+}
+
+type barrierHook struct {
+	b    *claimBarrier
+	node string
+	held atomic.Bool
+}
+
+func (h *barrierHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *barrierHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+func (h *barrierHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if n := cmd.Name(); (n == "evalsha" || n == "eval") && slices.Contains(cmd.Args(), any(h.b.nodeKey)) &&
+			h.held.CompareAndSwap(false, true) {
+			h.b.wait(h.node)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestRelayConcurrentFirstJoins: the first two participants of a space nobody hosts join at
+// the same moment, one on each node. Both nodes find no host, start a local owner and claim
+// the space in Redis at once (a barrier holds each node's claim until the other's arrived);
+// the atomic claim gives the space to exactly one node, the other node's owner retires and
+// relays its participant there, and the two participants see each other.
 func TestRelayConcurrentFirstJoins(t *testing.T) {
 	w := newWorld(t)
-	n1, n2 := w.node("n1", withRelaySecret), w.node("n2", withRelaySecret)
-	gw := newGateway(t, n1, n2)
+	bar := newClaimBarrier(w, "space-2", 2)
+	n1 := w.nodeWithRedis("n1", bar.client(t, w, "n1"), withRelaySecret)
+	n2 := w.nodeWithRedis("n2", bar.client(t, w, "n2"), withRelaySecret)
 	reg := newRegistry(t, w)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const n = 6
-	clients := make([]*spacesclient.Client, n)
-	errs := make([]error, n)
+	names := []string{"pa", "pb"}
+	clients := make([]*spacesclient.Client, 2)
+	errs := make([]error, 2)
 	var wg sync.WaitGroup
-	for i := range n {
+	for i, n := range []*node{n1, n2} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			clients[i], errs[i] = spacesclient.Join(ctx, gw.base, w.token("space-2", "subscriber", "p"+string(rune('a'+i))),
+			clients[i], errs[i] = spacesclient.Join(ctx, n.url, w.token("space-2", "publisher", names[i]),
 				spacesclient.Options{LoopbackOnly: true})
 		}()
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("participant %d: %v", i, err)
+			t.Fatalf("%s: %v", names[i], err)
 		}
 		t.Cleanup(func() { clients[i].Close() })
 	}
+	bar.mu.Lock()
+	arrived := slices.Clone(bar.arrived)
+	bar.mu.Unlock()
+	if bar.timeout.Load() || len(arrived) != 2 {
+		t.Fatalf("the claims did not race: %v reached the barrier", arrived)
+	}
 	host, err := reg.SpaceNode(ctx, "space-2")
-	if err != nil || host == "" {
+	if err != nil || (host != "n1" && host != "n2") {
 		t.Fatalf("space-2 host %q, %v", host, err)
 	}
-	nodes := spaceNodes(t, reg, "space-2")
-	if len(nodes) != n {
-		t.Fatalf("registry has %d participants, want %d", len(nodes), n)
-	}
-	for p, nd := range nodes {
-		if nd != host {
-			t.Fatalf("%s on %s, the space on %s", p, nd, host)
-		}
-	}
-	other := n2
+	hostNode, other := n1, n2
 	if host == "n2" {
-		other = n1
+		hostNode, other = n2, n1
 	}
-	if other.svc.HostedSpace("space-2") {
-		t.Fatalf("the node not hosting space-2 still has an owner of it")
+	// The losing owner retires right after its refused join (on its own goroutine).
+	for end := time.Now().Add(2 * time.Second); other.svc.HostedSpace("space-2") && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
 	}
-	if v := metricValue(t, other, "spacecast_sfu_relayed_connections_total"); v != n/2 {
-		t.Fatalf("the other node relayed %v connections, want %d", v, n/2)
+	if !hostNode.svc.HostedSpace("space-2") || other.svc.HostedSpace("space-2") {
+		t.Fatalf("owners of space-2: n1 %v, n2 %v; want only %s", n1.svc.HostedSpace("space-2"), n2.svc.HostedSpace("space-2"), host)
+	}
+	nodes := spaceNodes(t, reg, "space-2")
+	if len(nodes) != 2 || nodes["pa"] != host || nodes["pb"] != host {
+		t.Fatalf("registry: %v, want pa and pb on %s", nodes, host)
+	}
+	if v := metricValue(t, other, "spacecast_sfu_relayed_connections_total"); v != 1 {
+		t.Fatalf("%s relayed %v connections, want 1", map[*node]string{n1: "n1", n2: "n2"}[other], v)
+	}
+	// Each sees the other: in its joined (the later one) or by participant_connected.
+	for i, c := range clients {
+		peerName := names[1-i]
+		listed := false
+		for _, p := range c.Info().Participants {
+			listed = listed || p.ParticipantID == peerName
+		}
+		if !listed {
+			nextEvent(t, c, 10*time.Second, names[i]+" told of "+peerName, func(m spacesclient.Message) bool {
+				return m.ParticipantConnected != nil && m.ParticipantConnected.ParticipantID == peerName
+			})
+		}
 	}
 }
 

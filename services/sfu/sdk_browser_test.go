@@ -66,26 +66,24 @@ func TestMuxSpacesSDK(t *testing.T) {
 	chromium, node, dir := sdkEnv(t)
 	page := sdkPage(t, dir)
 	scenarios := []string{"two", "four", "mute", "republish", "screenshare", "custom", "names", "duplicate", "errors",
-		"reconnect", "speaker", "simulcast", "manual", "limit"}
+		"reconnect", "reconnect-simulcast", "badoffer", "speaker", "simulcast", "manual", "limit"}
 	if only := os.Getenv("SDK_SCENARIOS"); only != "" {
 		scenarios = strings.Split(only, ",")
 	}
 	for _, sc := range scenarios {
 		t.Run(sc, func(t *testing.T) {
-			if sc == "reconnect" && os.Getenv("SPACECAST_TEST_KNOWN_FAILING") == "" {
-				t.Skip("known failing in CI since the 2026-12-02 merge (bob's video does not resume after alice's socket is killed, flaky); SPACECAST_TEST_KNOWN_FAILING=1 runs it")
-			}
 			w := newWorld(t)
-			// Three encodings per camera cost the tabs CPU: only the simulcast scenario (or
-			// SDK_SIMULCAST=true, for all) asks for them.
-			simulcastOn := sc == "simulcast" || os.Getenv("SDK_SIMULCAST") == "true"
+			// Three encodings per camera cost the tabs CPU: only the simulcast scenarios (or
+			// SDK_SIMULCAST=true, for all) ask for them.
+			simulcastOn := sc == "simulcast" || strings.HasSuffix(sc, "-simulcast") || os.Getenv("SDK_SIMULCAST") == "true"
 			n := w.node("n1", func(c *sfu.Config) { c.Simulcast = simulcastOn })
 			runSDK(t, chromium, node, dir, sc, page, "ws"+strings.TrimPrefix(n.http, "http")+strings.TrimSuffix(sfu.SpacesPath, "/v1"), w)
 		})
 	}
 }
 
-func runSDK(t *testing.T, chromium, node, dir, scenario, page, backend string, w *world) {
+// runSDK runs one scenario of e2e/sdk.mjs; env adds NAME=value settings for it.
+func runSDK(t *testing.T, chromium, node, dir, scenario, page, backend string, w *world, env ...string) {
 	t.Helper()
 	toks := map[string]string{}
 	for _, p := range []string{"alice", "bob", "carol", "dave"} {
@@ -99,7 +97,7 @@ func runSDK(t *testing.T, chromium, node, dir, scenario, page, backend string, w
 	defer cancel()
 	cmd := exec.CommandContext(ctx, node, "sdk.mjs", scenario, page, backend)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium, "SDK_TOKENS="+string(tj))
+	cmd.Env = append(append(os.Environ(), "CHROMIUM="+chromium, "SDK_TOKENS="+string(tj)), env...)
 	if scenario == "speaker" {
 		cmd.Env = append(cmd.Env, "FAKE_AUDIO="+toneFile(t))
 	}

@@ -1,8 +1,9 @@
 // Package sfu is the SFU service's wiring: a WebRTC selective forwarding unit on pion/webrtc
 // whose clients join spaces with a space JWT over the Mux Spaces signaling WebSocket
 // (docs/rtc-protocol.md), with
-// participant state in Redis, participant and track events on spacecast.rtc (through an
-// outbox in its own SQL database), and the browser SDK and demo page.
+// participant state in Redis, participant and track events on spacecast.rtc (appended to
+// Redis streams by the same scripts that change the state, and published by each node's
+// event relay; the SFU has no SQL database), and the browser SDK and demo page.
 package sfu
 
 import (
@@ -25,9 +26,7 @@ import (
 	"github.com/spacecast/spacecast/libs/events"
 	"github.com/spacecast/spacecast/libs/idgen"
 	"github.com/spacecast/spacecast/libs/kafkabus"
-	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/spacejwt"
-	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/libs/ssrf"
 	"github.com/spacecast/spacecast/services/sfu/internal/broadcast"
 	"github.com/spacecast/spacecast/services/sfu/internal/media"
@@ -177,8 +176,7 @@ func (f ActiveSpacesFunc) ActiveSpaces(ctx context.Context, after string, limit 
 // Deps are the clients the SFU uses.
 type Deps struct {
 	Logger    *slog.Logger
-	DB        *sqldb.DB        // the SFU's own database (outbox)
-	Publisher outbox.Publisher // usually a *kafkabus.Producer
+	Publisher server.Publisher // usually a *kafkabus.Producer: receives the spacecast.rtc events
 	Brokers   []string         // for the space.deleted consumer
 	Redis     redis.UniversalClient
 	JWT       *spacejwt.Verifier
@@ -197,22 +195,20 @@ type Deps struct {
 type Service struct {
 	cfg    Config
 	log    *slog.Logger
-	db     *sqldb.DB
 	reg    *registry.Registry
 	engine *media.Engine
 	srv    *server.Server
-	relay  *outbox.Relay
 	cons   *kafkabus.Consumer
 	bcast  *broadcast.Manager // nil: broadcasts not run here
 
 	closeOnce sync.Once
 }
 
-// New opens the ICE sockets, migrates the outbox and removes what an earlier run of the
-// same node id left in Redis.
+// New opens the ICE sockets and removes what an earlier run of the same node id left in
+// Redis (its participants go with their participant.left, published by Run).
 func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
-	if d.Logger == nil || d.DB == nil || d.Publisher == nil || d.Redis == nil || d.JWT == nil || d.Spaces == nil || len(d.Brokers) == 0 {
-		return nil, errors.New("sfu: Logger, DB, Publisher, Brokers, Redis, JWT and Spaces are required")
+	if d.Logger == nil || d.Publisher == nil || d.Redis == nil || d.JWT == nil || d.Spaces == nil || len(d.Brokers) == 0 {
+		return nil, errors.New("sfu: Logger, Publisher, Brokers, Redis, JWT and Spaces are required")
 	}
 	if cfg.NodeID == "" {
 		h, _ := os.Hostname()
@@ -236,13 +232,6 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	log := d.Logger.With("service", "sfu", "node_id", cfg.NodeID)
 	if d.ActiveSpaces == nil {
 		log.Warn("no active-space lister: space status is not reconciled after a crash that lost Redis")
-	}
-	if err := outbox.Migrate(ctx, d.DB); err != nil {
-		return nil, fmt.Errorf("sfu: %w", err)
-	}
-	relay, err := outbox.NewRelay(outbox.RelayConfig{DB: d.DB, Publisher: d.Publisher, Logger: log, Poll: 200 * time.Millisecond})
-	if err != nil {
-		return nil, err
 	}
 	cons, err := kafkabus.NewConsumer(kafkabus.ConsumerConfig{Brokers: d.Brokers, GroupID: cfg.ConsumerGroup,
 		Topics: []string{events.TopicSpaces}, Logger: log})
@@ -306,7 +295,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 				bcast.Stop(id)
 			}
 		}},
-		log, reg, engine, d.JWT, d.Spaces, d.ActiveSpaces, d.DB, relay)
+		log, reg, engine, d.JWT, d.Spaces, d.ActiveSpaces, d.Publisher)
 	hosted = srv
 	if err := srv.CleanupOwn(ctx); err != nil {
 		engine.Close()
@@ -322,7 +311,7 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		log.Warn("other nodes cannot relay connections to this node (SPACECAST_SFU_INTERNAL_URL unset)")
 	}
 	log.Info("sfu ready", "udp_port", engine.UDPPort(), "tcp_port", engine.TCPPort(), "internal_url", cfg.InternalURL)
-	return &Service{cfg: cfg, log: log, db: d.DB, reg: reg, engine: engine, srv: srv, relay: relay, cons: cons, bcast: bcast}, nil
+	return &Service{cfg: cfg, log: log, reg: reg, engine: engine, srv: srv, cons: cons, bcast: bcast}, nil
 }
 
 // NodeID is this node's id.
@@ -341,22 +330,17 @@ func (s *Service) Register(e *echo.Echo) {
 	e.GET(DemoPath, echo.WrapHandler(web.Demo()))
 }
 
-// Ping checks Redis and the database (readiness).
-func (s *Service) Ping(ctx context.Context) error {
-	if err := s.reg.Ping(ctx); err != nil {
-		return err
-	}
-	return s.db.PingContext(ctx)
-}
+// Ping checks Redis (readiness).
+func (s *Service) Ping(ctx context.Context) error { return s.reg.Ping(ctx) }
 
-// Run heartbeats, cleans up dead nodes, publishes the outbox and consumes space.deleted
-// until ctx ends; then it disconnects every participant (emitting their participant.left)
-// and closes the ICE sockets.
+// Run heartbeats, cleans up dead nodes, publishes the node's events and consumes
+// space.deleted until ctx ends; then it disconnects every participant (with their
+// participant.left), publishes the last events and closes the ICE sockets.
 func (s *Service) Run(ctx context.Context) error {
 	relayCtx, stopRelay := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	relayErr := make(chan error, 1)
-	go func() { relayErr <- s.relay.Run(relayCtx) }()
+	relayDone := make(chan struct{})
+	go func() { defer close(relayDone); s.srv.RunEvents(relayCtx) }()
 	consErr := make(chan error, 1)
 	wg.Add(5)
 	go func() { defer wg.Done(); s.srv.RunHeartbeats(ctx) }()
@@ -375,17 +359,15 @@ func (s *Service) Run(ctx context.Context) error {
 		s.bcast.StopAll()
 	}
 	s.srv.Shutdown()
-	// Give the relay a moment to publish the last participant.left events.
+	// Give the relay a moment to publish the last participant.left events; what it cannot
+	// publish stays in Redis, and the node's spaces in its list, for the dead-node cleanup.
 	flushCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	for flushCtx.Err() == nil {
-		if n, perr := outbox.Pending(flushCtx, s.db); perr != nil || n == 0 {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+	if n, ferr := s.srv.FlushEvents(flushCtx); ferr != nil || n > 0 {
+		s.log.Warn("events left unpublished at shutdown; the cleanup of this node publishes them", "spaces", n, "err", ferr)
 	}
 	cancel()
 	stopRelay()
-	<-relayErr
+	<-relayDone
 	// Everyone left cleanly: drop this node's heartbeat so nobody waits for it to time out.
 	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
 	// (Only when nothing is left behind, or a dead-node cleanup would lose its trace.)

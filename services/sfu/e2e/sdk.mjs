@@ -216,11 +216,75 @@ const scenarios = {
     await until(b, "reconnected", (s, ev) => ev.some((e) => e.type === "reconnected"), 30000);
     await until(b, "alice's media after the reconnect", (s) => receiving(s, "alice"), 30000);
     await until(a, "bob's video advancing after the reconnect", (s) => framesOf(s, "bob") > f0 + 30, 30000);
+    const fb = framesOf(await b.evaluate(() => T.state()), "alice");
+    await until(b, "alice's video advancing at bob", (s) => framesOf(s, "alice") > fb + 30, 30000);
     const ev = await a.evaluate(() => T.events);
     if (ev.some((e) => e.type === "left" && e.participant === "bob")) fail("alice saw bob leave");
+    const gone = ev.filter((e) => e.participant === "bob" && (e.type === "unpublished" || e.type === "unsubscribed"));
+    if (gone.length) fail("alice saw bob's tracks go: " + JSON.stringify(gone));
     if (ev.filter((e) => e.type === "joined" && e.participant === "bob").length !== 1) fail("alice saw bob join again");
     const st = await a.evaluate(() => T.state());
     if (st.length !== 1) fail("alice sees " + JSON.stringify(st));
+  },
+  // The same with simulcast cameras (the Go test turns it on for "-simulcast" scenarios):
+  // every subscriber's layer forwarder resumes on the reconnected publisher's new layers.
+  async ["reconnect-simulcast"]() {
+    await scenarios.reconnect();
+  },
+  // An offer the server cannot answer (invalid SDP) would stall the SDK's publishing: the
+  // server sends an error and closes the socket with 1011, the SDK reconnects as the same
+  // participant and publishes again; alice sees bob's media and no leave.
+  async badoffer() {
+    const a = await tab("alice");
+    await join(a, tokens.alice);
+    await a.evaluate(() => T.publish());
+    const b = await tab("bob");
+    await join(b, tokens.bob);
+    await until(a, "bob joined", (s) => !!peer(s, "bob"));
+    await b.evaluate(() => { T.corruptOffers = 1; });
+    await b.evaluate(() => T.publish());
+    await until(b, "reconnected after the refused offer", (s, ev) => ev.some((e) => e.type === "reconnected"), 30000);
+    if ((await b.evaluate(() => T.corrupted)) !== 1) fail("no offer was corrupted");
+    await until(a, "bob's media after the reconnect", (s) => receiving(s, "bob"), 45000);
+    await until(b, "alice's media", (s) => receiving(s, "alice"), 45000);
+    const ev = await a.evaluate(() => T.events);
+    if (ev.some((e) => e.type === "left" && e.participant === "bob")) fail("alice saw bob leave");
+    if (ev.filter((e) => e.type === "joined" && e.participant === "bob").length !== 1) fail("alice saw bob join again");
+  },
+  // Simulcast under a throttled downlink: the viewer's media goes through the Go test's UDP
+  // proxy (SDK_THROTTLE: {control, sfuPort, proxyPort}); once it plays one of alice's upper
+  // layers, the proxy limits what reaches it to a rate below that layer, and the viewer must
+  // go on playing a smaller one (the server's estimate from the browser's feedback fell).
+  async throttle() {
+    if (!process.env.SDK_THROTTLE) fail("SDK_THROTTLE not set: TestMuxSpacesSDKThrottledSubscriber runs the proxy");
+    const { control, sfuPort, proxyPort } = JSON.parse(process.env.SDK_THROTTLE);
+    const a = await tab("alice");
+    await join(a, tokens.alice);
+    await a.evaluate(() => T.publish({ width: 1280, height: 720 }));
+    const v = await tab("viewer");
+    await v.evaluate(([s, p]) => T.viaProxy(s, p), [sfuPort, proxyPort]);
+    await join(v, tokens.viewer);
+    await until(v, "alice's media through the proxy", (s) => receiving(s, "alice"), 45000);
+    const video = async () => {
+      const r = (await v.evaluate(() => T.rtp())).received;
+      return r.length === 1 ? r[0] : { width: 0, frames: 0 };
+    };
+    let hi = { width: 0 };
+    for (const end = Date.now() + 45000; Date.now() < end && hi.width <= 320; await sleep(500)) hi = await video();
+    if (hi.width <= 320) fail("the viewer never received more than alice's smallest layer: " + JSON.stringify(hi));
+    const r = await fetch(`${control}?kbps=200`);
+    if (!r.ok) fail("throttle control: " + r.status);
+    let lo = hi;
+    for (const end = Date.now() + 45000; Date.now() < end; await sleep(500)) {
+      lo = await video();
+      if (lo.width > 0 && lo.width < hi.width) break;
+    }
+    if (!(lo.width > 0 && lo.width < hi.width)) fail(`throttled to 200 kbit/s, the viewer still receives ${JSON.stringify(lo)} (before: ${JSON.stringify(hi)})`);
+    const f0 = lo.frames;
+    await sleep(3000);
+    const after = await video();
+    if (!(after.frames > f0 + 10)) fail("the smaller layer does not play: " + JSON.stringify({ lo, after }));
+    console.log(`viewer: ${hi.width}x${hi.height} before the throttle, ${after.width}x${after.height} at 200 kbit/s, frames ${f0} -> ${after.frames}`);
   },
   // Active speakers: alice talks, bob's microphone is muted; both tabs see alice (and only
   // alice) in the SDK's ActiveSpeakersChanged.

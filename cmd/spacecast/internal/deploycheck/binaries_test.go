@@ -32,7 +32,7 @@ type binary struct {
 var binaries = map[string]binary{
 	"keys":       {service.Needs{}, func(r *envconfig.Reader) { keys.LoadConfig(r) }, []string{"SPACECAST_INTERNAL_SECRET", "SPACECAST_BOOTSTRAP_TOKEN_ID", "SPACECAST_BOOTSTRAP_TOKEN_SECRET"}},
 	"spaces-api": {service.Needs{Keys: true}, func(r *envconfig.Reader) { spacesapi.LoadConfig(r) }, nil},
-	"sfu":        {service.Needs{Redis: true, Keys: true}, func(r *envconfig.Reader) { sfu.LoadConfig(r); r.String("SPACECAST_SPACES_URL", "") }, []string{"SPACECAST_SPACES_URL", "SPACECAST_SFU_PUBLIC_URL", "SPACECAST_SFU_PUBLIC_IP"}},
+	"sfu":        {service.Needs{Redis: true, Keys: true, NoDatabase: true}, func(r *envconfig.Reader) { sfu.LoadConfig(r); r.String("SPACECAST_SPACES_URL", "") }, []string{"SPACECAST_SPACES_URL", "SPACECAST_SFU_PUBLIC_URL", "SPACECAST_SFU_PUBLIC_IP"}},
 	"webhooks":   {service.Needs{Redis: true, Keys: true}, func(r *envconfig.Reader) { webhooks.LoadConfig(r) }, nil},
 	"livestream": {service.Needs{Redis: true, Keys: true}, func(r *envconfig.Reader) { livestream.LoadConfig(r) }, []string{"SPACECAST_RECORDINGS_DIR"}},
 }
@@ -57,7 +57,10 @@ func (b binary) read(env map[string]string) ([]string, error) {
 func (b binary) required() []string {
 	// Every binary keeps its per-token rate limits in Redis (libs/ratelimit), also those that
 	// hold no other state there.
-	req := []string{"SPACECAST_DATABASE_URL", "SPACECAST_KAFKA_BROKERS", "SPACECAST_REDIS_URL"}
+	req := []string{"SPACECAST_KAFKA_BROKERS", "SPACECAST_REDIS_URL"}
+	if !b.needs.NoDatabase {
+		req = append(req, "SPACECAST_DATABASE_URL")
+	}
 	if b.needs.Keys {
 		req = append(req, "SPACECAST_KEYS_URL", "SPACECAST_INTERNAL_SECRET")
 	}
@@ -92,6 +95,8 @@ func envProblems(name string, env map[string]string) []string {
 		// LoadBase reads this for every binary; only those that look tokens up use it.
 		case k == "SPACECAST_KEYS_URL" && !b.needs.Keys:
 			out = append(out, fmt.Sprintf("%s is set but %s makes no lookups at the keys service", k, name))
+		case k == "SPACECAST_DATABASE_URL" && b.needs.NoDatabase:
+			out = append(out, fmt.Sprintf("%s is set but %s keeps no SQL database", k, name))
 		}
 	}
 	for _, k := range b.required() {

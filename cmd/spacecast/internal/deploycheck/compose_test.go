@@ -191,9 +191,14 @@ func TestComposeAddresses(t *testing.T) {
 				t.Errorf("%s: depends_on %s is %q, want condition %s", name, dep, got, cond)
 			}
 		}
-		// Database: the postgres service, its own database made by init.sql, the right password.
+		// Database: the postgres service, its own database made by init.sql, the right password
+		// (none for a binary that keeps no SQL state).
 		u, err := url.Parse(env["SPACECAST_DATABASE_URL"])
-		if err != nil || u.Scheme != "postgres" {
+		if b, known := binaries[name]; known && b.needs.NoDatabase {
+			if _, dep := deps["postgres"]; dep {
+				t.Errorf("%s keeps no SQL database but depends on postgres", name)
+			}
+		} else if err != nil || u.Scheme != "postgres" {
 			t.Errorf("%s: SPACECAST_DATABASE_URL %q is not a postgres:// URL", name, env["SPACECAST_DATABASE_URL"])
 		} else {
 			db := strings.TrimPrefix(u.Path, "/")

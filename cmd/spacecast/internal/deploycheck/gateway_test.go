@@ -144,7 +144,7 @@ func buildApps(t *testing.T) map[string]app {
 	sfuCfg := sfu.LoadConfig(envconfig.FromMap(env["sfu"]))
 	sfuCfg.ICEBindIP, sfuCfg.UDPPort, sfuCfg.TCPPort = "127.0.0.1", 0, -1 // no fixed ports in tests
 	sfuCfg.RedisPrefix = prefix + sfuCfg.RedisPrefix
-	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, DB: testenv.SQLite(t), Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
+	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
 		Spaces: sfu.SpaceLookupFunc(func(context.Context, string) (sfu.SpaceInfo, error) { return sfu.SpaceInfo{}, sfu.ErrSpaceNotFound })})
 	if err != nil {
 		t.Fatal(err)

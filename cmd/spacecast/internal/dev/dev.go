@@ -146,11 +146,6 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	sfuDB, err := openDB("sfu")
-	if err != nil {
-		return err
-	}
-	dbs = append(dbs, sfuDB)
 	sfuCfg.NodeID = "dev"
 	sfuCfg.UDPPort, sfuCfg.TCPPort = o.SFUUDPPort, o.SFUTCPPort
 	sfuCfg.ICEBindIP = "127.0.0.1"
@@ -162,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 	sfuCfg.LivestreamURL, sfuCfg.InternalSecret = "http://127.0.0.1:"+httpPort, internalSecret
 	// Dev mode fetches broadcast backgrounds from local servers too (as webhooks deliver to them).
 	sfuCfg.BackgroundAllowNetworks = []string{"127.0.0.0/8", "::1/128"}
-	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, DB: sfuDB, Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
+	sfuSvc, err := sfu.New(ctx, sfuCfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: brokers, Redis: rdb, JWT: jwtv,
 		Metrics: metrics,
 		Spaces: sfu.SpaceLookupFunc(func(ctx context.Context, id string) (sfu.SpaceInfo, error) {
 			sp, err := spacesSvc.LookupSpace(ctx, id)

@@ -14,7 +14,7 @@ import (
 func main() {
 	var cfg sfu.Config
 	var spacesURL string
-	os.Exit(service.Main("sfu", "sqlite:sfu.db", service.Needs{Redis: true, Keys: true},
+	os.Exit(service.Main("sfu", "", service.Needs{Redis: true, Keys: true, NoDatabase: true},
 		func(r *envconfig.Reader) {
 			cfg = sfu.LoadConfig(r)
 			spacesURL = r.String("SPACECAST_SPACES_URL", "http://127.0.0.1:8080")
@@ -35,7 +35,7 @@ func main() {
 			if cfg.InternalURL == "" {
 				cfg.InternalURL = sfu.DefaultInternalURL(c.Base.HTTPAddr)
 			}
-			return sfu.New(ctx, cfg, sfu.Deps{Logger: c.Log, DB: c.DB, Publisher: c.Producer, Brokers: c.Base.Brokers, Redis: c.Redis,
+			return sfu.New(ctx, cfg, sfu.Deps{Logger: c.Log, Publisher: c.Producer, Brokers: c.Base.Brokers, Redis: c.Redis,
 				JWT: verifier, Spaces: spaces, ActiveSpaces: spaces, Metrics: c.Metrics})
 		}))
 }

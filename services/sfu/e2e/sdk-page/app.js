@@ -8,6 +8,31 @@
   window.WebSocket = function (url, protocols) {
     const ws = protocols === undefined ? new NativeWS(url) : new NativeWS(url, protocols);
     sockets.push(ws);
+    // T.corruptOffers > 0: the SDK's next publish offers go out as invalid SDP (a test of
+    // what the server does with an offer it cannot answer).
+    const send = ws.send.bind(ws);
+    ws.send = (data) => {
+      if (T.proxy && typeof data === "string") {
+        // Media through the proxy only: the server learns none of this page's candidates (it
+        // sees the page's checks arrive from the proxy instead).
+        const m = JSON.parse(data);
+        if (m.candidate && m.candidate.type === 1) return;
+        if (m.sub_answer) {
+          m.sub_answer.sdp = m.sub_answer.sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:")).join("\r\n");
+          data = JSON.stringify(m);
+        }
+      }
+      if (T.corruptOffers > 0 && typeof data === "string") {
+        const m = JSON.parse(data);
+        if (typeof m.offer === "string") {
+          T.corruptOffers--;
+          T.corrupted++;
+          m.offer = "v=0 this is not SDP";
+          data = JSON.stringify(m);
+        }
+      }
+      return send(data);
+    };
     return ws;
   };
   window.WebSocket.prototype = NativeWS.prototype;
@@ -17,14 +42,40 @@
   window.RTCPeerConnection = function (cfg) {
     const pc = new NativePC(cfg);
     pcs.push(pc);
+    // T.proxy = {sfuPort, proxyPort}: the server's UDP candidate is replaced by the test's
+    // UDP proxy (which can throttle this page's media); its other candidates are dropped.
+    const srd = pc.setRemoteDescription.bind(pc);
+    pc.setRemoteDescription = (d) => {
+      if (T.proxy && d && d.sdp) d = { type: d.type, sdp: viaProxy(d.sdp) };
+      return srd(d);
+    };
+    const aic = pc.addIceCandidate.bind(pc);
+    pc.addIceCandidate = (c) => (T.proxy && c && c.candidate ? Promise.resolve() : aic(c));
     return pc;
   };
   window.RTCPeerConnection.prototype = NativePC.prototype;
+  // a=candidate:<foundation> <component> <transport> <priority> <ip> <port> typ <type> ...
+  function viaProxy(sdp) {
+    return sdp
+      .split("\r\n")
+      .flatMap((l) => {
+        if (!l.startsWith("a=candidate:")) return [l];
+        const f = l.split(" ");
+        if (f[2].toLowerCase() !== "udp" || Number(f[5]) !== T.proxy.sfuPort) return [];
+        f[4] = "127.0.0.1";
+        f[5] = String(T.proxy.proxyPort);
+        return [f.join(" ")];
+      })
+      .join("\r\n");
+  }
   Object.setPrototypeOf(window.RTCPeerConnection, NativePC);
   Object.assign(window.WebSocket, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
 
   const T = {
     events: [],
+    proxy: null,
+    corruptOffers: 0,
+    corrupted: 0,
     space: null,
     local: null,
     localTracks: [],
@@ -168,6 +219,10 @@
     } catch (e) {
       return { error: e && e.name, message: e && e.message };
     }
+  };
+
+  T.viaProxy = (sfuPort, proxyPort) => {
+    T.proxy = { sfuPort, proxyPort };
   };
 
   T.killSocket = () => {

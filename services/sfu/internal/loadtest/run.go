@@ -83,15 +83,9 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	keyFile.Close()
-	dataDir, err := os.MkdirTemp("", "sfu-load-*")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dataDir)
-
 	cctx, stopChild := context.WithCancel(ctx)
 	defer stopChild()
-	args := []string{"serve", "-key", keyFile.Name(), "-data", dataDir}
+	args := []string{"serve", "-key", keyFile.Name()}
 	if o.Simulcast {
 		args = append(args, "-simulcast")
 	}

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spacecast/spacecast/libs/embedded"
@@ -21,7 +20,6 @@ import (
 	"github.com/spacecast/spacecast/libs/redisconn"
 	"github.com/spacecast/spacecast/libs/service"
 	"github.com/spacecast/spacecast/libs/spacejwt"
-	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/sfu"
 )
 
@@ -38,11 +36,10 @@ func (s staticKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
 }
 
 // ServeCommand is the "serve" subcommand Run starts as its child: it parses args (-key,
-// -data, -simulcast) and runs Serve.
+// -simulcast) and runs Serve.
 func ServeCommand(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	key := fs.String("key", "", "PEM private key whose public half the SFU trusts")
-	data := fs.String("data", os.TempDir(), "data directory")
 	simulcast := fs.Bool("simulcast", false, "ask camera publishers for RID simulcast layers")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -51,13 +48,13 @@ func ServeCommand(ctx context.Context, args []string, out io.Writer, log *slog.L
 	if err != nil {
 		return err
 	}
-	return Serve(ctx, pem, *data, *simulcast, out, log)
+	return Serve(ctx, pem, *simulcast, out, log)
 }
 
-// Serve runs one SFU node with embedded Kafka, Redis and SQLite, trusting the public key of
-// keyPEM and treating every space id as existing; with simulcast the node asks camera
-// publishers for RID layers (sfu.Config.Simulcast). It writes "READY <ws url>" to out.
-func Serve(ctx context.Context, keyPEM []byte, dataDir string, simulcast bool, out io.Writer, log *slog.Logger) error {
+// Serve runs one SFU node with embedded Kafka and Redis, trusting the public key of keyPEM
+// and treating every space id as existing; with simulcast the node asks camera publishers
+// for RID layers (sfu.Config.Simulcast). It writes "READY <ws url>" to out.
+func Serve(ctx context.Context, keyPEM []byte, simulcast bool, out io.Writer, log *slog.Logger) error {
 	priv, err := spacejwt.ParsePrivateKey(keyPEM)
 	if err != nil {
 		return err
@@ -77,11 +74,6 @@ func Serve(ctx context.Context, keyPEM []byte, dataDir string, simulcast bool, o
 		return err
 	}
 	defer rdb.Close()
-	db, err := sqldb.Open(ctx, "sqlite:"+filepath.Join(dataDir, "sfu.db"))
-	if err != nil {
-		return err
-	}
-	defer db.Close()
 	prod, err := kafkabus.NewProducer(kafkabus.ProducerConfig{Brokers: kafka.Brokers(), Logger: log})
 	if err != nil {
 		return err
@@ -100,7 +92,7 @@ func Serve(ctx context.Context, keyPEM []byte, dataDir string, simulcast bool, o
 	}
 	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:", Simulcast: simulcast,
 		PublicURL: "ws://" + ln.Addr().String() + strings.TrimSuffix(sfu.SpacesPath, "/v1")}
-	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, DB: db, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
+	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
 	if err != nil {
 		ln.Close()
 		return err

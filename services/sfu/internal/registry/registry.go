@@ -1,7 +1,9 @@
 // Package registry keeps the SFU's live state in Redis: which participants are connected to
 // which space on which node with which tracks, which node hosts each space, node heartbeats,
 // and deleted-space tombstones. Every key of one space shares the hash tag {space:ID}, so the
-// join check is one atomic script even on Redis Cluster.
+// join check is one atomic script even on Redis Cluster. The scripts that change participants
+// or tracks append the events describing the change to the space's event stream
+// ({space:ID}:events) in the same script, so state and events never disagree (stream.go).
 package registry
 
 import (
@@ -10,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,10 @@ var (
 	ErrSpaceDeleted = errors.New("space was deleted")
 	ErrWrongNode    = errors.New("space is hosted by another node")
 )
+
+// ErrNoOccupancy is returned for an event with Occupancy given to a change that decides none
+// (track changes), or one whose JSON lacks OccupancyMarker.
+var ErrNoOccupancy = errors.New("registry: event occupancy cannot be filled in")
 
 // NodeError says which node hosts the space (wraps ErrWrongNode) or holds the duplicate
 // participant (wraps ErrDuplicate).
@@ -99,9 +104,10 @@ local function bump(key, now)
 end
 `
 
-// claimScript: KEYS deleted, node, participants, seq; ARGV nodeID, participantID, record, nowµs.
-// Order: tombstone, duplicate participant (anywhere), node assignment.
-var claimScript = redis.NewScript(bumpLua + `
+// claimScript: KEYS deleted, node, participants, seq, events; ARGV nodeID, participantID,
+// record, nowµs, then the participant.joined event (eventArgs). Order: tombstone, duplicate
+// participant (anywhere), node assignment.
+var claimScript = redis.NewScript(bumpLua + emitLua + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'deleted', ''} end
 local cur = redis.call('HGET', KEYS[3], ARGV[2])
 if cur then return {'duplicate', cjson.decode(cur)['node_id']} end
@@ -109,27 +115,36 @@ local owner = redis.call('GET', KEYS[2])
 if owner and owner ~= ARGV[1] then return {'wrong_node', owner} end
 if not owner then redis.call('SET', KEYS[2], ARGV[1]) end
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-local n = redis.call('HLEN', KEYS[3])
-return {'ok', ARGV[1], tostring(n), bump(KEYS[4], ARGV[4])}
+local n = tostring(redis.call('HLEN', KEYS[3]))
+local seq = bump(KEYS[4], ARGV[4])
+emit(KEYS[5], 5, n, seq)
+return {'ok', ARGV[1], n, seq}
 `)
 
 func nowMicros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
 
-// Claim records p as connected, atomically refusing a duplicate participant id, a deleted
-// space and a space hosted by another node. The occupancy says whether p is the first.
-func (r *Registry) Claim(ctx context.Context, p Participant) (Occupancy, error) {
+// Claim records p as connected and appends joined (its participant.joined, whose occupancy the
+// script fills in) to the space's event stream, atomically refusing a duplicate participant
+// id, a deleted space and a space hosted by another node. The occupancy says whether p is the
+// first.
+func (r *Registry) Claim(ctx context.Context, p Participant, joined Event) (Occupancy, error) {
 	rec, err := json.Marshal(p)
 	if err != nil {
 		return Occupancy{}, err
 	}
-	// The node's space list is advisory (cleanup reads it); add it first so a crash
-	// right after the claim still leaves a trace to clean.
-	if err := r.rdb.SAdd(ctx, r.nodeSpacesKey(p.NodeID), p.SpaceID).Err(); err != nil {
-		return Occupancy{}, fmt.Errorf("registry: %w", err)
+	evArgs, err := eventArgs([]Event{joined})
+	if err != nil {
+		return Occupancy{}, err
+	}
+	// The node's space list is advisory (cleanup and the event relay read it); add it first
+	// so a crash right after the claim still leaves a trace to clean.
+	if err := r.AddNodeSpace(ctx, p.NodeID, p.SpaceID); err != nil {
+		return Occupancy{}, err
 	}
 	res, err := claimScript.Run(ctx, r.rdb,
-		[]string{r.spaceKey(p.SpaceID, "deleted"), r.spaceKey(p.SpaceID, "node"), r.spaceKey(p.SpaceID, "participants"), r.spaceKey(p.SpaceID, "seq")},
-		p.NodeID, p.ParticipantID, string(rec), nowMicros(time.Now())).StringSlice()
+		[]string{r.spaceKey(p.SpaceID, "deleted"), r.spaceKey(p.SpaceID, "node"), r.spaceKey(p.SpaceID, "participants"),
+			r.spaceKey(p.SpaceID, "seq"), r.eventsKey(p.SpaceID)},
+		append([]any{p.NodeID, p.ParticipantID, string(rec), nowMicros(time.Now())}, evArgs...)...).StringSlice()
 	if err != nil {
 		return Occupancy{}, fmt.Errorf("registry claim: %w", err)
 	}
@@ -155,106 +170,70 @@ func parseOccupancy(n, seq string) (Occupancy, error) {
 	return Occupancy{Participants: pn, Seq: ps}, nil
 }
 
-// releaseScript: KEYS participants, tracks, node, seq, leaving; ARGV participantID,
-// connectionID, nodeID, nowµs. Moves the participant (if it is still this connection) to the
-// space's leaving hash together with the occupancy after it left, drops its tracks, and the
-// node assignment when the space has no participant left. A connection already in the
-// leaving hash answers what was recorded then, so a retry emits the same occupancy.
-var releaseScript = redis.NewScript(bumpLua + `
+// releaseScript: KEYS participants, tracks, node, seq, events; ARGV participantID,
+// connectionID, nodeID, nowµs, then the events (eventArgs: the tracks' track.unpublished, the
+// participant.left last). When the participant is still this connection, removes it and its
+// tracks, the node assignment when the space has no participant left, and appends the events
+// with the occupancy after it left; otherwise it only drops the connection's tracks and
+// appends nothing.
+var releaseScript = redis.NewScript(bumpLua + emitLua + `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not (cur and cjson.decode(cur)['connection_id'] == ARGV[2]) then
-  redis.call('DEL', KEYS[2])
-  local l = redis.call('HGET', KEYS[5], ARGV[2])
-  if l then return {'leaving', l} end
-  return {'gone', ''}
-end
-redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('DEL', KEYS[2])
+if not (cur and cjson.decode(cur)['connection_id'] == ARGV[2]) then return {'gone', '', ''} end
+redis.call('HDEL', KEYS[1], ARGV[1])
 local n = redis.call('HLEN', KEYS[1])
 if n == 0 and redis.call('GET', KEYS[3]) == ARGV[3] then
   redis.call('DEL', KEYS[3])
 end
-local rec = tostring(n) .. ':' .. bump(KEYS[4], ARGV[4]) .. ':' .. cur
-redis.call('HSET', KEYS[5], ARGV[2], rec)
-return {'leaving', rec}
+n = tostring(n)
+local seq = bump(KEYS[4], ARGV[4])
+emit(KEYS[5], 5, n, seq)
+return {'left', n, seq}
 `)
 
-// Leave is a participant moved out of a space, waiting for its participant.left to be
-// recorded (then call Left).
-type Leave struct {
-	Participant Participant
-	Occupancy   Occupancy
-}
-
-func parseLeave(rec string) (Leave, error) {
-	n, rest, ok1 := strings.Cut(rec, ":")
-	seq, p, ok2 := strings.Cut(rest, ":")
-	if !ok1 || !ok2 {
-		return Leave{}, fmt.Errorf("registry: bad leaving record %q", rec)
-	}
-	occ, err := parseOccupancy(n, seq)
+// Release removes a connection's participant record and tracks and appends evs (its
+// remaining tracks' track.unpublished, then its participant.left, whose occupancy the script
+// fills in) to the space's event stream, in one step. ok is false (and nothing is appended)
+// when the connection was not connected.
+func (r *Registry) Release(ctx context.Context, p Participant, evs ...Event) (occ Occupancy, ok bool, err error) {
+	evArgs, err := eventArgs(evs)
 	if err != nil {
-		return Leave{}, err
+		return Occupancy{}, false, err
 	}
-	var part Participant
-	if err := json.Unmarshal([]byte(p), &part); err != nil {
-		return Leave{}, fmt.Errorf("registry: bad leaving record: %w", err)
-	}
-	return Leave{Participant: part, Occupancy: occ}, nil
-}
-
-// Release removes a connection's participant record and tracks, keeping the leave (with the
-// occupancy after it) until Left is called. ok is false when the connection was neither
-// connected nor leaving.
-func (r *Registry) Release(ctx context.Context, p Participant) (l Leave, ok bool, err error) {
 	res, err := releaseScript.Run(ctx, r.rdb,
 		[]string{r.spaceKey(p.SpaceID, "participants"), r.tracksKey(p.SpaceID, p.ConnectionID), r.spaceKey(p.SpaceID, "node"),
-			r.spaceKey(p.SpaceID, "seq"), r.spaceKey(p.SpaceID, "leaving")},
-		p.ParticipantID, p.ConnectionID, p.NodeID, nowMicros(time.Now())).StringSlice()
+			r.spaceKey(p.SpaceID, "seq"), r.eventsKey(p.SpaceID)},
+		append([]any{p.ParticipantID, p.ConnectionID, p.NodeID, nowMicros(time.Now())}, evArgs...)...).StringSlice()
 	if err != nil {
-		return Leave{}, false, fmt.Errorf("registry release: %w", err)
+		return Occupancy{}, false, fmt.Errorf("registry release: %w", err)
 	}
-	if res[0] != "leaving" {
-		return Leave{}, false, nil
+	if res[0] != "left" {
+		return Occupancy{}, false, nil
 	}
-	l, err = parseLeave(res[1])
-	return l, err == nil, err
+	occ, err = parseOccupancy(res[1], res[2])
+	return occ, err == nil, err
 }
 
-// Left forgets a leave whose participant.left is recorded.
-func (r *Registry) Left(ctx context.Context, space, conn string) error {
-	return r.rdb.HDel(ctx, r.spaceKey(space, "leaving"), conn).Err()
-}
-
-// NodeLeaves lists the leaves node started in space and did not finish (it died between
-// the Redis change and recording the event).
-func (r *Registry) NodeLeaves(ctx context.Context, node, space string) ([]Leave, error) {
-	m, err := r.rdb.HGetAll(ctx, r.spaceKey(space, "leaving")).Result()
-	if err != nil {
-		return nil, err
-	}
-	var out []Leave
-	for _, v := range m {
-		l, err := parseLeave(v)
-		if err == nil && l.Participant.NodeID == node {
-			out = append(out, l)
-		}
-	}
-	return out, nil
-}
-
-// vacateScript: KEYS participants, seq; ARGV nowµs. When nobody is connected, bumps the
-// sequence and returns it; otherwise returns an empty string.
-var vacateScript = redis.NewScript(bumpLua + `
+// vacateScript: KEYS participants, seq, events; ARGV nowµs, then the space.vacated event
+// (eventArgs). When nobody is connected, bumps the sequence, appends the event with it and
+// returns it; otherwise returns an empty string.
+var vacateScript = redis.NewScript(bumpLua + emitLua + `
 if redis.call('HLEN', KEYS[1]) > 0 then return '' end
-return bump(KEYS[2], ARGV[1])
+local seq = bump(KEYS[2], ARGV[1])
+emit(KEYS[3], 2, '0', seq)
+return seq
 `)
 
-// Vacant reports whether space has no participant on any node and, if so, the occupancy
-// (zero participants, a new sequence number) to announce.
-func (r *Registry) Vacant(ctx context.Context, space string) (Occupancy, bool, error) {
-	s, err := vacateScript.Run(ctx, r.rdb, []string{r.spaceKey(space, "participants"), r.spaceKey(space, "seq")},
-		nowMicros(time.Now())).Text()
+// Vacant reports whether space has no participant on any node and, if so, appends vacated
+// (its space.vacated, whose occupancy the script fills in: zero participants, a new sequence
+// number) to the space's event stream and returns that occupancy.
+func (r *Registry) Vacant(ctx context.Context, space string, vacated Event) (Occupancy, bool, error) {
+	evArgs, err := eventArgs([]Event{vacated})
+	if err != nil {
+		return Occupancy{}, false, err
+	}
+	s, err := vacateScript.Run(ctx, r.rdb, []string{r.spaceKey(space, "participants"), r.spaceKey(space, "seq"), r.eventsKey(space)},
+		append([]any{nowMicros(time.Now())}, evArgs...)...).Text()
 	if err != nil {
 		return Occupancy{}, false, fmt.Errorf("registry vacant: %w", err)
 	}
@@ -265,23 +244,92 @@ func (r *Registry) Vacant(ctx context.Context, space string) (Occupancy, bool, e
 	return occ, err == nil, err
 }
 
-// ForgetSpace drops space from node's list once the node hosts nobody there.
+// AddNodeSpace adds space to node's list: the spaces where node has participants or events
+// its relay has not published yet (cleanup and the event relay read it).
+func (r *Registry) AddNodeSpace(ctx context.Context, node, space string) error {
+	if err := r.rdb.SAdd(ctx, r.nodeSpacesKey(node), space).Err(); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
+}
+
+// ForgetSpace drops space from node's list once the node hosts nobody there and published
+// the events it appended there.
 func (r *Registry) ForgetSpace(ctx context.Context, node, space string) error {
 	return r.rdb.SRem(ctx, r.nodeSpacesKey(node), space).Err()
 }
 
-// SetTrack records (or updates) a published track of a connection.
-func (r *Registry) SetTrack(ctx context.Context, space, conn string, t Track) error {
+// setTrackScript: KEYS tracks, events; ARGV trackID, record, then at most one event
+// (eventArgs).
+var setTrackScript = redis.NewScript(emitLua + `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+emit(KEYS[2], 3, '', '')
+return 1
+`)
+
+// removeTrackScript: KEYS tracks, events; ARGV trackID, then at most one event (eventArgs).
+// The event is appended only when the track was recorded.
+var removeTrackScript = redis.NewScript(emitLua + `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+emit(KEYS[2], 2, '', '')
+return 1
+`)
+
+// SetTrack records (or updates) a published track of a connection and appends evs (at most
+// one: its track.published; none for a mute change) to the space's event stream, in one step.
+func (r *Registry) SetTrack(ctx context.Context, space, conn string, t Track, evs ...Event) error {
 	b, err := json.Marshal(t)
 	if err != nil {
 		return err
 	}
-	return r.rdb.HSet(ctx, r.tracksKey(space, conn), t.TrackID, string(b)).Err()
+	if err := trackEvents(evs); err != nil {
+		return err
+	}
+	evArgs, err := eventArgs(evs)
+	if err != nil {
+		return err
+	}
+	err = setTrackScript.Run(ctx, r.rdb, []string{r.tracksKey(space, conn), r.eventsKey(space)},
+		append([]any{t.TrackID, string(b)}, evArgs...)...).Err()
+	if err != nil {
+		return fmt.Errorf("registry set track: %w", err)
+	}
+	return nil
 }
 
-// RemoveTrack forgets a track.
-func (r *Registry) RemoveTrack(ctx context.Context, space, conn, trackID string) error {
-	return r.rdb.HDel(ctx, r.tracksKey(space, conn), trackID).Err()
+// trackEvents checks the events of a track change: at most one, without occupancy.
+func trackEvents(evs []Event) error {
+	if len(evs) > 1 {
+		return errors.New("registry: one event per track change")
+	}
+	if len(evs) == 1 && evs[0].Occupancy {
+		return ErrNoOccupancy
+	}
+	return nil
+}
+
+// RemoveTrack forgets a track and, if it was recorded, appends evs (at most one: its
+// track.unpublished) to the space's event stream, in one step. removed is false (and nothing
+// is appended) when the track was not recorded (its participant was released meanwhile).
+func (r *Registry) RemoveTrack(ctx context.Context, space, conn, trackID string, evs ...Event) (removed bool, err error) {
+	if err := trackEvents(evs); err != nil {
+		return false, err
+	}
+	evArgs, err := eventArgs(evs)
+	if err != nil {
+		return false, err
+	}
+	n, err := removeTrackScript.Run(ctx, r.rdb, []string{r.tracksKey(space, conn), r.eventsKey(space)},
+		append([]any{trackID}, evArgs...)...).Int()
+	if err != nil {
+		return false, fmt.Errorf("registry remove track: %w", err)
+	}
+	return n == 1, nil
+}
+
+// ParticipantCount is how many participants the space has (any node).
+func (r *Registry) ParticipantCount(ctx context.Context, space string) (int64, error) {
+	return r.rdb.HLen(ctx, r.spaceKey(space, "participants")).Result()
 }
 
 // Participants lists the space's connected participants (any node).
@@ -385,7 +433,7 @@ func (r *Registry) LockCleanup(ctx context.Context, node, cleaner string, ttl ti
 	return r.rdb.SetNX(ctx, r.prefix+"{node:"+node+"}:cleanup", cleaner, ttl).Result()
 }
 
-// NodeSpaces lists the spaces a node has hosted participants in.
+// NodeSpaces lists the spaces where a node has participants or events it has not published.
 func (r *Registry) NodeSpaces(ctx context.Context, node string) ([]string, error) {
 	return r.rdb.SMembers(ctx, r.nodeSpacesKey(node)).Result()
 }

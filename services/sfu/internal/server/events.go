@@ -1,14 +1,9 @@
 package server
 
 import (
-	"context"
-	"database/sql"
-	"fmt"
 	"strconv"
 
 	"github.com/spacecast/spacecast/libs/events"
-	"github.com/spacecast/spacecast/libs/outbox"
-	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
 )
 
@@ -38,7 +33,7 @@ type ParticipantData struct {
 	// SpaceParticipants is how many participants the space has (every node) right after
 	// this join or leave, and SpaceSeq the space's sequence number of that change: it only
 	// grows, so a consumer keeps the status of the highest SpaceSeq it saw and ignores
-	// older events arriving late (events of one space come from several nodes' outboxes).
+	// older events arriving late or again (events are published at least once).
 	SpaceParticipants int   `json:"space_participants"`
 	SpaceSeq          int64 `json:"space_seq"`
 }
@@ -73,42 +68,32 @@ func trackData(p registry.Participant, t registry.Track) TrackData {
 		TrackID: t.TrackID, Kind: t.Kind, Source: t.Source, Mid: t.Mid}
 }
 
-// pending is one event to write.
-type pending struct {
-	typ  string
-	p    registry.Participant
-	data any
-}
-
-// emitter writes events to the outbox and wakes the relay.
-type emitter struct {
-	db    *sqldb.DB
-	relay *outbox.Relay
-}
-
-func (e *emitter) emit(ctx context.Context, evs ...pending) error {
-	if len(evs) == 0 {
-		return nil
-	}
-	envs := make([]events.Envelope, len(evs))
-	for i, ev := range evs {
-		env, err := events.New(Source, ev.typ, ev.p.SpaceID, ev.p.EnvironmentID, ev.data)
-		if err != nil {
-			return err
-		}
-		envs[i] = env
-	}
-	err := e.db.InTx(ctx, func(tx *sql.Tx) error {
-		for _, env := range envs {
-			if err := outbox.Add(ctx, tx, events.TopicRTC, env); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+// newEvent builds an event's envelope for a registry script to append with its change.
+// Occupancy events carry data built with the zero occupancy, which the script replaces.
+func newEvent(typ string, p registry.Participant, data any, occupancy bool) (registry.Event, error) {
+	env, err := events.New(Source, typ, p.SpaceID, p.EnvironmentID, data)
 	if err != nil {
-		return fmt.Errorf("write events: %w", err)
+		return registry.Event{}, err
 	}
-	e.relay.Notify()
-	return nil
+	b, err := env.Marshal()
+	if err != nil {
+		return registry.Event{}, err
+	}
+	return registry.Event{JSON: b, Occupancy: occupancy}, nil
+}
+
+// participantEvent is participant.joined or participant.left of p (occupancy from the script).
+func participantEvent(typ string, p registry.Participant) (registry.Event, error) {
+	return newEvent(typ, p, participantData(p, registry.Occupancy{}), true)
+}
+
+// trackEvent is track.published or track.unpublished of p's track t.
+func trackEvent(typ string, p registry.Participant, t registry.Track) (registry.Event, error) {
+	return newEvent(typ, p, trackData(p, t), false)
+}
+
+// vacatedEvent is space.vacated of space, noticed by node (occupancy from the script).
+func vacatedEvent(space SpaceInfo, node string) (registry.Event, error) {
+	p := registry.Participant{SpaceID: space.ID, EnvironmentID: space.EnvironmentID}
+	return newEvent(EventSpaceVacated, p, VacatedData{SpaceID: space.ID, NodeID: node}, true)
 }

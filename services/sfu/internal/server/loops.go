@@ -37,9 +37,10 @@ func (s *Server) RunHeartbeats(ctx context.Context) {
 	}
 }
 
-// RunCleanup looks for dead nodes every CleanupInterval and removes their participants,
-// emitting participant.left (and track.unpublished) for them. It also disconnects local
-// participants of spaces deleted while a pub/sub announcement was missed.
+// RunCleanup looks for dead nodes every CleanupInterval, removes their participants with
+// their participant.left (and track.unpublished) and publishes what they left unpublished.
+// It also disconnects local participants of spaces deleted while a pub/sub announcement was
+// missed.
 func (s *Server) RunCleanup(ctx context.Context) {
 	t := time.NewTicker(s.cfg.CleanupInterval)
 	defer t.Stop()
@@ -106,18 +107,33 @@ func (s *Server) CleanupOwn(ctx context.Context) error {
 	return nil
 }
 
-// cleanNodeSpace removes node's participants of space and finishes the leaves node started
-// there: each participant is moved out atomically in Redis (which decides the occupancy its
-// participant.left carries), then its events are recorded, then the leave is forgotten; a
-// crash in between leaves the leave in Redis for the next sweep. It reports success.
+// cleanNodeSpace removes node's participants of space: each goes in one step with its
+// tracks' track.unpublished and its participant.left (Redis decides the occupancy it
+// carries). The space joins this node's list first, so this node's relay publishes them (and
+// what node appended there and did not publish) and, should this node die too, its cleaner
+// does. It reports success.
 func (s *Server) cleanNodeSpace(ctx context.Context, node, space string) bool {
+	if err := s.adopt(ctx, space); err != nil {
+		s.log.Warn("adding a dead node's space to this node's list failed", "err", err, "node", node, "space_id", space)
+		return false
+	}
+	defer s.unadopt(space)
+	if node != s.cfg.NodeID {
+		if err := s.reg.BreakRelayLock(ctx, space, node); err != nil {
+			s.log.Warn("releasing a dead node's relay lock failed", "err", err, "node", node, "space_id", space)
+		}
+	}
 	orphans, err := s.reg.NodeParticipants(ctx, node, space)
 	if err != nil {
 		s.log.Warn("reading dead node's participants failed", "err", err, "node", node, "space_id", space)
 		return false
 	}
 	for _, o := range orphans {
-		l, ok, err := s.reg.Release(ctx, o.Participant)
+		evs, err := orphanEvents(o)
+		ok := false
+		if err == nil {
+			_, ok, err = s.reg.Release(ctx, o.Participant, evs...)
+		}
 		if err != nil {
 			s.log.Warn("removing dead node's participant failed", "err", err)
 			return false
@@ -125,44 +141,33 @@ func (s *Server) cleanNodeSpace(ctx context.Context, node, space string) bool {
 		if !ok {
 			continue // it left meanwhile
 		}
-		var evs []pending
-		for _, t := range o.Tracks {
-			evs = append(evs, pending{typ: EventTrackUnpublished, p: o.Participant, data: trackData(o.Participant, t)})
-		}
-		if !s.finishLeave(ctx, l, evs...) {
-			return false
-		}
 		s.log.Info("removed participant of a dead node", "node", node, "space_id", space, "participant_id", o.Participant.ParticipantID)
-	}
-	leaves, err := s.reg.NodeLeaves(ctx, node, space)
-	if err != nil {
-		s.log.Warn("reading dead node's unfinished leaves failed", "err", err, "node", node, "space_id", space)
-		return false
-	}
-	for _, l := range leaves {
-		if !s.finishLeave(ctx, l) {
-			return false
-		}
 	}
 	if err := s.reg.ReleaseNodeAssignment(ctx, node, space); err != nil {
 		return false
 	}
-	_ = s.reg.ForgetSpace(ctx, node, space)
+	if node != s.cfg.NodeID {
+		_ = s.reg.ForgetSpace(ctx, node, space)
+	}
 	return true
 }
 
-// finishLeave records a leave's participant.left (after evs) and forgets the leave.
-func (s *Server) finishLeave(ctx context.Context, l registry.Leave, evs ...pending) bool {
-	evs = append(evs, pending{typ: EventParticipantLeft, p: l.Participant, data: participantData(l.Participant, l.Occupancy)})
-	if err := s.ev.emit(ctx, evs...); err != nil {
-		s.log.Error("recording participant.left failed; kept in Redis for the next sweep", "err", err,
-			"space_id", l.Participant.SpaceID, "connection_id", l.Participant.ConnectionID)
-		return false
+// orphanEvents are the events of a dead node's participant: track.unpublished of each of its
+// tracks, then participant.left.
+func orphanEvents(o registry.Orphan) ([]registry.Event, error) {
+	evs := make([]registry.Event, 0, len(o.Tracks)+1)
+	for _, t := range o.Tracks {
+		ev, err := trackEvent(EventTrackUnpublished, o.Participant, t)
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, ev)
 	}
-	if err := s.reg.Left(ctx, l.Participant.SpaceID, l.Participant.ConnectionID); err != nil {
-		s.log.Warn("forgetting a recorded leave failed (it will be emitted again)", "err", err)
+	left, err := participantEvent(EventParticipantLeft, o.Participant)
+	if err != nil {
+		return nil, err
 	}
-	return true
+	return append(evs, left), nil
 }
 
 // RunReconcile reconciles once at start and then every ReconcileInterval until ctx ends.
@@ -202,19 +207,13 @@ func (s *Server) ReconcileOnce(ctx context.Context) error {
 			return err
 		}
 		for _, sp := range page {
-			occ, vacant, err := s.reg.Vacant(ctx, sp.ID)
+			vacant, err := s.announceVacant(ctx, sp)
 			if err != nil {
 				return err
 			}
-			if !vacant {
-				continue
+			if vacant {
+				n++
 			}
-			p := registry.Participant{SpaceID: sp.ID, EnvironmentID: sp.EnvironmentID}
-			if err := s.ev.emit(ctx, pending{typ: EventSpaceVacated, p: p,
-				data: VacatedData{SpaceID: sp.ID, SpaceSeq: occ.Seq, NodeID: s.cfg.NodeID}}); err != nil {
-				return err
-			}
-			n++
 		}
 		if len(page) < reconcilePage {
 			break
@@ -225,6 +224,24 @@ func (s *Server) ReconcileOnce(ctx context.Context) error {
 		s.log.Info("space status reconciled: active spaces without participants announced vacant", "count", n)
 	}
 	return nil
+}
+
+// announceVacant appends space.vacated to sp's stream (published by this node's relay) if
+// nobody is connected to it on any node.
+func (s *Server) announceVacant(ctx context.Context, sp SpaceInfo) (bool, error) {
+	if n, err := s.reg.ParticipantCount(ctx, sp.ID); err != nil || n > 0 {
+		return false, err // occupied: no need to add it to this node's list
+	}
+	ev, err := vacatedEvent(sp, s.cfg.NodeID)
+	if err != nil {
+		return false, err
+	}
+	if err := s.adopt(ctx, sp.ID); err != nil {
+		return false, err
+	}
+	defer s.unadopt(sp.ID)
+	_, vacant, err := s.reg.Vacant(ctx, sp.ID, ev)
+	return vacant, err
 }
 
 // RunKeyCheck disconnects, every KeyCheckInterval, the participants whose token's signing

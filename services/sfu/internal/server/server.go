@@ -1,6 +1,7 @@
 // Package server is the SFU node: the Mux Spaces signaling WebSocket (spaces.go), the join
 // checks (JWT, space, duplicate participant, node assignment), participant state in Redis,
-// events through the outbox, node heartbeats and the cleanup of dead nodes' participants.
+// events appended to Redis streams with each change and published by the node's event relay,
+// node heartbeats and the cleanup of dead nodes' participants.
 package server
 
 import (
@@ -15,9 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/spacecast/spacecast/libs/outbox"
 	"github.com/spacecast/spacecast/libs/spacejwt"
-	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/services/sfu/internal/media"
 	"github.com/spacecast/spacecast/services/sfu/internal/registry"
 	"github.com/spacecast/spacecast/services/sfu/internal/space"
@@ -86,21 +85,23 @@ type Server struct {
 	jwt    TokenVerifier
 	spaces SpaceLookup
 	active ActiveSpaceLister // nil: no reconciliation
-	ev     *emitter
+	relay  *eventRelay
 
 	mu     sync.Mutex
 	halted bool
 	wg     sync.WaitGroup // open WebSockets
 
 	owners     map[string]*space.Space // one owner goroutine per space hosted here
+	adopting   map[string]int          // spaces this node is appending events to without hosting them (cleanup, reconciliation)
 	spaceConns map[*wsConn]connInfo
 	metrics    *space.Metrics
 	relays     relaySet // Mux Spaces connections relayed to the node hosting their space
 }
 
-// New builds a node; active may be nil (no reconciliation of space status).
+// New builds a node; active may be nil (no reconciliation of space status). pub receives the
+// node's events (RunEvents publishes them).
 func New(cfg Config, log *slog.Logger, reg *registry.Registry, engine *media.Engine, jwt TokenVerifier, spaces SpaceLookup,
-	active ActiveSpaceLister, db *sqldb.DB, relay *outbox.Relay) *Server {
+	active ActiveSpaceLister, pub Publisher) *Server {
 	if cfg.ReconcileInterval <= 0 {
 		cfg.ReconcileInterval = 30 * time.Second
 	}
@@ -110,8 +111,56 @@ func New(cfg Config, log *slog.Logger, reg *registry.Registry, engine *media.Eng
 	if cfg.Leeway <= 0 {
 		cfg.Leeway = 5 * time.Second
 	}
-	return &Server{cfg: cfg, log: log, reg: reg, engine: engine, jwt: jwt, spaces: spaces, active: active, ev: &emitter{db: db, relay: relay},
-		owners: map[string]*space.Space{}, spaceConns: map[*wsConn]connInfo{}}
+	s := &Server{cfg: cfg, log: log, reg: reg, engine: engine, jwt: jwt, spaces: spaces, active: active,
+		owners: map[string]*space.Space{}, adopting: map[string]int{}, spaceConns: map[*wsConn]connInfo{}}
+	s.relay = newEventRelay(cfg.NodeID, reg, pub, log, s.forgetIfIdle)
+	return s
+}
+
+// RunEvents publishes the node's events until ctx ends (give it a context that outlives
+// Shutdown, then FlushEvents, so the last participant.left events go out).
+func (s *Server) RunEvents(ctx context.Context) { s.relay.run(ctx) }
+
+// FlushEvents publishes every event this node appended or adopted, and says how many spaces
+// still hold events when ctx ends first (a dead-node cleanup publishes those).
+func (s *Server) FlushEvents(ctx context.Context) (int, error) { return s.relay.Flush(ctx) }
+
+// adopt adds space to this node's list before the node appends events there without hosting
+// it, and keeps the relay from dropping it until unadopt; unadopt wakes the relay.
+func (s *Server) adopt(ctx context.Context, space string) error {
+	s.mu.Lock()
+	s.adopting[space]++
+	s.mu.Unlock()
+	if err := s.reg.AddNodeSpace(ctx, s.cfg.NodeID, space); err != nil {
+		s.unadopt(space)
+		return err
+	}
+	return nil
+}
+
+func (s *Server) unadopt(space string) {
+	s.mu.Lock()
+	if s.adopting[space]--; s.adopting[space] <= 0 {
+		delete(s.adopting, space)
+	}
+	s.mu.Unlock()
+	s.relay.Notify(space)
+}
+
+// forgetIfIdle drops space from this node's list (its events are published) unless the node
+// hosts it or is appending events to it. Under mu, so no owner starts (and claims, adding the
+// space again) in between.
+func (s *Server) forgetIfIdle(ctx context.Context, space string) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.owners[space] != nil || s.adopting[space] > 0 {
+		return
+	}
+	if err := s.reg.ForgetSpace(ctx, s.cfg.NodeID, space); err != nil && ctx.Err() == nil {
+		s.log.Warn("dropping a published space from the node's list failed", "err", err, "space_id", space)
+	}
 }
 
 // issuedInFuture reads iat of an already verified token: a token issued in the future
@@ -137,9 +186,9 @@ func issuedInFuture(token string, now time.Time, leeway time.Duration) bool {
 // claim records the participant in Redis. A participant or space assignment held by a dead
 // node is cleaned up first. A refusal is a *space.JoinError; a space hosted by another live
 // node is refused too (signaling is not relayed between nodes yet).
-func (s *Server) claim(ctx context.Context, p registry.Participant) (registry.Occupancy, error) {
+func (s *Server) claim(ctx context.Context, p registry.Participant, joined registry.Event) (registry.Occupancy, error) {
 	for attempt := 0; ; attempt++ {
-		occ, err := s.reg.Claim(ctx, p)
+		occ, err := s.reg.Claim(ctx, p, joined)
 		if err == nil {
 			return occ, nil
 		}
@@ -204,7 +253,7 @@ func (s *Server) Shutdown() {
 	}
 }
 
-// Halt drops every connection without cleaning up Redis or emitting events, as a crash
+// Halt drops every connection without cleaning up Redis or publishing events, as a crash
 // would (tests use it to play a dead node).
 func (s *Server) Halt() {
 	s.mu.Lock()
@@ -214,6 +263,7 @@ func (s *Server) Halt() {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	s.relay.Halt()
 	for _, c := range conns {
 		_ = c.c.CloseNow()
 	}

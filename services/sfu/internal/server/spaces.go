@@ -338,9 +338,8 @@ func (s *Server) spaceOwner(id, env string) (*space.Space, error) {
 				delete(s.owners, id)
 			}
 			s.mu.Unlock()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			_ = s.reg.ForgetSpace(ctx, s.cfg.NodeID, id)
+			// The relay drops the space from the node's list once its events are published.
+			s.relay.Notify(id)
 			if f := s.cfg.OnSpaceRetired; f != nil {
 				go f(id)
 			}
@@ -371,7 +370,7 @@ func (s *Server) spaceICEServers() []space.ICEServer {
 	return append(out, s.cfg.ICEServers...)
 }
 
-// spaceHooks write a space's decisions to Redis and the outbox.
+// spaceHooks write a space's decisions, with their events, to Redis.
 type spaceHooks struct{ s *Server }
 
 var _ space.Hooks = spaceHooks{}
@@ -392,66 +391,78 @@ func regTrack(t space.Track) registry.Track {
 	return registry.Track{TrackID: t.TID, Kind: kindName(t.Type), Source: t.Source, Mid: t.Mid, Muted: t.Muted}
 }
 
-// Claim implements space.Hooks.
+// Claim implements space.Hooks: the participant and its participant.joined, in one step.
 func (h spaceHooks) Claim(ctx context.Context, m space.Member) error {
 	s := h.s
 	part := regPart(s, m)
-	occ, err := s.claim(ctx, part)
+	joined, err := participantEvent(EventParticipantJoined, part)
 	if err != nil {
-		return err
-	}
-	if err := s.ev.emit(ctx, pending{typ: EventParticipantJoined, p: part, data: participantData(part, occ)}); err != nil {
-		s.log.Error("recording participant.joined failed", "err", err)
-		if l, ok, rerr := s.reg.Release(ctx, part); rerr == nil && ok {
-			s.finishLeave(ctx, l)
-		}
+		s.log.Error("building participant.joined failed", "err", err)
 		return &space.JoinError{Type: space.ErrTypeUnknown, Message: "could not record the join"}
 	}
+	if _, err := s.claim(ctx, part, joined); err != nil {
+		return err
+	}
+	s.relay.Notify(part.SpaceID)
 	return nil
 }
 
-// Release implements space.Hooks.
+// Release implements space.Hooks: the participant goes with its participant.left, in one step.
 func (h spaceHooks) Release(ctx context.Context, m space.Member) {
 	s := h.s
 	if s.isHalted() {
 		return
 	}
-	l, ok, err := s.reg.Release(ctx, regPart(s, m))
-	switch {
-	case err != nil:
+	part := regPart(s, m)
+	left, err := participantEvent(EventParticipantLeft, part)
+	if err == nil {
+		var ok bool
+		if _, ok, err = s.reg.Release(ctx, part, left); ok {
+			s.relay.Notify(part.SpaceID)
+		}
+	}
+	if err != nil {
 		s.log.Error("releasing participant failed; the node sweep will remove it", "err", err)
-	case ok:
-		s.finishLeave(ctx, l)
 	}
 }
 
-// TrackPublished implements space.Hooks.
+// TrackPublished implements space.Hooks: the track and its track.published, in one step.
 func (h spaceHooks) TrackPublished(ctx context.Context, m space.Member, t space.Track) {
 	s := h.s
 	if s.isHalted() {
 		return
 	}
 	part, rt := regPart(s, m), regTrack(t)
-	if err := s.reg.SetTrack(ctx, m.SpaceID, m.ConnectionID, rt); err != nil {
-		s.log.Error("recording track failed", "err", err)
+	ev, err := trackEvent(EventTrackPublished, part, rt)
+	if err == nil {
+		err = s.reg.SetTrack(ctx, m.SpaceID, m.ConnectionID, rt, ev)
 	}
-	if err := s.ev.emit(ctx, pending{typ: EventTrackPublished, p: part, data: trackData(part, rt)}); err != nil {
-		s.log.Error("recording track.published failed", "err", err)
+	if err != nil {
+		s.log.Error("recording track and track.published failed", "err", err)
+		return
 	}
+	s.relay.Notify(part.SpaceID)
 }
 
-// TrackUnpublished implements space.Hooks.
+// TrackUnpublished implements space.Hooks: the track goes with its track.unpublished, in one
+// step (none when the track was not recorded).
 func (h spaceHooks) TrackUnpublished(ctx context.Context, m space.Member, t space.Track) {
 	s := h.s
 	if s.isHalted() {
 		return
 	}
 	part, rt := regPart(s, m), regTrack(t)
-	if err := s.ev.emit(ctx, pending{typ: EventTrackUnpublished, p: part, data: trackData(part, rt)}); err != nil {
-		s.log.Error("recording track.unpublished failed", "err", err)
+	ev, err := trackEvent(EventTrackUnpublished, part, rt)
+	removed := false
+	if err == nil {
+		removed, err = s.reg.RemoveTrack(ctx, m.SpaceID, m.ConnectionID, t.TID, ev)
 	}
-	if err := s.reg.RemoveTrack(ctx, m.SpaceID, m.ConnectionID, t.TID); err != nil {
-		s.log.Error("forgetting track failed", "err", err)
+	if err != nil {
+		s.log.Error("forgetting track and recording track.unpublished failed", "err", err)
+		return
+	}
+	if removed {
+		s.relay.Notify(part.SpaceID)
 	}
 }
 

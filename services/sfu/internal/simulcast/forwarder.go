@@ -134,6 +134,24 @@ func (f *Forwarder) SetTarget(rid string) {
 	}
 }
 
+// Restart is for a publisher whose layers now come from a new source (it reconnected: new
+// SSRCs, sequence numbering and timestamp bases under the same RIDs): forwarding pauses until
+// the target's next keyframe (requested now), from which the numbering continues as across a
+// layer switch.
+func (f *Forwarder) Restart() {
+	f.mu.Lock()
+	f.current = ""
+	rid := f.target
+	if rid != "" {
+		f.requestedAt = f.now()
+		f.stats.KeyframeRequests++
+	}
+	f.mu.Unlock()
+	if rid != "" {
+		f.request(rid)
+	}
+}
+
 // Current is the layer being forwarded ("" before the target's first keyframe or when stopped).
 func (f *Forwarder) Current() string {
 	f.mu.Lock()

@@ -409,3 +409,33 @@ func TestForwarderRandomized(t *testing.T) {
 		}
 	}
 }
+
+func TestForwarderRestart(t *testing.T) {
+	f, rec, clk, reqs := newTestForwarder(t, "h")
+	old := &layer{rid: "h", seq: 100, ts: 5000, perFrame: 2}
+	write(t, f, "h", old.frame(true))
+	write(t, f, "h", old.frame(false))
+	// The publisher reconnected: the same rid from a new source, numbered behind the old one.
+	f.Restart()
+	clk.t = clk.t.Add(2 * time.Second)
+	fresh := &layer{rid: "h", seq: 20, ts: 77, perFrame: 2}
+	write(t, f, "h", fresh.frame(false))
+	if len(rec.pkts) != 4 {
+		t.Fatalf("forwarded the new source before its keyframe: %d packets", len(rec.pkts))
+	}
+	write(t, f, "h", fresh.frame(true))
+	write(t, f, "h", fresh.frame(false))
+	if len(rec.pkts) != 8 || f.Current() != "h" {
+		t.Fatalf("%d packets, current %q", len(rec.pkts), f.Current())
+	}
+	checkContinuous(t, rec.pkts)
+	if d := rec.pkts[4].Timestamp - rec.pkts[3].Timestamp; d < 2*90000 || d > 2*90000+3000 {
+		t.Fatalf("timestamp advanced by %d over 2 s", d)
+	}
+	if !slices.Equal(*reqs, []string{"h", "h"}) {
+		t.Fatalf("keyframe requests %v", *reqs)
+	}
+	if st := f.Stats(); st.Switches != 0 {
+		t.Fatalf("a restart counted as a switch: %+v", st)
+	}
+}

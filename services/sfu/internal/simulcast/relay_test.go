@@ -374,6 +374,8 @@ type subscriber struct {
 	est     Estimate
 	changes atomic.Int64
 	got     *received
+	// receiverPLIs counts the keyframe requests of the subscriber's "decoder".
+	receiverPLIs atomic.Int64
 }
 
 // nets gives each party ("relay", "publisher", "subscriber0", ...) its network: nil for
@@ -458,6 +460,11 @@ func newRig(t *testing.T, nsubs int, nets func(party string) *vnet.Net) *rig {
 			s.got.tracks++
 			s.got.mu.Unlock()
 			go func() {
+				// Like a browser's decoder: a frame of a layer (the test's picture ids carry
+				// it) whose keyframe did not arrive (lost on a lossy link) cannot be decoded,
+				// and asks for a keyframe with a PLI, at most every 500 ms.
+				decodable := -1
+				var lastPLI time.Time
 				for {
 					pkt, _, err := tr.ReadRTP()
 					if err != nil {
@@ -466,6 +473,20 @@ func newRig(t *testing.T, nsubs int, nets func(party string) *vnet.Net) *rig {
 					s.got.mu.Lock()
 					s.got.pkts = append(s.got.pkts, *pkt)
 					s.got.mu.Unlock()
+					var d codecs.VP8Packet
+					payload, err := d.Unmarshal(pkt.Payload)
+					if err != nil || d.S != 1 || d.PID != 0 || len(payload) == 0 {
+						continue
+					}
+					layer := int(d.PictureID >> 12)
+					switch {
+					case payload[0]&1 == 0:
+						decodable = layer
+					case layer != decodable && time.Since(lastPLI) >= 500*time.Millisecond:
+						lastPLI = time.Now()
+						s.receiverPLIs.Add(1)
+						_ = sub.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(tr.SSRC())}})
+					}
 				}
 			}()
 		})

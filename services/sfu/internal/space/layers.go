@@ -123,7 +123,8 @@ func (s *Space) subscribeLayered(p *peer, t *track) (*sender, error) {
 		return nil, err
 	}
 	sd := &sender{t: t, s: tr.Sender(), fw: fw, sel: sel}
-	if rid, _ := sel.Update(t.layerList(), p.bitrate(), 0, 0, time.Now()); rid != "" {
+	layered, video, audio := p.senderCounts()
+	if rid, _ := sel.Update(t.layerList(), layerShare(p.bitrate(), layered+1, video, audio), 0, 0, time.Now()); rid != "" {
 		fw.SetTarget(rid)
 	}
 	t.setForwarders(func(list []*simulcast.Forwarder) []*simulcast.Forwarder { return append(list, fw) })
@@ -161,13 +162,50 @@ func (p *peer) bitrate() uint64 {
 	return p.est.Bitrate()
 }
 
-// tickLayers lets every subscriber's selectors follow its bandwidth estimate.
+// audioReserve is what a subscriber's estimate keeps for each audio track it receives
+// before the rest is shared among its video tracks (Opus voice runs at 24-64 kbit/s).
+const audioReserve = 64_000
+
+// layerShare is the part of a subscribe connection's estimate total that each of its layered
+// video tracks chooses its layer against: what is left after audioReserve per audio track,
+// shared equally by the layered tracks and the single-layer video tracks (whose bitrate the
+// SFU cannot choose but which use the same connection). Every layered track choosing against
+// the whole estimate would pick the top layer of ten cameras on a link that carries one. 0
+// (unknown estimate) stays 0.
+func layerShare(total uint64, layered, singleVideo, audio int) uint64 {
+	if total == 0 || layered <= 0 {
+		return total
+	}
+	reserve := uint64(audio) * audioReserve
+	if reserve >= total {
+		return 1 // nothing left: every track takes its smallest layer
+	}
+	return (total - reserve) / uint64(layered+singleVideo)
+}
+
+// senderCounts is how many layered video, single-layer video and audio tracks p receives.
+func (p *peer) senderCounts() (layered, singleVideo, audio int) {
+	for _, sd := range p.senders {
+		switch {
+		case sd.sel != nil:
+			layered++
+		case sd.t.info.Type == KindVideo:
+			singleVideo++
+		default:
+			audio++
+		}
+	}
+	return layered, singleVideo, audio
+}
+
+// tickLayers lets every subscriber's selectors follow its share of its bandwidth estimate.
 func (s *Space) tickLayers(now time.Time) {
 	for _, p := range s.peers {
 		if p.gone {
 			continue
 		}
-		bps := p.bitrate()
+		layered, video, audio := p.senderCounts()
+		bps := layerShare(p.bitrate(), layered, video, audio)
 		for _, sd := range p.senders {
 			if sd.sel == nil {
 				continue

@@ -65,6 +65,7 @@ type track struct {
 	seq   int
 	owner *peer
 	local *webrtc.TrackLocalStaticRTP
+	cont  *continuity   // single-layer tracks: one numbering across sources
 	gen   atomic.Uint64 // bumped when the source changes; a stale pump stops
 	src   atomic.Pointer[source]
 	kf    keyframes
@@ -122,7 +123,10 @@ func (t *track) attach(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver, remo
 			if t.gen.Load() != gen {
 				return
 			}
-			if levelExt != 0 && pkt.Unmarshal(buf[:n]) == nil {
+			if pkt.Unmarshal(buf[:n]) != nil || !t.cont.rewrite(gen, &pkt) {
+				continue
+			}
+			if levelExt != 0 {
 				if v, _, err := speaker.ParseAudioLevel(pkt.GetExtension(levelExt)); err == nil {
 					select {
 					case t.levels <- level{v: v, at: time.Now()}:
@@ -131,12 +135,10 @@ func (t *track) attach(pc *webrtc.PeerConnection, recv *webrtc.RTPReceiver, remo
 				}
 			}
 			if t.tapping() {
-				cp := &rtp.Packet{}
-				if cp.Unmarshal(append([]byte(nil), buf[:n]...)) == nil {
-					t.tapWrite(cp)
-				}
+				cp := pkt.Clone()
+				t.tapWrite(cp)
 			}
-			if _, err := t.local.Write(buf[:n]); err == nil {
+			if err := t.local.WriteRTP(&pkt); err == nil {
 				t.m.ForwardedPackets.Inc()
 				t.m.ForwardedBytes.Add(float64(n))
 			}
@@ -341,8 +343,11 @@ func (s *Space) offerSub(p *peer, then func()) {
 func (s *Space) negotiationFailed(p *peer, what string, err error) {
 	s.cfg.Metrics.NegotiationFailures.Inc()
 	p.log.Warn("negotiation failed", "step", what, "err", err)
-	// The SDK cannot recover a broken connection by itself: a close that is not 4000
-	// makes it reconnect with fresh connections.
+	// The SDK cannot recover a broken connection by itself (an offer left without an
+	// answer stalls all its later publishing): a close that is not 4000 makes it reconnect
+	// with fresh connections and publish again. The error (not fatal: the SDK only logs it)
+	// says why.
+	p.conn.Send(Out{Error: &Error{Type: ErrTypePeerConnection, Message: "negotiation failed (" + what + "): reconnect"}})
 	p.conn.Close(1011, "negotiation failed")
 }
 
@@ -477,7 +482,8 @@ func (s *Space) pubOffer(p *peer, offerSDP string) {
 	}
 	parsed := &sdp.SessionDescription{}
 	if err := parsed.UnmarshalString(offerSDP); err != nil {
-		p.conn.Send(Out{Error: &Error{Type: ErrTypeInvalidPendingTrack, Message: "offer is not valid SDP"}})
+		// No answer can be made, and the SDK waits for one before any later negotiation.
+		s.negotiationFailed(p, "offer is not valid SDP", err)
 		return
 	}
 	// Unpublish: the m-line of a published track turns inactive (or is stopped).
@@ -596,6 +602,7 @@ func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, rec
 			return
 		}
 		t.local = local
+		t.cont = newContinuity(remote.Codec().ClockRate, nil)
 	}
 	if kind == KindAudio && pt.Source == "microphone" {
 		t.levels = make(chan level, 256)

@@ -27,6 +27,7 @@ const (
 	ErrTypeUnknown             = 0
 	ErrTypeDisconnected        = 1
 	ErrTypeDuplicate           = 3
+	ErrTypePeerConnection      = 4 // the SDK's PeerConnectionClosed
 	ErrTypeInvalidPendingTrack = 5
 	ErrTypeInvalidJWT          = 6
 	ErrTypeParticipantLimit    = 7

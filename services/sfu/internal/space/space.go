@@ -491,6 +491,13 @@ func (s *Space) leave(p *peer, abnormal bool) {
 func (s *Space) dropMedia(p *peer) {
 	for _, t := range s.ownTracks(p) {
 		t.detach()
+		// A reconnect brings the layers back from a new source: every subscriber's
+		// forwarder resumes at its next keyframe with continuous numbering.
+		if fws := t.fws.Load(); fws != nil {
+			for _, fw := range *fws {
+				fw.Restart()
+			}
+		}
 	}
 	for _, sd := range p.senders {
 		if sd.fw != nil {
