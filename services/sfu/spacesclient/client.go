@@ -67,6 +67,11 @@ type Options struct {
 	MinimalInterceptors bool
 	// NoNACK leaves out NACK (with MinimalInterceptors), so measured loss is before repair.
 	NoNACK bool
+	// ReadBuffer, with LoopbackOnly, gives the client's connections one shared 127.0.0.1 UDP
+	// socket with this receive buffer in bytes (capped by net.core.rmem_max); 0: a socket per
+	// connection with the system's default buffer. Load tests raise it so that a starved load
+	// generator does not drop what the SFU sent.
+	ReadBuffer int
 	// OnTrack, when set, is called for every remote track instead of sending it on Tracks().
 	OnTrack func(*RemoteTrack)
 }
@@ -83,6 +88,7 @@ type Client struct {
 	o      Options
 	log    *slog.Logger
 	api    *webrtc.API
+	mux    ice.UDPMux // Options.ReadBuffer's socket (nil: none)
 	conn   *websocket.Conn
 	info   Joined
 	ctx    context.Context
@@ -112,10 +118,16 @@ func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	api, err := newAPI(o)
+	api, mux, err := newAPI(o)
 	if err != nil {
 		return nil, err
 	}
+	joined := false
+	defer func() {
+		if !joined && mux != nil {
+			_ = mux.Close()
+		}
+	}()
 	q := url.Values{"token": {token}, "sdk_version": {"go-spacesclient"}}
 	managed := 16
 	if o.Managed != nil {
@@ -135,7 +147,7 @@ func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
 	}
 	conn.SetReadLimit(4 << 20)
 	cctx, cancel := context.WithCancel(context.Background())
-	c := &Client{o: o, log: log, api: api, conn: conn, ctx: cctx, cancel: cancel, answers: make(chan string, 1),
+	c := &Client{o: o, log: log, api: api, mux: mux, conn: conn, ctx: cctx, cancel: cancel, answers: make(chan string, 1),
 		tracks: make(chan *RemoteTrack, 64), events: make(chan Message, 1024), done: make(chan struct{})}
 	_, b, err := conn.Read(ctx)
 	if err != nil {
@@ -177,26 +189,27 @@ func Join(ctx context.Context, base, token string, o Options) (*Client, error) {
 		return nil, err
 	}
 	go c.readLoop()
+	joined = true
 	return c, nil
 }
 
-func newAPI(o Options) (*webrtc.API, error) {
+func newAPI(o Options) (*webrtc.API, ice.UDPMux, error) {
 	m := &webrtc.MediaEngine{}
 	if err := media.RegisterCodecs(m); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ir := &interceptor.Registry{}
 	if o.MinimalInterceptors {
 		if !o.NoNACK {
 			if err := webrtc.ConfigureNack(m, ir); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 		if err := webrtc.ConfigureRTCPReports(ir); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	} else if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s := webrtc.SettingEngine{}
 	s.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -208,7 +221,20 @@ func newAPI(o Options) (*webrtc.API, error) {
 	if o.TCPOnly {
 		s.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeTCP4})
 	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s)), nil
+	var mux ice.UDPMux
+	if o.LoopbackOnly && !o.TCPOnly && o.ReadBuffer > 0 {
+		udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := udp.SetReadBuffer(o.ReadBuffer); err != nil {
+			udp.Close()
+			return nil, nil, err
+		}
+		mux = webrtc.NewICEUDPMux(nil, udp)
+		s.SetICEUDPMux(mux)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(s)), mux, nil
 }
 
 // Info is the server's joined message.
@@ -257,6 +283,9 @@ func (c *Client) finish(err error) {
 			_ = c.pub.Close()
 		}
 		c.pubMu.Unlock()
+		if c.mux != nil {
+			_ = c.mux.Close()
+		}
 		close(c.done)
 	})
 }
@@ -340,13 +369,39 @@ type Publication struct {
 	Mid    string
 	Source string
 	Sender *webrtc.RTPSender
-	// KeyframeRequests receives a value for each PLI/FIR the server forwards.
+	// KeyframeRequests receives a value for each PLI/FIR the server forwards (for a
+	// PublishLayers publication: those of the first layer).
 	KeyframeRequests <-chan struct{}
+	// LayerKeyframeRequests, for a PublishLayers publication, has one channel per RID that
+	// receives a value for each PLI/FIR of that layer (nil for Publish).
+	LayerKeyframeRequests map[string]<-chan struct{}
 }
 
 // Publish announces track (source "camera", "microphone", "screenshare"...) and negotiates
 // it; it returns once the server answered.
 func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source string) (*Publication, error) {
+	return c.publish(ctx, []webrtc.TrackLocal{track}, source)
+}
+
+// PublishLayers publishes one video track as RID simulcast, as a browser does with the
+// joined message's camera encodings: each of layers is one encoding (the same ID and
+// StreamID, its own RID, e.g. webrtc.WithRTPStreamID), layers[0] the base one. The caller
+// writes each layer's RTP with the mid and rid header extensions set (pion does not add
+// them); the client must be built without MinimalInterceptors, which leave those extensions
+// out of the SDP.
+func (c *Client) PublishLayers(ctx context.Context, layers []webrtc.TrackLocal, source string) (*Publication, error) {
+	if len(layers) < 2 {
+		return nil, fmt.Errorf("spacesclient: PublishLayers wants at least two layers, got %d", len(layers))
+	}
+	for _, l := range layers {
+		if l.RID() == "" {
+			return nil, fmt.Errorf("spacesclient: PublishLayers: a layer without RID")
+		}
+	}
+	return c.publish(ctx, layers, source)
+}
+
+func (c *Client) publish(ctx context.Context, layers []webrtc.TrackLocal, source string) (*Publication, error) {
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
 	select {
@@ -361,28 +416,55 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 		}
 		c.pub = pc
 	}
+	track := layers[0]
 	tr, err := c.pub.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 	if err != nil {
 		return nil, err
 	}
-	kf := make(chan struct{}, 1)
-	go func() {
-		for {
-			pkts, _, err := tr.Sender().ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				switch p.(type) {
-				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					select {
-					case kf <- struct{}{}:
-					default:
+	for _, l := range layers[1:] {
+		if err := tr.Sender().AddEncoding(l); err != nil {
+			return nil, err
+		}
+	}
+	// readKeyframeRequests reads one encoding's RTCP (read returns its next packets).
+	readKeyframeRequests := func(read func() ([]rtcp.Packet, error)) <-chan struct{} {
+		kf := make(chan struct{}, 1)
+		go func() {
+			for {
+				pkts, err := read()
+				if err != nil {
+					return
+				}
+				for _, p := range pkts {
+					switch p.(type) {
+					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+						select {
+						case kf <- struct{}{}:
+						default:
+						}
 					}
 				}
 			}
+		}()
+		return kf
+	}
+	pubn := &Publication{TID: track.StreamID(), Source: source, Sender: tr.Sender()}
+	if len(layers) == 1 {
+		pubn.KeyframeRequests = readKeyframeRequests(func() ([]rtcp.Packet, error) {
+			pkts, _, err := tr.Sender().ReadRTCP()
+			return pkts, err
+		})
+	} else {
+		pubn.LayerKeyframeRequests = map[string]<-chan struct{}{}
+		for _, l := range layers {
+			rid := l.RID()
+			pubn.LayerKeyframeRequests[rid] = readKeyframeRequests(func() ([]rtcp.Packet, error) {
+				pkts, _, err := tr.Sender().ReadSimulcastRTCP(rid)
+				return pkts, err
+			})
 		}
-	}()
+		pubn.KeyframeRequests = pubn.LayerKeyframeRequests[layers[0].RID()]
+	}
 	if err := c.negotiatePub(ctx, func() error {
 		kind := space.KindVideo
 		if track.Kind() == webrtc.RTPCodecTypeAudio {
@@ -393,7 +475,8 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 	}); err != nil {
 		return nil, err
 	}
-	return &Publication{TID: track.StreamID(), Mid: tr.Mid(), Source: source, Sender: tr.Sender(), KeyframeRequests: kf}, nil
+	pubn.Mid = tr.Mid()
+	return pubn, nil
 }
 
 // NewTrackID returns a fresh track id for a publication's stream id.

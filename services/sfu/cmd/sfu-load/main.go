@@ -1,8 +1,11 @@
-// Command sfu-load benchmarks the SFU: one publisher (VP8 ≈ 2.5 Mbit/s + Opus) and N
-// subscribers as Go clients against an SFU node it starts as a child process; per N it prints
-// forwarded packets/s, loss, the SFU's CPU and join → first video frame p50/p95.
+// Command sfu-load benchmarks the SFU: P publishers (VP8 ≈ 2.5 Mbit/s + Opus, optionally as
+// RID simulcast layers) and N subscribers, each receiving every publisher, as Go clients
+// against an SFU node it starts as a child process; per N it prints forwarded packets/s and
+// bitrate, loss (total and per subscriber track), the SFU's CPU (and per forwarded track),
+// join → first video frame p50/p95 per track and, with simulcast, the layers each track got.
 //
 //	go run ./services/sfu/cmd/sfu-load -n 10,50,100 -duration 10s
+//	go run ./services/sfu/cmd/sfu-load -publishers 10 -n 10 -bitrate 1000000 -simulcast
 package main
 
 import (
@@ -32,21 +35,18 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		fs := flag.NewFlagSet("serve", flag.ExitOnError)
-		key := fs.String("key", "", "PEM private key whose public half the SFU trusts")
-		_ = fs.Parse(os.Args[2:])
-		pem, err := os.ReadFile(*key)
-		if err != nil {
-			return err
-		}
 		log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		return loadtest.Serve(ctx, pem, os.Stdout, log)
+		return loadtest.ServeCommand(ctx, os.Args[2:], os.Stdout, log)
 	}
 	steps := flag.String("n", "10,50,100", "subscriber counts, comma separated")
+	publishers := flag.Int("publishers", 1, "participants publishing a camera and a microphone (each subscriber receives all)")
+	simulcast := flag.Bool("simulcast", false, "the SFU asks cameras for its q/h/f layers and publishers send them (-bitrate caps the top one)")
+	settle := flag.Duration("settle", time.Second, "wait after the first frames before the window")
 	dur := flag.Duration("duration", 10*time.Second, "measuring window per step")
 	bitrate := flag.Int("bitrate", 2_500_000, "video bitrate, bits/s")
 	joinRate := flag.Int("join-rate", 50, "subscriber joins started per second")
 	noNACK := flag.Bool("no-nack", false, "subscribers send no NACKs: loss is measured before retransmission")
+	subRcvBuf := flag.Int("sub-rcvbuf", 0, "each subscriber's UDP receive buffer, bytes (0: the system's default; capped by net.core.rmem_max)")
 	flag.Parse()
 	var ns []int
 	for _, s := range strings.Split(*steps, ",") {
@@ -61,9 +61,13 @@ func run() error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	fmt.Printf("sfu-load: publisher VP8 %.1f Mbit/s @30fps + Opus 20 ms; window %v per step; subscriber NACK %v; %d CPUs\n", float64(*bitrate)/1e6, *dur, !*noNACK, numCPU())
-	_, err = loadtest.Run(ctx, loadtest.Options{Subscribers: ns, Duration: *dur, Bitrate: *bitrate, JoinRate: *joinRate, NoNACK: *noNACK,
-		Self: self, Out: os.Stdout, Log: log})
+	if *publishers < 1 {
+		return fmt.Errorf("-publishers: want at least 1, got %d", *publishers)
+	}
+	fmt.Printf("sfu-load: %d publisher(s) VP8 %.1f Mbit/s @30fps + Opus 20 ms; simulcast %v; window %v per step; subscriber NACK %v, receive buffer %d; %d CPUs\n",
+		*publishers, float64(*bitrate)/1e6, *simulcast, *dur, !*noNACK, *subRcvBuf, numCPU())
+	_, err = loadtest.Run(ctx, loadtest.Options{Subscribers: ns, Publishers: *publishers, Simulcast: *simulcast, Duration: *dur, Settle: *settle,
+		Bitrate: *bitrate, JoinRate: *joinRate, NoNACK: *noNACK, SubRcvBuf: *subRcvBuf, Self: self, Out: os.Stdout, Log: log})
 	return err
 }
 

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,10 +33,14 @@ func pemEncode(k *rsa.PrivateKey) []byte {
 // Options of a benchmark run.
 type Options struct {
 	Subscribers []int         // steps, e.g. 10, 50, 100
+	Publishers  int           // participants publishing a camera and a microphone (0: one)
+	Simulcast   bool          // the SFU asks cameras for RID layers; publishers send them
 	Duration    time.Duration // measuring window per step
-	Bitrate     int           // video bits/s
+	Settle      time.Duration // wait after the first frames before the window (0: 1 s)
+	Bitrate     int           // video bits/s per publisher (simulcast: of the top layer)
 	JoinRate    int           // subscriber joins started per second
 	NoNACK      bool          // subscribers do not NACK: loss is measured before retransmission
+	SubRcvBuf   int           // each subscriber's UDP receive buffer, bytes (0: the system's default)
 	Self        string        // path of this executable (re-run with "serve")
 	Out         io.Writer
 	Log         *slog.Logger
@@ -53,10 +56,20 @@ type Result struct {
 	FirstFrameP50 time.Duration
 	FirstFrameP95 time.Duration
 	NoFrame       int
+	BitrateMbps   float64 // forwarded RTP bytes arriving at the subscribers, Mbit/s
+	Summary       Summary
+	// UDP datagrams dropped in the window because a socket's receive buffer was full: the
+	// SFU's sockets and the load generator's (publishers and subscribers).
+	SFUDrops, GeneratorDrops int64
+	DropsKnown               bool
 }
 
-// Run starts the SFU child, the publisher, and each subscriber step in turn.
+// Run starts the SFU child, the publishers, and each subscriber step in turn.
 func Run(ctx context.Context, o Options) ([]Result, error) {
+	o.Publishers = max(o.Publishers, 1)
+	if o.Settle <= 0 {
+		o.Settle = time.Second
+	}
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, err
@@ -72,7 +85,11 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 	keyFile.Close()
 	cctx, stopChild := context.WithCancel(ctx)
 	defer stopChild()
-	cmd := exec.CommandContext(cctx, o.Self, "serve", "-key", keyFile.Name())
+	args := []string{"serve", "-key", keyFile.Name()}
+	if o.Simulcast {
+		args = append(args, "-simulcast")
+	}
+	cmd := exec.CommandContext(cctx, o.Self, args...)
 	cmd.Stderr = io.Discard
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
@@ -107,97 +124,142 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		}
 		return t
 	}
-	pub, err := spacesclient.Join(ctx, url, token("publisher"), spacesclient.Options{LoopbackOnly: true})
-	if err != nil {
-		return nil, fmt.Errorf("publisher join: %w", err)
-	}
-	defer pub.Close()
-	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", spacesclient.NewTrackID())
-	if err != nil {
-		return nil, err
-	}
-	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", spacesclient.NewTrackID())
-	if err != nil {
-		return nil, err
-	}
-	vp, err := pub.Publish(ctx, video, "camera")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := pub.Publish(ctx, audio, "microphone"); err != nil {
-		return nil, err
-	}
 	mctx, stopMedia := context.WithCancel(ctx)
 	defer stopMedia()
-	go synth.Video(mctx, video, o.Bitrate, 30, 60, vp.KeyframeRequests)
-	go synth.Audio(mctx, audio)
+	pubOf := map[string]int{} // camera and microphone track ids → publisher index
+	for i := range o.Publishers {
+		p, err := startPublisher(ctx, mctx, o, url, token("publisher"))
+		if err != nil {
+			return nil, fmt.Errorf("publisher %d: %w", i, err)
+		}
+		defer p.client.Close()
+		pubOf[p.videoTID], pubOf[p.audioTID] = i, i
+		if i == 0 && o.Simulcast {
+			fmt.Fprintf(o.Out, "simulcast layers per publisher:")
+			for _, l := range p.layers {
+				fmt.Fprintf(o.Out, " %s %dx%d %.2f Mbit/s;", l.rid, l.width, l.height, float64(l.bitrate)/1e6)
+			}
+			fmt.Fprintln(o.Out)
+		}
+	}
 
 	var results []Result
 	for _, n := range o.Subscribers {
-		r, err := step(ctx, o, url, token("subscriber"), n, pid)
+		r, err := step(ctx, o, url, token("subscriber"), n, pid, pubOf)
 		if err != nil {
 			return results, err
 		}
 		results = append(results, r)
-		fmt.Fprintf(o.Out, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  SFU CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
-			r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
+		printStep(o.Out, o, r)
 	}
 	return results, nil
 }
 
-// trackStats counts one subscriber track's packets in the window.
-type trackStats struct {
-	mu       sync.Mutex
-	counting bool
-	seen     map[uint32]struct{} // extended sequence numbers
-	cycles   uint32
-	lastSeq  uint16
-	started  bool
-	packets  int
+// printStep writes a step's lines: the summary line (the same as before rooms existed), the
+// per-track line, the UDP drops and, with simulcast, the layers.
+func printStep(w io.Writer, o Options, r Result) {
+	sum := r.Summary
+	fmt.Fprintf(w, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  SFU CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
+		r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
+	perTrack := 0.0
+	if sum.Tracks > 0 {
+		perTrack = r.SFUCPUPct / float64(sum.Tracks)
+	}
+	fmt.Fprintf(w, "  %d publishers: %d subscriber tracks (%d video), loss per track p50=%.3f%% max=%.3f%% (silent %d), forwarded %.1f Mbit/s, SFU %.3f cores = %.3f%% of a core per forwarded track; video pairs missing=%d extra=%d\n",
+		o.Publishers, sum.Tracks, sum.VideoTracks, sum.LossP50, sum.LossMax, sum.Silent, r.BitrateMbps, r.SFUCPUPct/100, perTrack, sum.MissingVideo, sum.ExtraVideo)
+	if r.DropsKnown {
+		fmt.Fprintf(w, "  UDP receive-buffer drops in the window: SFU sockets %d, load generator sockets %d\n", r.SFUDrops, r.GeneratorDrops)
+	}
+	if o.Simulcast {
+		fmt.Fprintf(w, "  simulcast: video tracks with one layer in the window=%d (", sum.OneLayer)
+		for li := range len(sum.OnlyLayer) {
+			if sum.OnlyLayer[li] > 0 {
+				fmt.Fprintf(w, " layer %d: %d", li, sum.OnlyLayer[li])
+			}
+		}
+		fmt.Fprintf(w, " ), switched layers=%d (layer changes: %d in all, at most %d on one track), no marked frame=%d; last layer:",
+			sum.Switched, sum.Switches, sum.SwitchesMax, sum.Unmarked)
+		for li := range len(sum.LastLayer) {
+			if sum.LastLayer[li] > 0 {
+				fmt.Fprintf(w, " layer %d: %d", li, sum.LastLayer[li])
+			}
+		}
+		fmt.Fprintln(w)
+	}
 }
 
-func (s *trackStats) add(seq uint16) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started && seq < 0x1000 && s.lastSeq > 0xf000 {
-		s.cycles++
-	}
-	if !s.started || (seq-s.lastSeq) < 0x8000 {
-		s.lastSeq = seq
-	}
-	s.started = true
-	if s.counting {
-		ext := s.cycles<<16 | uint32(seq)
-		s.seen[ext] = struct{}{}
-		s.packets++
-	}
+// publisher is one publishing participant: a camera (one VP8 encoding, or RID layers with
+// simulcast) and a microphone, each answering keyframe requests.
+type publisher struct {
+	client             *spacesclient.Client
+	videoTID, audioTID string
+	layers             []layerSpec // simulcast only
 }
 
-func (s *trackStats) window(on bool) (expected, got, packets int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if on {
-		s.counting, s.seen, s.packets = true, map[uint32]struct{}{}, 0
-		return
+// startPublisher joins and publishes; the media runs until mctx ends.
+func startPublisher(ctx, mctx context.Context, o Options, url, token string) (*publisher, error) {
+	manual := 0 // publishers receive nothing: only the subscribers are measured
+	c, err := spacesclient.Join(ctx, url, token, spacesclient.Options{LoopbackOnly: true, Managed: &manual})
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
 	}
-	s.counting = false
-	if len(s.seen) == 0 {
-		return 0, 0, 0
+	p := &publisher{client: c}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", spacesclient.NewTrackID())
+	if err != nil {
+		c.Close()
+		return nil, err
 	}
-	lo, hi := ^uint32(0), uint32(0)
-	for k := range s.seen {
-		lo, hi = min(lo, k), max(hi, k)
+	p.audioTID = audio.StreamID()
+	if o.Simulcast {
+		if p.layers, err = simulcastLayers(c.Info().Simulcast.CameraEncodings, o.Bitrate); err != nil {
+			c.Close()
+			return nil, err
+		}
+		v, err := newLayeredVideo(p.layers)
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		vp, err := c.PublishLayers(ctx, v.locals(), "camera")
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		p.videoTID = vp.TID
+		go func() {
+			if err := v.run(mctx, vp, 60); err != nil && mctx.Err() == nil {
+				o.Log.Warn("simulcast publisher stopped", "err", err)
+			}
+		}()
+	} else {
+		video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", spacesclient.NewTrackID())
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		vp, err := c.Publish(ctx, video, "camera")
+		if err != nil {
+			c.Close()
+			return nil, err
+		}
+		p.videoTID = vp.TID
+		go synth.Video(mctx, video, o.Bitrate, 30, 60, vp.KeyframeRequests)
 	}
-	return int(hi - lo + 1), len(s.seen), s.packets
+	if _, err := c.Publish(ctx, audio, "microphone"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	go synth.Audio(mctx, audio)
+	return p, nil
 }
 
-func step(ctx context.Context, o Options, url, token string, n, pid int) (Result, error) {
+func step(ctx context.Context, o Options, url, token string, n, pid int, pubOf map[string]int) (Result, error) {
 	res := Result{Subscribers: n}
 	var (
 		mu      sync.Mutex
 		clients []*spacesclient.Client
 		stats   []*trackStats
-		firsts  []time.Duration
+		frames  atomic.Int64 // video tracks with a first frame
 		joined  atomic.Int64
 	)
 	var wg sync.WaitGroup
@@ -207,13 +269,16 @@ func step(ctx context.Context, o Options, url, token string, n, pid int) (Result
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			var once sync.Once
 			onTrack := func(rt *spacesclient.RemoteTrack) {
-				st := &trackStats{}
+				video := rt.Track.Kind() == webrtc.RTPCodecTypeVideo
+				pub, ok := pubOf[rt.TID]
+				if !ok {
+					pub = -1
+				}
+				st := newTrackStats(i, pub, video)
 				mu.Lock()
 				stats = append(stats, st)
 				mu.Unlock()
-				video := rt.Track.Kind() == webrtc.RTPCodecTypeVideo
 				mime := rt.Track.Codec().MimeType
 				go func() {
 					for {
@@ -221,19 +286,23 @@ func step(ctx context.Context, o Options, url, token string, n, pid int) (Result
 						if err != nil {
 							return
 						}
-						st.add(p.SequenceNumber)
-						if video && synth.IsKeyframeStart(mime, p.Payload) {
-							once.Do(func() {
-								mu.Lock()
-								firsts = append(firsts, time.Since(start))
-								mu.Unlock()
-							})
+						layer := noLayer
+						if video {
+							if o.Simulcast {
+								layer = frameLayer(p.Payload)
+							}
+							if synth.IsKeyframeStart(mime, p.Payload) && st.firstFrame(time.Since(start)) {
+								frames.Add(1)
+							}
 						}
+						st.add(p.SequenceNumber, p.MarshalSize(), layer)
 					}
 				}()
 			}
-			c, err := spacesclient.Join(ctx, url, token, spacesclient.Options{LoopbackOnly: true, MinimalInterceptors: true,
-				NoNACK: o.NoNACK, OnTrack: onTrack})
+			// With simulcast the subscribers send transport-wide-cc feedback (as browsers
+			// do): the SFU's layer choice follows the bandwidth estimate it gives.
+			c, err := spacesclient.Join(ctx, url, token, spacesclient.Options{LoopbackOnly: true, MinimalInterceptors: !o.Simulcast,
+				NoNACK: o.NoNACK, ReadBuffer: o.SubRcvBuf, OnTrack: onTrack})
 			if err != nil {
 				o.Log.Warn("subscriber join failed", "err", err, "i", i)
 				return
@@ -246,49 +315,45 @@ func step(ctx context.Context, o Options, url, token string, n, pid int) (Result
 		time.Sleep(interval)
 	}
 	wg.Wait()
-	// Wait for every first frame (or 10 s).
+	// Wait for every camera's first frame at every subscriber (or 10 s).
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		mu.Lock()
-		got := len(firsts)
-		mu.Unlock()
-		if got >= int(joined.Load()) {
-			break
-		}
+	for time.Now().Before(deadline) && frames.Load() < joined.Load()*int64(o.Publishers) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(time.Second) // settle
+	time.Sleep(o.Settle)
 	mu.Lock()
 	all := append([]*trackStats(nil), stats...)
 	mu.Unlock()
 	for _, s := range all {
 		s.window(true)
 	}
+	sfuDrops0, ok0 := udpDrops(pid)
+	genDrops0, ok1 := udpDrops(os.Getpid())
 	cpu0, _ := cpuTime(pid)
 	t0 := time.Now()
 	time.Sleep(o.Duration)
 	cpu1, _ := cpuTime(pid)
 	wall := time.Since(t0)
-	var expected, got, packets int
+	sfuDrops1, ok2 := udpDrops(pid)
+	genDrops1, ok3 := udpDrops(os.Getpid())
+	res.DropsKnown = ok0 && ok1 && ok2 && ok3
+	if res.DropsKnown {
+		res.SFUDrops, res.GeneratorDrops = int64(sfuDrops1)-int64(sfuDrops0), int64(genDrops1)-int64(genDrops0)
+	}
+	tracks := make([]trackResult, 0, len(all))
 	for _, s := range all {
-		e, g, p := s.window(false)
-		expected += e
-		got += g
-		packets += p
+		tracks = append(tracks, s.result())
 	}
+	sum := summarize(tracks, n, o.Publishers)
+	res.Summary = sum
 	res.Joined = int(joined.Load())
-	res.PacketsPerSec = float64(packets) / wall.Seconds()
-	if expected > 0 {
-		res.LossPct = 100 * float64(expected-got) / float64(expected)
-	}
+	res.PacketsPerSec = float64(sum.Packets) / wall.Seconds()
+	res.BitrateMbps = float64(sum.Bytes) * 8 / wall.Seconds() / 1e6
+	res.LossPct = sum.LossTotal
 	res.SFUCPUPct = 100 * (cpu1 - cpu0).Seconds() / wall.Seconds()
+	res.FirstFrameP50, res.FirstFrameP95 = sum.FirstP50, sum.FirstP95
+	res.NoFrame = sum.NoFrame
 	mu.Lock()
-	sort.Slice(firsts, func(i, j int) bool { return firsts[i] < firsts[j] })
-	if len(firsts) > 0 {
-		res.FirstFrameP50 = firsts[len(firsts)/2].Round(time.Millisecond)
-		res.FirstFrameP95 = firsts[min(len(firsts)-1, len(firsts)*95/100)].Round(time.Millisecond)
-	}
-	res.NoFrame = res.Joined - len(firsts)
 	list := clients
 	mu.Unlock()
 	for _, c := range list {

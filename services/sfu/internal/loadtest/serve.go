@@ -6,12 +6,13 @@ package loadtest
 
 import (
 	"context"
-	"strings"
-
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 
 	"github.com/spacecast/spacecast/libs/embedded"
 	"github.com/spacecast/spacecast/libs/httpapi"
@@ -34,9 +35,26 @@ func (s staticKeys) PublicKeys(context.Context) ([]spacejwt.PublicKey, error) {
 	return []spacejwt.PublicKey{s.k}, nil
 }
 
+// ServeCommand is the "serve" subcommand Run starts as its child: it parses args (-key,
+// -simulcast) and runs Serve.
+func ServeCommand(ctx context.Context, args []string, out io.Writer, log *slog.Logger) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	key := fs.String("key", "", "PEM private key whose public half the SFU trusts")
+	simulcast := fs.Bool("simulcast", false, "ask camera publishers for RID simulcast layers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pem, err := os.ReadFile(*key)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, pem, *simulcast, out, log)
+}
+
 // Serve runs one SFU node with embedded Kafka and Redis, trusting the public key of keyPEM
-// and treating every space id as existing. It writes "READY <ws url>" to out.
-func Serve(ctx context.Context, keyPEM []byte, out io.Writer, log *slog.Logger) error {
+// and treating every space id as existing; with simulcast the node asks camera publishers
+// for RID layers (sfu.Config.Simulcast). It writes "READY <ws url>" to out.
+func Serve(ctx context.Context, keyPEM []byte, simulcast bool, out io.Writer, log *slog.Logger) error {
 	priv, err := spacejwt.ParsePrivateKey(keyPEM)
 	if err != nil {
 		return err
@@ -72,7 +90,7 @@ func Serve(ctx context.Context, keyPEM []byte, out io.Writer, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
-	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:",
+	cfg := sfu.Config{NodeID: "bench", ICEBindIP: "127.0.0.1", UDPPort: 0, TCPPort: -1, RedisPrefix: "bench:", Simulcast: simulcast,
 		PublicURL: "ws://" + ln.Addr().String() + strings.TrimSuffix(sfu.SpacesPath, "/v1")}
 	svc, err := sfu.New(ctx, cfg, sfu.Deps{Logger: log, Publisher: prod, Brokers: kafka.Brokers(), Redis: rdb, JWT: v, Spaces: lookup})
 	if err != nil {
