@@ -7,6 +7,8 @@ package timers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,6 +20,18 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, to
 for _, m in ipairs(due) do
   redis.call('ZADD', KEYS[1], 'XX', ARGV[2], m)
 end
+return due
+`)
+
+// claimNextScript is claimScript that also returns, last, the earliest score left in the set
+// after the claim (an empty string when the set is empty).
+var claimNextScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, m in ipairs(due) do
+  redis.call('ZADD', KEYS[1], 'XX', ARGV[2], m)
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+due[#due + 1] = first[2] or ''
 return due
 `)
 
@@ -106,6 +120,29 @@ func (q *Queue) Claim(ctx context.Context, now time.Time, lease time.Duration, l
 		return nil, nil
 	}
 	return res, err
+}
+
+// ClaimNext is Claim that also returns when the earliest timer left in the queue is due (the
+// ones just claimed included, at the end of their lease), zero if the queue is empty, in the
+// same round trip: a poller can sleep until then instead of polling on a fixed period.
+func (q *Queue) ClaimNext(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]string, time.Time, error) {
+	if lease <= 0 || limit <= 0 {
+		return nil, time.Time{}, ErrBadArgs
+	}
+	res, err := claimNextScript.Run(ctx, q.rdb, []string{q.key}, now.UnixMilli(), now.Add(lease).UnixMilli(), limit).StringSlice()
+	if err != nil || len(res) == 0 {
+		return nil, time.Time{}, err
+	}
+	due, last := res[:len(res)-1], res[len(res)-1]
+	var next time.Time
+	if last != "" {
+		ms, err := strconv.ParseFloat(last, 64)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("timers: score %q: %w", last, err)
+		}
+		next = time.UnixMilli(int64(ms))
+	}
+	return due, next, nil
 }
 
 // Done removes a claimed member once its effect is durable.

@@ -325,3 +325,32 @@ func TestDoneAllRemovesAndReschedules(t *testing.T) {
 	}
 	must(t, q.DoneAll(ctx, nil)) // nothing to do
 }
+
+func TestClaimNextReportsEarliest(t *testing.T) {
+	q, _, _ := newQueue(t)
+	ctx := context.Background()
+	claimNext := func(now time.Time) ([]string, time.Time) {
+		t.Helper()
+		due, next, err := q.ClaimNext(ctx, now, 30*time.Second, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return due, next
+	}
+	if due, next := claimNext(base); len(due) != 0 || !next.IsZero() {
+		t.Fatalf("empty queue: %v, next %v", due, next)
+	}
+	must(t, q.Schedule(ctx, "later", base.Add(time.Minute)))
+	must(t, q.Schedule(ctx, "due", base.Add(-time.Second)))
+	// "due" is claimed and leased until base+30s: that is the earliest now.
+	if due, next := claimNext(base); !slices.Equal(due, []string{"due"}) || !next.Equal(base.Add(30*time.Second)) {
+		t.Fatalf("claim: %v, next %v; want [due], %v", due, next, base.Add(30*time.Second))
+	}
+	must(t, q.Done(ctx, "due"))
+	if due, next := claimNext(base); len(due) != 0 || !next.Equal(base.Add(time.Minute)) {
+		t.Fatalf("after Done: %v, next %v; want none, %v", due, next, base.Add(time.Minute))
+	}
+	if _, _, err := q.ClaimNext(ctx, base, 0, 1); !errors.Is(err, timers.ErrBadArgs) {
+		t.Fatalf("lease 0: %v", err)
+	}
+}

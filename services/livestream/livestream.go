@@ -45,7 +45,7 @@ import (
 type Config struct {
 	RedisKeyPrefix string        // SPACECAST_LIVESTREAM_REDIS_PREFIX: prepended to every Redis key ("")
 	LockTTL        time.Duration // SPACECAST_LIVESTREAM_LOCK_TTL: stream lease lifetime, renewed while media flows (10s)
-	TimerTick      time.Duration // SPACECAST_LIVESTREAM_TIMER_TICK: reconnect timer poll period (250ms)
+	TimerTick      time.Duration // SPACECAST_LIVESTREAM_TIMER_TICK: longest sleep of the reconnect timer loop (1s)
 	SweepInterval  time.Duration // SPACECAST_LIVESTREAM_SWEEP_INTERVAL: orphan sweep period (2s)
 
 	RTMPAddr        string        // SPACECAST_RTMP_ADDR: RTMP ingest listen address (":1935")
@@ -90,7 +90,7 @@ func LoadConfig(r *envconfig.Reader) Config {
 	c := Config{
 		RedisKeyPrefix: r.String("SPACECAST_LIVESTREAM_REDIS_PREFIX", ""),
 		LockTTL:        r.Duration("SPACECAST_LIVESTREAM_LOCK_TTL", 10*time.Second),
-		TimerTick:      r.Duration("SPACECAST_LIVESTREAM_TIMER_TICK", 250*time.Millisecond),
+		TimerTick:      r.Duration("SPACECAST_LIVESTREAM_TIMER_TICK", time.Second),
 		SweepInterval:  r.Duration("SPACECAST_LIVESTREAM_SWEEP_INTERVAL", 2*time.Second),
 
 		RTMPAddr:        r.String("SPACECAST_RTMP_ADDR", ":1935"),

@@ -380,3 +380,21 @@ func TestLeaseLoss(t *testing.T) {
 		})
 	}
 }
+
+// TestReconnectTimerFiresOnTime: the timer loop sleeps until the earliest timer and is woken
+// when its own instance schedules one, so with a 10 s TimerTick a 1 s reconnect_window still
+// ends the recording about 1 s after the disconnect.
+func TestReconnectTimerFiresOnTime(t *testing.T) {
+	b := testenv.SQLBackends(t)[0]
+	rdb, prefix := testenv.Redis(t)
+	e := startWith(t, testenv.OpenSQL(t, b), testenv.Kafka(t), rdb, prefix, t.TempDir(),
+		func(c *livestream.Config) { c.TimerTick = 10 * time.Second })
+	ls := e.create(`{"playback_policy":"public","reconnect_window":1}`)
+	id, key := ls["id"].(string), ls["stream_key"].(string)
+	publish(t, e, key, 2*time.Second, false)
+	gone := time.Now()
+	testenv.Eventually(t, 8*time.Second, func() bool { return e.stream(id)["status"] == "idle" }, "stream never went idle")
+	if d := time.Since(gone); d < time.Second || d > 3*time.Second {
+		t.Fatalf("idle %v after the disconnect, want about the 1 s reconnect_window (TimerTick is 10 s)", d)
+	}
+}

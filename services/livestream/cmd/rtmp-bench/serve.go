@@ -116,7 +116,7 @@ func runServer(listen, dir, redisURL, kafkaAddr, cpuprofile string, segDur time.
 		return err
 	}
 	cfg := livestream.Config{RedisKeyPrefix: fmt.Sprintf("rtmp-bench-%d:", os.Getpid()), LockTTL: 10 * time.Second,
-		TimerTick: 250 * time.Millisecond, RecordingsDir: filepath.Join(dir, "recordings"), SegmentDuration: segDur, LiveWindow: 6,
+		TimerTick: time.Second, RecordingsDir: filepath.Join(dir, "recordings"), SegmentDuration: segDur, LiveWindow: 6,
 		Transcode: transcode, FFmpeg: "ffmpeg"}
 	svc, err := livestream.New(ctx, cfg, livestream.Deps{Logger: log, DB: db, Publisher: prod, Auth: authn, Redis: rdb,
 		JWT: jwtv, RTMPListener: rtmpLn})

@@ -33,7 +33,8 @@ type Packet struct {
 	Keyframe bool
 	// Data: video: an Annex-B access unit (4-byte start codes), access unit delimiter first and
 	// SPS/PPS before every keyframe; audio: one AAC frame with a 7-byte ADTS header.
-	// Each packet owns its slice.
+	// A Demuxer's packets share its buffers: Data is valid until the next Push (copy what you
+	// keep longer).
 	Data []byte
 }
 
@@ -59,6 +60,7 @@ type Demuxer struct {
 	videoInfo   VideoInfo
 	videoInfoOK bool
 	nals        [][]byte // scratch
+	vbuf        []byte   // the last video packet's Data, reused by the next one
 
 	// audio
 	audioConfig bool
@@ -66,6 +68,9 @@ type Demuxer struct {
 	adtsFreq    uint8 // sampling frequency index
 	adtsChan    uint8 // channel configuration
 	audioInfo   AudioInfo
+	abuf        []byte // the last audio packet's Data, reused by the next one
+
+	out [1]Packet // Push's result
 }
 
 // NewDemuxer returns a Demuxer that has seen no sequence header yet.
@@ -87,23 +92,35 @@ func (d *Demuxer) AudioCodecInfo() (AudioInfo, bool) { return d.audioInfo, d.aud
 // Push takes the next tag. Sequence headers update the codec configuration and produce no
 // packet; script tags, video info frames and end-of-sequence produce none; media that comes
 // before its sequence header is dropped. Errors wrap ErrUnsupportedCodec (naming the codec) or
-// ErrMalformed.
+// ErrMalformed. The packets and their Data are valid until the next Push: the demuxer reuses
+// its buffers (a 3 Mbit/s stream would otherwise make ~400 KB of garbage a second).
 func (d *Demuxer) Push(t Tag) ([]Packet, error) {
+	var p Packet
+	var ok bool
+	var err error
 	switch t.Type {
 	case TagVideo:
-		p, ok, err := d.pushVideo(t)
-		if err != nil || !ok {
-			return nil, err
-		}
-		return []Packet{p}, nil
+		p, ok, err = d.pushVideo(t)
 	case TagAudio:
-		p, ok, err := d.pushAudio(t)
-		if err != nil || !ok {
-			return nil, err
-		}
-		return []Packet{p}, nil
+		p, ok, err = d.pushAudio(t)
 	}
-	return nil, nil
+	if err != nil || !ok {
+		return nil, err
+	}
+	d.out[0] = p
+	return d.out[:], nil
+}
+
+// keepLimit: a reused buffer larger than this and than 4× what is needed is let go, so that one
+// huge frame does not stay allocated for the rest of the connection.
+const keepLimit = 256 << 10
+
+// reuse returns buf emptied, with room for n bytes.
+func reuse(buf []byte, n int) []byte {
+	if cap(buf) < n || (cap(buf) > keepLimit && cap(buf) > 4*n) {
+		return make([]byte, 0, n)
+	}
+	return buf[:0]
 }
 
 var videoCodecNames = map[uint8]string{
@@ -187,7 +204,7 @@ func (d *Demuxer) pushVideo(t Tag) (Packet, bool, error) {
 	if addConfig {
 		size += len(d.spsPPS)
 	}
-	out := make([]byte, 0, size)
+	out := reuse(d.vbuf, size)
 	out = append(out, 0, 0, 0, 1, 0x09, 0xf0) // AUD, primary_pic_type 7 (any)
 	if addConfig {
 		out = append(out, d.spsPPS...)
@@ -196,6 +213,7 @@ func (d *Demuxer) pushVideo(t Tag) (Packet, bool, error) {
 		out = append(out, 0, 0, 0, 1)
 		out = append(out, nal...)
 	}
+	d.vbuf = out
 	dts := time.Duration(t.Timestamp) * time.Millisecond
 	return Packet{
 		Kind:     Video,
@@ -286,7 +304,8 @@ func (d *Demuxer) pushAudio(t Tag) (Packet, bool, error) {
 	if n > 0x1fff {
 		return Packet{}, false, fmt.Errorf("%w: AAC frame of %d bytes does not fit ADTS", ErrMalformed, len(h.Payload))
 	}
-	out := make([]byte, n)
+	out := reuse(d.abuf, n)[:n]
+	d.abuf = out
 	out[0] = 0xff
 	out[1] = 0xf1 // MPEG-4, layer 0, no CRC
 	out[2] = d.adtsProfile<<6 | d.adtsFreq<<2 | d.adtsChan>>2

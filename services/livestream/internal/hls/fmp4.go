@@ -1,6 +1,7 @@
 package hls
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -71,7 +72,7 @@ func (cfg *trackConfig) learn(p flv.Packet) {
 	case flv.Video:
 		if cfg.sps == nil && p.Keyframe {
 			if _, sps, pps, err := splitVideo(p.Data); err == nil && sps != nil && pps != nil {
-				cfg.sps, cfg.pps = sps, pps
+				cfg.sps, cfg.pps = bytes.Clone(sps), bytes.Clone(pps) // p.Data is the caller's
 			}
 		}
 	case flv.Audio:
@@ -178,7 +179,7 @@ func (b *partBuilder) addAudio(p flv.Packet) error {
 		b.audioRate = int64(c.SampleRate)
 		b.audioBase = ticks(p.DTS, b.audioRate)
 	}
-	b.audio = append(b.audio, &fmp4.Sample{Duration: aacFrameLen, Payload: au})
+	b.audio = append(b.audio, &fmp4.Sample{Duration: aacFrameLen, Payload: bytes.Clone(au)}) // au is in the caller's p.Data
 	return nil
 }
 

@@ -52,7 +52,10 @@ func encodedPackets(t *testing.T, secs int) []flv.Packet {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pkts = append(pkts, ps...)
+		for _, p := range ps {
+			p.Data = bytes.Clone(p.Data) // valid until the next Push
+			pkts = append(pkts, p)
+		}
 	}
 }
 
@@ -242,5 +245,70 @@ func TestMaster(t *testing.T) {
 	}
 	if _, err := Master(nil); !errors.Is(err, ErrNoVariant) {
 		t.Fatal(err)
+	}
+}
+
+// TestWritePacketKeepsNoData: the ingest's demuxer reuses its buffers, so whatever the
+// segmenter holds past WritePacket (probe packets, SPS/PPS, fMP4 samples waiting for their part)
+// must be its own copy. Every packet's Data is overwritten right after WritePacket; the
+// recording must come out byte for byte as with untouched packets.
+func TestWritePacketKeepsNoData(t *testing.T) {
+	pkts := encodedPackets(t, 3)
+	for _, tc := range []struct {
+		name string
+		cfg  SegmenterConfig
+	}{
+		{"ts", SegmenterConfig{TargetDuration: time.Second}},
+		{"fmp4 parts", SegmenterConfig{Container: ContainerFMP4, TargetDuration: time.Second, PartDuration: 200 * ms}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			record := func(scribble bool) map[string][]byte {
+				cfg := tc.cfg
+				cfg.Dir = filepath.Join(t.TempDir(), "rec")
+				s, err := NewSegmenter(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range pkts {
+					p.Data = bytes.Clone(p.Data)
+					if err := s.WritePacket(p); err != nil {
+						t.Fatal(err)
+					}
+					if scribble {
+						for i := range p.Data {
+							p.Data[i] = 0xa5
+						}
+					}
+				}
+				if _, err := s.Finish(); err != nil {
+					t.Fatal(err)
+				}
+				files := map[string][]byte{}
+				ents, err := os.ReadDir(cfg.Dir)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range ents {
+					b, err := os.ReadFile(filepath.Join(cfg.Dir, e.Name()))
+					if err != nil {
+						t.Fatal(err)
+					}
+					files[e.Name()] = b
+				}
+				return files
+			}
+			want, got := record(false), record(true)
+			if len(want) < 4 || len(got) != len(want) {
+				t.Fatalf("%d files with scribbled packets, %d without", len(got), len(want))
+			}
+			for name, b := range want {
+				if name == "variant.json" {
+					continue // no media bytes in it
+				}
+				if !bytes.Equal(got[name], b) {
+					t.Errorf("%s differs when the caller reuses packet data after WritePacket", name)
+				}
+			}
+		})
 	}
 }

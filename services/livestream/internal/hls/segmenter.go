@@ -174,6 +174,7 @@ type Segmenter struct {
 	probe       []flv.Packet
 	pendingDisc bool
 	cur         *openSegment
+	bw          *bufio.Writer // the open segment's (cur.bw), kept between segments
 
 	// fMP4
 	tracks   trackConfig
@@ -274,7 +275,8 @@ func OpenSegmenter(cfg SegmenterConfig) (*Segmenter, error) {
 	return s, nil
 }
 
-// WritePacket adds a packet. Packets of one track must come in DTS order.
+// WritePacket adds a packet. Packets of one track must come in DTS order. p.Data is not used
+// after WritePacket returns (what is held is copied), so the caller may reuse it.
 func (s *Segmenter) WritePacket(p flv.Packet) error {
 	s.mu.Lock()
 	done, err := s.writePacket(p)
@@ -302,6 +304,7 @@ func (s *Segmenter) writePacket(p flv.Packet) ([]SegmentInfo, error) {
 	if s.mux != nil {
 		return s.writeMedia(p)
 	}
+	p.Data = bytes.Clone(p.Data) // held past this call: the caller may reuse its buffer
 	s.probe = append(s.probe, p)
 	var video, audio bool
 	lo, hi := p.DTS, p.DTS
@@ -457,7 +460,12 @@ func (s *Segmenter) openSegment(start time.Duration) error {
 		return fmt.Errorf("hls: %w", err)
 	}
 	s.nextSeq++
-	c := &openSegment{seq: seq, f: f, bw: bufio.NewWriterSize(f, 64<<10), start: start, disc: s.pendingDisc, maxEnd: start,
+	if s.bw == nil {
+		s.bw = bufio.NewWriterSize(f, 64<<10)
+	} else {
+		s.bw.Reset(f) // the previous segment flushed it: one buffer for the segmenter's life
+	}
+	c := &openSegment{seq: seq, f: f, bw: s.bw, start: start, disc: s.pendingDisc, maxEnd: start,
 		init: s.initName, partStart: start}
 	s.pendingDisc = false
 	s.out.w = c.bw
@@ -727,6 +735,7 @@ func (s *Segmenter) Abort() {
 	}
 	s.mux = nil
 	s.probe = nil
+	s.bw = nil // it may hold the dropped segment's bytes
 }
 
 // EndRecording ends the recording in cfg.Dir that no Segmenter writes any more (its writer

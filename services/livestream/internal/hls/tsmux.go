@@ -13,9 +13,9 @@ import (
 
 // tsMuxer writes the MPEG-TS of a segmenter epoch. It produces the same bytes as astits.Muxer
 // with MuxerOptTablesRetransmitPeriod(math.MaxInt32) (PAT/PMT before the first PES and before
-// each random access point on the PCR PID), but packetizes PES data itself, a whole PES into
-// one reused buffer with one Write, instead of astits' bit writer: the bit writer cost more CPU
-// than the rest of ingest. PAT/PMT are rare and still come from astits.
+// each random access point on the PCR PID), but packetizes PES data itself into one reused
+// buffer of at most tsChunk bytes per Write, instead of astits' bit writer: the bit writer cost
+// more CPU than the rest of ingest. PAT/PMT are rare and still come from astits.
 type tsMuxer struct {
 	w       io.Writer
 	tables  *astits.Muxer // PAT and PMT only
@@ -46,6 +46,10 @@ func (m *tsMuxer) SetPCRPID(pid uint16) {
 }
 
 const tsPacketSize = 188
+
+// tsChunk: a PES is written in pieces of up to this many bytes (32 TS packets), so that the
+// muxer's buffer stays small instead of growing to the largest keyframe of the stream.
+const tsChunk = 32 * tsPacketSize
 
 var errTSUnsupported = errors.New("hls: MPEG-TS field not supported by the segment writer")
 
@@ -117,6 +121,14 @@ func (m *tsMuxer) WriteData(d *astits.MuxerData) (int, error) {
 	m.buf = m.buf[:0]
 	first := true
 	for len(data) > 0 {
+		if len(m.buf)+tsPacketSize > tsChunk {
+			n, err := m.w.Write(m.buf)
+			total += n
+			if err != nil {
+				return total, err
+			}
+			m.buf = m.buf[:0]
+		}
 		start := len(m.buf)
 		m.buf = slices.Grow(m.buf, tsPacketSize)[:start+tsPacketSize]
 		p := m.buf[start : start+tsPacketSize]

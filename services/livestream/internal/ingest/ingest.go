@@ -76,6 +76,7 @@ type Ingest struct {
 }
 
 var _ rtmp.Handler = (*Ingest)(nil)
+var _ rtmp.TagKeeper = (*stream)(nil)
 
 // New checks the options and creates the recordings directory.
 func New(o Options) (*Ingest, error) {
@@ -337,6 +338,10 @@ func (s *stream) WriteTag(tag flv.Tag) error {
 	}
 	return nil
 }
+
+// KeptTagData implements rtmp.TagKeeper: the demuxer and the segmenter copy what they keep of
+// a tag, the simulcast pushers and the ladder keep the tags themselves.
+func (s *stream) KeptTagData() bool { return s.fanout != nil || s.ladder || s.tc != nil }
 
 func (s *stream) onSegment(si hls.SegmentInfo) {
 	now := time.Now()

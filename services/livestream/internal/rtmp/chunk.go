@@ -53,6 +53,7 @@ type chunkStream struct {
 	active bool // a message is partly received
 	msgTs  uint32
 	buf    []byte
+	spare  []byte // a handed-back payload (Recycle), for this chunk stream's next message
 }
 
 // Budget is charged for the memory of partly received messages. It is called from the
@@ -88,7 +89,15 @@ type ChunkReader struct {
 	hdr       [16]byte
 	lim       ReadLimits
 	buffered  int // bytes allocated for partial messages (charged to lim.Budget)
+	spares    int // capacity of the chunk streams' spare buffers (at most maxSpares)
 }
+
+// maxSpares bounds the handed-back payloads a ChunkReader keeps for reuse (Recycle), over all
+// its chunk streams; a payload larger than maxSpare is not kept.
+const (
+	maxSpare  = 128 << 10
+	maxSpares = 256 << 10
+)
 
 // NewChunkReader reads chunks from r (wrapped in a bufio.Reader unless it is one) with the
 // initial chunk size of 128 bytes.
@@ -115,7 +124,48 @@ func (c *ChunkReader) Buffered() int { return c.buffered }
 func (c *ChunkReader) Release() {
 	for _, cs := range c.streams {
 		c.drop(cs)
+		cs.spare = nil
 	}
+	c.spares = 0
+}
+
+// Recycle hands back the payload of m, a message ReadMessage returned, once the caller keeps
+// nothing of it: the next message of m's chunk stream is read into the same memory when it
+// fits (an encoder sends audio and video on a chunk stream each, in frames of similar size).
+// A reader keeps at most maxSpares bytes of such buffers; while kept they are not charged to
+// the limits (a buffer in use again is).
+func (c *ChunkReader) Recycle(m Message) {
+	cs := c.streams[m.CSID]
+	b := m.Payload[:0:cap(m.Payload)]
+	if cs == nil || cap(b) == 0 || cap(b) > maxSpare || cap(b) <= cap(cs.spare) {
+		return
+	}
+	if c.spares-cap(cs.spare)+cap(b) > maxSpares {
+		return
+	}
+	c.spares += cap(b) - cap(cs.spare)
+	cs.spare = b
+}
+
+// takeSpare gives cs its spare buffer for a new message of cs.length bytes if it fits, charging
+// the limits for it; it reports whether it did.
+func (c *ChunkReader) takeSpare(cs *chunkStream) bool {
+	sp := cs.spare
+	if sp == nil || cap(sp) < int(cs.length) {
+		return false
+	}
+	cs.spare = nil
+	c.spares -= cap(sp)
+	n := cap(sp)
+	if c.lim.MaxBuffered > 0 && c.buffered+n > c.lim.MaxBuffered {
+		return false // let grow allocate what is needed, and say no when that is too much
+	}
+	if c.lim.Budget != nil && !c.lim.Budget.Reserve(n) {
+		return false
+	}
+	cs.buf = sp
+	c.buffered += n
+	return true
 }
 
 // drop forgets cs's partial message.
@@ -141,6 +191,9 @@ func (c *ChunkReader) grow(cs *chunkStream, k int) error {
 	need := len(cs.buf) + k
 	if need <= cap(cs.buf) {
 		return nil
+	}
+	if cap(cs.buf) == 0 && c.takeSpare(cs) {
+		return nil // the whole message fits
 	}
 	newCap := max(need, min(int(cs.length), readStep))
 	if cap(cs.buf) > 0 {

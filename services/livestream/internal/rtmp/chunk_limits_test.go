@@ -116,3 +116,62 @@ func TestChunkReaderLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestChunkReaderRecycle: a handed-back payload is reused for its chunk stream's next message
+// that fits (and charged while in use), never for one that does not fit or for another chunk
+// stream, and never shared by two messages the caller still holds.
+func TestChunkReaderRecycle(t *testing.T) {
+	in := cat(
+		type0(6, 0, 100, MsgVideo, 1), fill(100, 'a'), // 1: fresh
+		type0(6, 33, 60, MsgVideo, 1), fill(60, 'b'), // 2: in 1's memory
+		type0(4, 0, 50, MsgAudio, 1), fill(50, 'c'), // 3: another chunk stream, fresh
+		type0(6, 66, 120, MsgVideo, 1), fill(120, 'd'), // 4: larger than the spare, fresh
+		type0(6, 99, 80, MsgVideo, 1), fill(80, 'e'), // 5: 2 and 4 are still held: fresh
+	)
+	b := &countingBudget{t: t, limit: 1000}
+	r := NewChunkReader(bytes.NewReader(in))
+	r.SetLimits(ReadLimits{MaxBuffered: 1000, Budget: b})
+	var got []Message
+	for i := range 5 {
+		m, err := r.ReadMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v", i+1, err)
+		}
+		if r.Buffered() != 0 || b.used != 0 {
+			t.Fatalf("message %d: %d bytes still charged (budget %d) after it was handed over", i+1, r.Buffered(), b.used)
+		}
+		got = append(got, m)
+		if i == 0 || i == 2 {
+			r.Recycle(m) // 1 and 3 are handed back, the others kept
+		}
+	}
+	want := "abcde"
+	for i, m := range got[1:] {
+		if len(m.Payload) == 0 || !bytes.Equal(m.Payload, fill(len(m.Payload), want[i+1])) {
+			t.Fatalf("message %d: payload %q", i+2, m.Payload)
+		}
+	}
+	if !bytes.Equal(got[1].Payload, fill(60, 'b')) {
+		t.Fatalf("message 2 was overwritten while held: %q", got[1].Payload)
+	}
+	same := func(a, b Message) bool { return &a.Payload[:1][0] == &b.Payload[:1][0] }
+	if !same(got[0], got[1]) {
+		t.Error("message 2 did not reuse message 1's memory")
+	}
+	if same(got[1], got[2]) || same(got[1], got[3]) || same(got[3], got[4]) || same(got[1], got[4]) {
+		t.Error("a buffer was reused across chunk streams, for a message too large, or while still held")
+	}
+	// A spare that the budget cannot cover is not used: the message is refused as before.
+	r2 := NewChunkReader(bytes.NewReader(cat(type0(6, 0, 100, MsgVideo, 1), fill(100, 'a'), type0(6, 33, 60, MsgVideo, 1), fill(60, 'b'))))
+	b2 := &countingBudget{t: t, limit: 100}
+	r2.SetLimits(ReadLimits{Budget: b2})
+	m, err := r2.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Recycle(m)
+	b2.limit = 50
+	if _, err := r2.ReadMessage(); !errors.Is(err, ErrMemoryBudget) {
+		t.Fatalf("over the budget with a spare: %v, want ErrMemoryBudget", err)
+	}
+}

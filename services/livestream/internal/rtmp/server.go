@@ -109,13 +109,22 @@ type PublishRequest struct {
 type Stream interface {
 	// WriteTag gets every audio (8), video (9) and script-data (18) message as an FLV tag, in
 	// arrival order, from the connection's goroutine. Timestamp is in ms, unwrapped to 64 bits
-	// (extended timestamps and the 32-bit wrap handled). tag.Data is owned by the callee.
+	// (extended timestamps and the 32-bit wrap handled). tag.Data is owned by the callee,
+	// unless it is a TagKeeper that says it kept nothing of it.
 	// A returned error closes the connection (and then Close is called with it).
 	WriteTag(tag flv.Tag) error
 	// Close is called exactly once when the publish ends: nil after FCUnpublish/deleteStream,
 	// else the cause (io.EOF, a timeout, a protocol error, ErrKicked, context.Canceled, or the
 	// error WriteTag returned).
 	Close(cause error)
+}
+
+// TagKeeper is a Stream that tells, after each WriteTag, whether it kept tag.Data (or part
+// of it) past the call. When it did not, the connection reads a later message into the same
+// memory instead of allocating a payload per frame. A Stream without it owns every tag.Data.
+type TagKeeper interface {
+	Stream
+	KeptTagData() bool
 }
 
 // StatusError lets Handler.Publish choose the onStatus code of a refusal, e.g.
@@ -554,7 +563,14 @@ func (c *conn) sendControl(typ uint8, payload []byte) error {
 func (c *conn) handle(m Message) error {
 	switch m.Type {
 	case MsgAudio, MsgVideo:
-		return c.media(m.Type, m.Timestamp, m.Payload)
+		st := c.stream
+		if err := c.media(m.Type, m.Timestamp, m.Payload); err != nil {
+			return err
+		}
+		if k, ok := st.(TagKeeper); st == nil || (ok && !k.KeptTagData()) {
+			c.cr.Recycle(m) // dropped, or the stream is done with it
+		}
+		return nil
 	case MsgDataAMF0:
 		return c.data(m.Timestamp, m.Payload)
 	case MsgCommandAMF0:

@@ -2,6 +2,7 @@ package rtmp_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -480,3 +481,101 @@ func TestKickIdleAndShutdown(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// lendingStream is a TagKeeper: it copies every tag and says whether it kept tag.Data.
+type lendingStream struct {
+	recStream
+	kept   bool
+	copies [][]byte
+	addrs  map[*byte]int // first byte of each tag.Data seen → how often
+}
+
+func (s *lendingStream) WriteTag(t flv.Tag) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tags = append(s.tags, t)
+	s.copies = append(s.copies, bytes.Clone(t.Data))
+	if len(t.Data) > 0 {
+		s.addrs[&t.Data[0]]++
+	}
+	return nil
+}
+
+func (s *lendingStream) KeptTagData() bool { return s.kept }
+
+type lendingHandler struct {
+	kept    bool
+	streams chan *lendingStream
+}
+
+func (h *lendingHandler) Publish(ctx context.Context, req rtmp.PublishRequest) (rtmp.Stream, error) {
+	s := &lendingStream{recStream: recStream{req: req, closed: make(chan error, 1)}, kept: h.kept, addrs: map[*byte]int{}}
+	h.streams <- s
+	return s, nil
+}
+
+// TestTagDataReuse: a stream that kept nothing of a tag gets later tags in the same memory;
+// one that kept them (or is no TagKeeper) finds every kept tag intact at the end.
+func TestTagDataReuse(t *testing.T) {
+	for _, kept := range []bool{false, true} {
+		t.Run(fmt.Sprintf("kept=%v", kept), func(t *testing.T) {
+			h := &lendingHandler{kept: kept, streams: make(chan *lendingStream, 1)}
+			addr := startServer(t, h, rtmp.Config{})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			cl, err := rtmp.Publish(ctx, "rtmp://"+addr+"/app/reuse-key")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s *lendingStream
+			select {
+			case s = <-h.streams:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no publish reached the handler")
+			}
+			var sent [][]byte
+			for i := range 60 {
+				frame := fakeAVCFrame(i%30 == 0, 3000+(i*997)%5000)
+				for j := 5; j < len(frame); j++ {
+					frame[j] = byte(i)
+				}
+				if err := cl.WriteTag(flv.Tag{Type: flv.TagVideo, Timestamp: int64(i * 33), Data: frame}); err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, frame)
+			}
+			if err := cl.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if cause := waitClosed(t, &s.recStream); cause != nil {
+				t.Fatalf("Close(%v)", cause)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if len(s.copies) != len(sent) {
+				t.Fatalf("got %d tags, sent %d", len(s.copies), len(sent))
+			}
+			reused := 0
+			for _, n := range s.addrs {
+				reused += n - 1
+			}
+			for i := range sent {
+				if !bytes.Equal(s.copies[i], sent[i]) {
+					t.Fatalf("tag %d: not what was sent when WriteTag had it", i)
+				}
+				if kept && !bytes.Equal(s.tags[i].Data, sent[i]) {
+					t.Fatalf("tag %d: changed after WriteTag although the stream kept it", i)
+				}
+			}
+			if kept && reused > 0 {
+				t.Fatalf("%d tags were read into memory a kept tag still used", reused)
+			}
+			if !kept && reused < len(sent)/2 {
+				t.Fatalf("only %d of %d tags reused a payload buffer", reused, len(sent))
+			}
+		})
+	}
+}

@@ -42,7 +42,10 @@ type Options struct {
 	// LockTTL is the stream lease lifetime, renewed every LockTTL/3 while media flows
 	// (default 10 s). A publisher silent for LockTTL is dropped.
 	LockTTL time.Duration
-	Tick    time.Duration // reconnect timer poll period (default 250 ms)
+	// Tick is the longest the reconnect timer loop sleeps (default 1 s): it sleeps until the
+	// earliest timer is due and is woken when this instance schedules one, so Tick only bounds
+	// how late a timer scheduled by another instance (that then died) fires.
+	Tick time.Duration
 	// SweepInterval is how often the orphan sweeper looks for streams whose lease holder died
 	// (default 2 s).
 	SweepInterval time.Duration
@@ -67,6 +70,8 @@ type Manager struct {
 
 	mu     sync.Mutex        // guards the registry only; each owner's state is its own goroutine's
 	owners map[string]*owner // by live stream id
+
+	timerWake chan struct{} // a timer was scheduled here: the timer loop looks again
 }
 
 // New builds a Manager.
@@ -78,7 +83,7 @@ func New(o Options) (*Manager, error) {
 		o.LockTTL = 10 * time.Second
 	}
 	if o.Tick <= 0 {
-		o.Tick = 250 * time.Millisecond
+		o.Tick = time.Second
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = 2 * time.Second
@@ -104,10 +109,23 @@ func New(o Options) (*Manager, error) {
 	}
 	return &Manager{o: o, log: o.Logger, timers: q,
 		leasesKey: o.KeyPrefix + "{livestream}:leases", tokensKey: o.KeyPrefix + "{livestream}:lease-tokens",
-		channel: o.KeyPrefix + "{livestream}:control", owners: map[string]*owner{}}, nil
+		channel: o.KeyPrefix + "{livestream}:control", owners: map[string]*owner{}, timerWake: make(chan struct{}, 1)}, nil
 }
 
 func timerMember(streamID, assetID string) string { return streamID + ":" + assetID }
+
+// schedule puts a reconnect timer in the queue and wakes this instance's timer loop, which
+// then sleeps until the earliest one instead of until its next tick.
+func (m *Manager) schedule(ctx context.Context, member string, due time.Time) error {
+	if err := m.timers.Schedule(ctx, member, due); err != nil {
+		return err
+	}
+	select {
+	case m.timerWake <- struct{}{}:
+	default:
+	}
+	return nil
+}
 
 // AssetDir is the recording directory of an asset.
 func (m *Manager) AssetDir(assetID string) string { return filepath.Join(m.o.Dir, assetID) }
@@ -236,7 +254,7 @@ func (m *Manager) disconnected(ctx context.Context, id, assetID string, at time.
 	}
 	m.o.Relay.Notify()
 	due := at.Add(time.Duration(windowSeconds) * time.Second)
-	if err := m.timers.Schedule(ctx, timerMember(id, assetID), due); err != nil {
+	if err := m.schedule(ctx, timerMember(id, assetID), due); err != nil {
 		m.log.Error("scheduling the reconnect timer", "live_stream_id", id, "err", err)
 	}
 }
@@ -270,7 +288,7 @@ func (m *Manager) settle(ctx context.Context, id string, prev time.Time, connect
 	if connecting {
 		return false, nil
 	}
-	return false, m.timers.Schedule(ctx, timerMember(id, st.AssetID), due)
+	return false, m.schedule(ctx, timerMember(id, st.AssetID), due)
 }
 
 // lastKnown is when a recording without owner was last known alive: its dead lease's last
@@ -388,7 +406,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); m.listen(ctx) }()
 	go func() { defer wg.Done(); m.sweepLoop(ctx) }()
-	t := time.NewTicker(m.o.Tick)
+	t := time.NewTimer(0) // timers that came due while no instance ran fire at once
 	defer t.Stop()
 	for {
 		select {
@@ -397,12 +415,29 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.shutdown()
 			return nil
 		case <-t.C:
+		case <-m.timerWake:
 		}
-		if err := m.fire(ctx); err != nil && ctx.Err() == nil {
-			m.log.Error("reconnect timers", "err", err)
+		wait := m.o.Tick
+		next, more, err := m.fire(ctx)
+		switch {
+		case err != nil:
+			if ctx.Err() == nil {
+				m.log.Error("reconnect timers", "err", err)
+			}
+		case more:
+			wait = 0 // a full batch: claim the rest at once
+		case !next.IsZero():
+			wait = min(wait, max(time.Until(next), minTimerWait))
 		}
+		t.Reset(wait)
 	}
 }
+
+// minTimerWait keeps the timer loop from spinning on a timer due "now" by another clock.
+const minTimerWait = 10 * time.Millisecond
+
+// timerBatch is how many due timers one claim takes.
+const timerBatch = 32
 
 func (m *Manager) shutdown() {
 	m.mu.Lock()
@@ -443,11 +478,12 @@ func (m *Manager) listen(ctx context.Context) {
 	}
 }
 
-// fire settles the streams whose reconnect timer is due.
-func (m *Manager) fire(ctx context.Context) error {
-	due, err := m.timers.Claim(ctx, time.Now(), 30*time.Second, 32)
+// fire settles the streams whose reconnect timer is due. It returns when the earliest timer
+// left is due (zero: none), and more when the claim was a full batch.
+func (m *Manager) fire(ctx context.Context) (next time.Time, more bool, err error) {
+	due, next, err := m.timers.ClaimNext(ctx, time.Now(), 30*time.Second, timerBatch)
 	if err != nil {
-		return err
+		return time.Time{}, false, err
 	}
 	for _, member := range due {
 		id, assetID, ok := strings.Cut(member, ":")
@@ -456,10 +492,10 @@ func (m *Manager) fire(ctx context.Context) error {
 			continue
 		}
 		if err := m.fireOne(ctx, member, id, assetID); err != nil {
-			return fmt.Errorf("reconnect timer %s: %w", member, err) // the claim lease brings it back
+			return time.Time{}, false, fmt.Errorf("reconnect timer %s: %w", member, err) // the claim lease brings it back
 		}
 	}
-	return nil
+	return next, len(due) == timerBatch, nil
 }
 
 func (m *Manager) fireOne(ctx context.Context, member, id, assetID string) error {
@@ -479,7 +515,7 @@ func (m *Manager) fireOne(ctx context.Context, member, id, assetID string) error
 			return m.timers.Done(ctx, member)
 		}
 		// Someone settles the stream right now: look again shortly.
-		return m.timers.Schedule(ctx, member, time.Now().Add(time.Second))
+		return m.schedule(ctx, member, time.Now().Add(time.Second))
 	}
 	defer m.release(id, token)
 	st, err := m.o.Store.GetRecordingState(ctx, id)

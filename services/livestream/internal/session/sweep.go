@@ -56,8 +56,12 @@ func (m *Manager) Sweep(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	for _, st := range live {
-		if _, err := m.o.Redis.ZScore(ctx, m.leasesKey, st.LiveStreamID).Result(); err == nil {
+	leased, err := m.leased(ctx, live)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for i, st := range live {
+		if leased[i] {
 			continue // leased (a live owner), or expired and handled above
 		}
 		if _, ok, err := m.timers.Due(ctx, timerMember(st.LiveStreamID, st.AssetID)); err != nil || ok {
@@ -71,6 +75,30 @@ func (m *Manager) Sweep(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// leased reports, for each of live, whether its stream has a lease record (live or expired),
+// in one round trip per 500 streams.
+func (m *Manager) leased(ctx context.Context, live []store.RecordingState) ([]bool, error) {
+	out := make([]bool, len(live))
+	const chunk = 500
+	for from := 0; from < len(live); from += chunk {
+		part := live[from:min(from+chunk, len(live))]
+		ids := make([]string, len(part))
+		for i, st := range part {
+			ids[i] = st.LiveStreamID
+		}
+		// ZMSCORE answers nil for a missing member; go-redis reads that as 0, and no lease
+		// expiry is 0 (scores are unix ms of a renewal plus the lock TTL).
+		scores, err := m.o.Redis.ZMScore(ctx, m.leasesKey, ids...).Result()
+		if err != nil {
+			return nil, err
+		}
+		for i, sc := range scores {
+			out[from+i] = sc != 0
+		}
+	}
+	return out, nil
 }
 
 // claimOrphan takes stream id's lease if it is free and settles the stream.
