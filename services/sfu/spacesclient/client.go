@@ -20,6 +20,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/spacecast/spacecast/libs/idgen"
@@ -340,13 +342,40 @@ type Publication struct {
 	Mid    string
 	Source string
 	Sender *webrtc.RTPSender
-	// KeyframeRequests receives a value for each PLI/FIR the server forwards.
+	// KeyframeRequests receives a value for each PLI/FIR the server forwards (of any layer).
 	KeyframeRequests <-chan struct{}
+	// SimulcastExtensions (PublishSimulcast only) name each packet's mid and layer.
+	SimulcastExtensions SimulcastExtensions
 }
 
 // Publish announces track (source "camera", "microphone", "screenshare"...) and negotiates
 // it; it returns once the server answered.
 func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source string) (*Publication, error) {
+	return c.publish(ctx, track, nil, source)
+}
+
+// PublishSimulcast announces a video track sent as simulcast layers and negotiates it: one
+// transceiver whose encodings are layers, each a *webrtc.TrackLocalStaticRTP made with
+// webrtc.WithRTPStreamID(rid) and the same id and stream id, as a browser sends its camera
+// with RIDs. The server tells a layer by the mid and rid header extensions, which pion does
+// not add: write every packet with Publication.SimulcastExtensions set.
+func (c *Client) PublishSimulcast(ctx context.Context, layers []*webrtc.TrackLocalStaticRTP, source string) (*Publication, error) {
+	if len(layers) == 0 {
+		return nil, errors.New("spacesclient: no simulcast layers")
+	}
+	for _, l := range layers {
+		if l.RID() == "" {
+			return nil, errors.New("spacesclient: a simulcast layer without a RID")
+		}
+	}
+	more := make([]webrtc.TrackLocal, 0, len(layers)-1)
+	for _, l := range layers[1:] {
+		more = append(more, l)
+	}
+	return c.publish(ctx, layers[0], more, source)
+}
+
+func (c *Client) publish(ctx context.Context, track webrtc.TrackLocal, layers []webrtc.TrackLocal, source string) (*Publication, error) {
 	c.pubMu.Lock()
 	defer c.pubMu.Unlock()
 	select {
@@ -365,10 +394,15 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 	if err != nil {
 		return nil, err
 	}
+	for _, l := range layers {
+		if err := tr.Sender().AddEncoding(l); err != nil {
+			return nil, err
+		}
+	}
 	kf := make(chan struct{}, 1)
-	go func() {
+	readRTCP := func(read func() ([]rtcp.Packet, interceptor.Attributes, error)) {
 		for {
-			pkts, _, err := tr.Sender().ReadRTCP()
+			pkts, _, err := read()
 			if err != nil {
 				return
 			}
@@ -382,7 +416,15 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 				}
 			}
 		}
-	}()
+	}
+	if len(layers) == 0 {
+		go readRTCP(tr.Sender().ReadRTCP)
+	} else {
+		for _, l := range append([]webrtc.TrackLocal{track}, layers...) {
+			rid := l.RID()
+			go readRTCP(func() ([]rtcp.Packet, interceptor.Attributes, error) { return tr.Sender().ReadSimulcastRTCP(rid) })
+		}
+	}
 	if err := c.negotiatePub(ctx, func() error {
 		kind := space.KindVideo
 		if track.Kind() == webrtc.RTPCodecTypeAudio {
@@ -393,7 +435,35 @@ func (c *Client) Publish(ctx context.Context, track webrtc.TrackLocal, source st
 	}); err != nil {
 		return nil, err
 	}
-	return &Publication{TID: track.StreamID(), Mid: tr.Mid(), Source: source, Sender: tr.Sender(), KeyframeRequests: kf}, nil
+	pub := &Publication{TID: track.StreamID(), Mid: tr.Mid(), Source: source, Sender: tr.Sender(), KeyframeRequests: kf}
+	if len(layers) > 0 {
+		for _, e := range tr.Sender().GetParameters().HeaderExtensions {
+			switch e.URI {
+			case sdp.SDESMidURI:
+				pub.SimulcastExtensions.MidID = uint8(e.ID)
+			case sdp.SDESRTPStreamIDURI:
+				pub.SimulcastExtensions.RIDID = uint8(e.ID)
+			}
+		}
+		if pub.SimulcastExtensions.MidID == 0 || pub.SimulcastExtensions.RIDID == 0 {
+			return nil, errors.New("spacesclient: the mid and rid header extensions were not negotiated")
+		}
+	}
+	return pub, nil
+}
+
+// SimulcastExtensions are the negotiated ids of the header extensions that name a simulcast
+// packet's mid and layer.
+type SimulcastExtensions struct {
+	MidID, RIDID uint8
+}
+
+// Set puts mid and rid on p.
+func (e SimulcastExtensions) Set(p *rtp.Packet, mid, rid string) error {
+	if err := p.SetExtension(e.MidID, []byte(mid)); err != nil {
+		return err
+	}
+	return p.SetExtension(e.RIDID, []byte(rid))
 }
 
 // NewTrackID returns a fresh track id for a publication's stream id.

@@ -420,6 +420,7 @@ loop:
 		select {
 		case fn := <-c.cmds:
 			fn()
+			c.arrange() // the new sizes are told at once, not at the next picture
 		case m := <-c.frames:
 			c.onFrame(m)
 		case m := <-c.pcm:
@@ -549,18 +550,25 @@ func (c *Compositor) compose(dst *frame, now time.Time) {
 	} else {
 		dst.fill(rect{0, 0, dst.W, dst.H}, defaultBackground)
 	}
-	if c.dirty {
-		c.places = arrange(c.layout, c.order, c.speaker, c.screen, dst.W, dst.H)
-		c.dirty = false
-	}
+	c.arrange()
 	for _, p := range c.places {
 		t := c.tiles[p.ID]
-		c.tellSize(t, p)
 		if t.muted || t.last == nil || now.Sub(t.lastAt) > staleAfter {
 			placeholder(dst, p.R, t.name)
 			continue
 		}
 		c.sc.blit(dst, p.R, t.last, p.Crop)
+	}
+}
+
+// arrange lays the tiles out again if something changed and tells the videos' sizes.
+func (c *Compositor) arrange() {
+	if c.dirty {
+		c.places = arrange(c.layout, c.order, c.speaker, c.screen, c.opts.Width, c.opts.Height)
+		c.dirty = false
+	}
+	for _, p := range c.places {
+		c.tellSize(c.tiles[p.ID], p)
 	}
 }
 

@@ -97,7 +97,7 @@ func (s *Space) tapTrack(t *track) {
 			s.log.Warn("broadcast: simulcast track not tapped", "tid", t.info.TID, "err", err)
 			return
 		}
-		tl = &tapLayers{fw: fw}
+		tl = &tapLayers{fw: fw, since: time.Now()}
 		tt.Keyframe, tt.View = tl.keyframe(t), tl.setView
 	case t.info.Type == KindVideo:
 		tt.Keyframe = t.keyframe
@@ -108,8 +108,7 @@ func (s *Space) tapTrack(t *track) {
 	}
 	t.tap.Store(&tapBox{s: sink})
 	if tl != nil {
-		t.tapL.Store(tl)
-		s.tickTap(t, tl, time.Now()) // sets the target, which asks for its keyframe
+		t.tapL.Store(tl) // the layer ticks set its target once the view is known
 		return
 	}
 	if tt.Keyframe != nil {
@@ -125,9 +124,15 @@ type tapLayers struct {
 	fw   *simulcast.Forwarder
 	view atomic.Uint64 // width<<32 | height (0: unknown); any goroutine
 	// owned by the space's owner goroutine
+	since   time.Time // tapped at
 	sel     *simulcast.Selector
 	selView uint64 // the view sel was made for
 }
+
+// tapViewWait is how long a tapped camera waits for the tap's View before it takes the
+// largest layer (a tap that tells no size); the compositor tells it within milliseconds, so
+// its decoder's first keyframe is of the layer it needs.
+const tapViewWait = time.Second
 
 // tapLayerSilence: a layer that sent nothing for this long is taken as stopped (the
 // publisher's bandwidth dropped, or it never sent it) and the tap goes to another.
@@ -193,11 +198,16 @@ func (t *track) tapChoices() []simulcast.Layer {
 	return out
 }
 
-// tickTap keeps the tap of a simulcast track on the layer its view needs (owner goroutine;
-// every layer tick and when the tap starts). A new view is followed at once; a layer that
-// stops is left at once; a larger one that (re)appears is taken after the Selector's hold.
+// tickTap keeps the tap of a simulcast track on the layer its view needs (owner goroutine,
+// every layer tick). A new view is followed at once; a layer that stops is left at once; a
+// larger one that (re)appears is taken after the Selector's hold. Setting the target asks for
+// its keyframe.
 func (s *Space) tickTap(t *track, tl *tapLayers, now time.Time) {
-	if v := tl.view.Load(); tl.sel == nil || v != tl.selView {
+	v := tl.view.Load()
+	if v == 0 && tl.fw.Target() == "" && now.Sub(tl.since) < tapViewWait {
+		return
+	}
+	if tl.sel == nil || v != tl.selView {
 		sel, err := simulcast.NewSelector(simulcast.SelectorOptions{})
 		if err != nil {
 			return
