@@ -420,7 +420,7 @@ loop:
 		select {
 		case fn := <-c.cmds:
 			fn()
-			c.arrange() // the new sizes are told at once, not at the next picture
+			c.relayout() // the new sizes are told at once, not at the next picture
 		case m := <-c.frames:
 			c.onFrame(m)
 		case m := <-c.pcm:
@@ -550,7 +550,7 @@ func (c *Compositor) compose(dst *frame, now time.Time) {
 	} else {
 		dst.fill(rect{0, 0, dst.W, dst.H}, defaultBackground)
 	}
-	c.arrange()
+	c.relayout()
 	for _, p := range c.places {
 		t := c.tiles[p.ID]
 		if t.muted || t.last == nil || now.Sub(t.lastAt) > staleAfter {
@@ -561,8 +561,8 @@ func (c *Compositor) compose(dst *frame, now time.Time) {
 	}
 }
 
-// arrange lays the tiles out again if something changed and tells the videos' sizes.
-func (c *Compositor) arrange() {
+// relayout lays the tiles out again if something changed and tells the videos' sizes.
+func (c *Compositor) relayout() {
 	if c.dirty {
 		c.places = arrange(c.layout, c.order, c.speaker, c.screen, c.opts.Width, c.opts.Height)
 		c.dirty = false
