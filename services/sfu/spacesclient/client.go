@@ -20,6 +20,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/spacecast/spacecast/libs/idgen"
@@ -375,6 +377,9 @@ type Publication struct {
 	// LayerKeyframeRequests, for a PublishLayers publication, has one channel per RID that
 	// receives a value for each PLI/FIR of that layer (nil for Publish).
 	LayerKeyframeRequests map[string]<-chan struct{}
+	// SimulcastExtensions (PublishLayers / PublishSimulcast only) name each packet's mid and
+	// layer.
+	SimulcastExtensions SimulcastExtensions
 }
 
 // Publish announces track (source "camera", "microphone", "screenshare"...) and negotiates
@@ -476,7 +481,45 @@ func (c *Client) publish(ctx context.Context, layers []webrtc.TrackLocal, source
 		return nil, err
 	}
 	pubn.Mid = tr.Mid()
+	if len(layers) > 1 {
+		for _, e := range tr.Sender().GetParameters().HeaderExtensions {
+			switch e.URI {
+			case sdp.SDESMidURI:
+				pubn.SimulcastExtensions.MidID = uint8(e.ID)
+			case sdp.SDESRTPStreamIDURI:
+				pubn.SimulcastExtensions.RIDID = uint8(e.ID)
+			}
+		}
+		if pubn.SimulcastExtensions.MidID == 0 || pubn.SimulcastExtensions.RIDID == 0 {
+			return nil, errors.New("spacesclient: the mid and rid header extensions were not negotiated")
+		}
+	}
 	return pubn, nil
+}
+
+// PublishSimulcast is PublishLayers for layers made with webrtc.NewTrackLocalStaticRTP and
+// webrtc.WithRTPStreamID(rid) (the same id and stream id): write every packet with
+// Publication.SimulcastExtensions set.
+func (c *Client) PublishSimulcast(ctx context.Context, layers []*webrtc.TrackLocalStaticRTP, source string) (*Publication, error) {
+	tl := make([]webrtc.TrackLocal, len(layers))
+	for i, l := range layers {
+		tl[i] = l
+	}
+	return c.PublishLayers(ctx, tl, source)
+}
+
+// SimulcastExtensions are the negotiated ids of the header extensions that name a simulcast
+// packet's mid and layer.
+type SimulcastExtensions struct {
+	MidID, RIDID uint8
+}
+
+// Set puts mid and rid on p.
+func (e SimulcastExtensions) Set(p *rtp.Packet, mid, rid string) error {
+	if err := p.SetExtension(e.MidID, []byte(mid)); err != nil {
+		return err
+	}
+	return p.SetExtension(e.RIDID, []byte(rid))
 }
 
 // NewTrackID returns a fresh track id for a publication's stream id.

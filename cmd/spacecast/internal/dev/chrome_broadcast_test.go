@@ -394,7 +394,7 @@ func testBroadcastChromium(t *testing.T, tc chromeCase) {
 	var bad []string
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		frame := grabFrame(t, hls)
+		frame := grabFrame(t, hls, 1280, 720)
 		bad = bad[:0]
 		for _, pt := range tc.parts {
 			for _, xy := range tc.points[pt.name] {
@@ -449,7 +449,7 @@ func testBroadcastChromium(t *testing.T, tc chromeCase) {
 	} else {
 		gone := tc.parts[len(tc.parts)-1]
 		chrome.do(t, "leave", gone.name)
-		waitPicture(t, hls, tc.parts[:len(tc.parts)-1], []composedParticipant{gone}, lsStatus, 30*time.Second)
+		waitPicture(t, hls, 1280, 720, tc.parts[:len(tc.parts)-1], []composedParticipant{gone}, lsStatus, 30*time.Second)
 		if st, res := api(t, "POST", bc+"/"+bid+"/stop", ""); st != 200 {
 			t.Fatalf("stop = %d %v", st, res)
 		}

@@ -72,6 +72,9 @@ type Broadcaster struct {
 	// keyframes: tile id -> the space's keyframe request of its track (TapTrack.Keyframe),
 	// read by the compositor's decoder goroutines through RequestKeyframe.
 	keyframes sync.Map
+	// views: tile id -> the space's View of its simulcast track (TapTrack.View), told the
+	// size the tile shows by the compositor's goroutine through VideoSize.
+	views sync.Map
 
 	// owned by the run goroutine
 	conns map[string]*conn  // connection id
@@ -180,12 +183,14 @@ func (b *Broadcaster) TrackAdded(t space.TapTrack) space.TapSink {
 		switch {
 		case t.Track.Type == space.KindVideo && t.Track.Source == "screenshare":
 			c.screen = t.ConnectionID + "/screenshare"
+			b.setView(c.screen, t.View) // before AddVideo: the compositor tells the size at once
 			if w, err = b.c.AddVideo(c.screen, c.name, t.MimeType); err == nil {
 				b.video[t.Track.TID] = c.screen
 				b.setKeyframe(c.screen, t.Keyframe)
 				b.warn("screenshare", b.c.SetScreenshare(c.screen))
 			}
 		case t.Track.Type == space.KindVideo:
+			b.setView(t.ConnectionID, t.View)
 			if w, err = b.c.AddVideo(t.ConnectionID, c.name, t.MimeType); err == nil {
 				c.tile = true
 				b.video[t.Track.TID] = t.ConnectionID
@@ -210,6 +215,23 @@ func (b *Broadcaster) TrackAdded(t space.TapTrack) space.TapSink {
 		s.w.Store(&w)
 	})
 	return s
+}
+
+func (b *Broadcaster) setView(tileID string, view func(w, h int)) {
+	if view == nil {
+		b.views.Delete(tileID)
+		return
+	}
+	b.views.Store(tileID, view)
+}
+
+// VideoSize tells the space the size the video of tile id is shown at, so that a simulcast
+// camera sends the tile the layer that size needs; unknown ids are ignored. Safe from any
+// goroutine; never blocks (the compositor calls it as Options.VideoSize).
+func (b *Broadcaster) VideoSize(id string, w, h int) {
+	if v, ok := b.views.Load(id); ok {
+		v.(func(int, int))(w, h)
+	}
 }
 
 func (b *Broadcaster) setKeyframe(tileID string, kf func()) {
@@ -241,10 +263,12 @@ func (b *Broadcaster) TrackRemoved(connectionID, tid string) {
 		case c != nil && tileID == c.screen:
 			c.screen = ""
 			b.keyframes.Delete(tileID)
+			b.views.Delete(tileID)
 			b.warn("remove screenshare", b.c.Remove(tileID))
 			b.warn("screenshare", b.c.SetScreenshare(""))
 		default:
 			b.keyframes.Delete(tileID)
+			b.views.Delete(tileID)
 			b.warn("remove video", b.c.RemoveVideo(tileID))
 		}
 	})
@@ -268,8 +292,10 @@ func (b *Broadcaster) ParticipantLeft(connectionID string) {
 		}
 		delete(b.conns, connectionID)
 		b.keyframes.Delete(connectionID)
+		b.views.Delete(connectionID)
 		if c.screen != "" {
 			b.keyframes.Delete(c.screen)
+			b.views.Delete(c.screen)
 			b.warn("remove screenshare", b.c.Remove(c.screen))
 			b.warn("screenshare", b.c.SetScreenshare(""))
 		}

@@ -207,3 +207,44 @@ func TestBroadcasterRequestsKeyframes(t *testing.T) {
 		t.Fatalf("keyframe requests after the screenshare and c2 went: %v", got)
 	}
 }
+
+// TestBroadcasterTellsTileSizes: the compositor's VideoSize for a tile reaches the View of the
+// simulcast track shown there, and stops once the track or its participant went.
+func TestBroadcasterTellsTileSizes(t *testing.T) {
+	f := &fakeComp{pkts: map[string]int{}, done: make(chan struct{})}
+	b, err := New("b1", f, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop()
+	var mu sync.Mutex
+	views := map[string][2]int{}
+	view := func(tid string) func(int, int) {
+		return func(w, h int) { mu.Lock(); views[tid] = [2]int{w, h}; mu.Unlock() }
+	}
+	got := func() map[string][2]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(views)
+	}
+	b.TrackAdded(space.TapTrack{ConnectionID: "c1", Track: tt("cam1", space.KindVideo, "camera", false), MimeType: "video/VP8", View: view("cam1")})
+	b.TrackAdded(space.TapTrack{ConnectionID: "c2", Track: tt("cam2", space.KindVideo, "camera", false), MimeType: "video/VP8", View: view("cam2")})
+	b.TrackAdded(space.TapTrack{ConnectionID: "c2", Track: tt("scr2", space.KindVideo, "screenshare", false), MimeType: "video/VP8"})
+	f.waitCalls(t, []string{"video c1  video/VP8", "video c2  video/VP8", "video c2/screenshare  video/VP8", "screen c2/screenshare"})
+	b.VideoSize("c1", 628, 353)
+	b.VideoSize("c2", 240, 136)
+	b.VideoSize("c2/screenshare", 640, 360) // not simulcast: no View
+	b.VideoSize("nobody", 1, 1)
+	if g := got(); !maps.Equal(g, map[string][2]int{"cam1": {628, 353}, "cam2": {240, 136}}) {
+		t.Fatalf("views %v", g)
+	}
+	b.TrackRemoved("c1", "cam1")
+	b.ParticipantLeft("c2")
+	f.waitCalls(t, []string{"video c1  video/VP8", "video c2  video/VP8", "video c2/screenshare  video/VP8", "screen c2/screenshare",
+		"removevideo c1", "remove c2/screenshare", "screen ", "remove c2"})
+	b.VideoSize("c1", 1, 1)
+	b.VideoSize("c2", 1, 1)
+	if g := got(); !maps.Equal(g, map[string][2]int{"cam1": {628, 353}, "cam2": {240, 136}}) {
+		t.Fatalf("views after the camera and c2 went: %v", g)
+	}
+}

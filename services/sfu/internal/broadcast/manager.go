@@ -178,14 +178,19 @@ func (m *Manager) launch(ctx context.Context, id string, in Ingest, log *slog.Lo
 	if err != nil {
 		return nil, err
 	}
-	// The decoders' keyframe requests go to the broadcaster (made after the compositor),
-	// which knows each tile's track.
+	// The decoders' keyframe requests and the tiles' sizes go to the broadcaster (made after
+	// the compositor), which knows each tile's track.
 	var bref atomic.Pointer[Broadcaster]
 	o := compositor.Options{Width: w, Height: h, FPS: m.cfg.FPS, Layout: layout, Preset: m.cfg.Preset,
 		RTMPURL: strings.TrimRight(in.RTMPURL, "/") + "/" + in.StreamKey, Logger: log,
 		RequestKeyframe: func(id string) {
 			if b := bref.Load(); b != nil {
 				b.RequestKeyframe(id)
+			}
+		},
+		VideoSize: func(id string, w, h int) {
+			if b := bref.Load(); b != nil {
+				b.VideoSize(id, w, h)
 			}
 		}}
 	if in.Background != nil && *in.Background != "" {

@@ -52,6 +52,7 @@ type tile struct {
 	muted    bool
 	added    time.Time // when its video was added
 	shown    bool      // a picture of the current video has arrived
+	told     [2]int    // the size last given to Options.VideoSize for the current video
 }
 
 type audioTrack struct {
@@ -149,7 +150,7 @@ func (c *Compositor) AddVideo(id, displayName, codec string) (RTPWriter, error) 
 		if displayName != "" || t.name == "" {
 			t.name = displayName
 		}
-		t.in, t.last, t.added, t.shown = in, nil, time.Now(), false
+		t.in, t.last, t.added, t.shown, t.told = in, nil, time.Now(), false, [2]int{}
 		w = in
 		return nil
 	})
@@ -419,6 +420,7 @@ loop:
 		select {
 		case fn := <-c.cmds:
 			fn()
+			c.relayout() // the new sizes are told at once, not at the next picture
 		case m := <-c.frames:
 			c.onFrame(m)
 		case m := <-c.pcm:
@@ -548,10 +550,7 @@ func (c *Compositor) compose(dst *frame, now time.Time) {
 	} else {
 		dst.fill(rect{0, 0, dst.W, dst.H}, defaultBackground)
 	}
-	if c.dirty {
-		c.places = arrange(c.layout, c.order, c.speaker, c.screen, dst.W, dst.H)
-		c.dirty = false
-	}
+	c.relayout()
 	for _, p := range c.places {
 		t := c.tiles[p.ID]
 		if t.muted || t.last == nil || now.Sub(t.lastAt) > staleAfter {
@@ -560,4 +559,33 @@ func (c *Compositor) compose(dst *frame, now time.Time) {
 		}
 		c.sc.blit(dst, p.R, t.last, p.Crop)
 	}
+}
+
+// relayout lays the tiles out again if something changed and tells the videos' sizes.
+func (c *Compositor) relayout() {
+	if c.dirty {
+		c.places = arrange(c.layout, c.order, c.speaker, c.screen, c.opts.Width, c.opts.Height)
+		c.dirty = false
+	}
+	for _, p := range c.places {
+		c.tellSize(c.tiles[p.ID], p)
+	}
+}
+
+// tellSize gives Options.VideoSize the size tile t's video is shown at in placement p, if it
+// changed.
+func (c *Compositor) tellSize(t *tile, p placement) {
+	if c.opts.VideoSize == nil || t.in == nil {
+		return
+	}
+	aspect := 16.0 / 9 // a camera's, until the first picture tells
+	if t.last != nil && t.last.H > 0 {
+		aspect = float64(t.last.W) / float64(t.last.H)
+	}
+	w, h := shownSize(p, t.in.boxW, t.in.boxH, aspect)
+	if [2]int{w, h} == t.told {
+		return
+	}
+	t.told = [2]int{w, h}
+	c.opts.VideoSize(t.id, w, h)
 }

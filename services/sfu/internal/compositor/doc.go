@@ -12,6 +12,10 @@
 //     crop, the main area for active-speaker), keeping the aspect ratio, and writes
 //     yuv4mpegpipe (the size is in its header) on stdout. Layout changes do not restart
 //     decoders: the Go side scales (nearest neighbour) from the decoded size to the tile.
+//     Options.VideoSize hears each video's shown size (the picture as fitted or cropped into
+//     its tile, capped by the decode box) whenever it changes, so the wiring can feed the
+//     simulcast layer that size needs; a decoder takes a resolution change at a keyframe and
+//     keeps its output size.
 //   - One decoder ffmpeg per Opus track: RTP → Ogg (pion) → PCM s16le 48 kHz stereo in 20 ms
 //     chunks.
 //   - One owner goroutine holds all state (tiles in join order, mute flags, active speaker,

@@ -52,6 +52,8 @@ type input struct {
 	pictured atomic.Bool
 	free     chan *frame // frame buffers the owner is done with
 	wg       sync.WaitGroup
+	// boxW×boxH is what a video decoder scales the picture to fit.
+	boxW, boxH int
 }
 
 const (
@@ -163,7 +165,7 @@ func startVideo(bin, id string, codec codecKind, boxW, boxH int, out chan<- vide
 		return nil, err
 	}
 	in := &input{id: id, video: true, log: log, proc: p, pkts: make(chan *rtp.Packet, packetQueue),
-		quit: make(chan struct{}), free: make(chan *frame, 3)}
+		quit: make(chan struct{}), free: make(chan *frame, 3), boxW: boxW, boxH: boxH}
 	var sink rtpSink
 	if codec == codecH264 {
 		sink = h264writer.NewWith(p.stdin)

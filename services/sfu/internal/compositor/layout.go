@@ -117,3 +117,22 @@ func decodeBox(l Layout, w, h int) (int, int) {
 	}
 	return even(w / 2), even(h / 2)
 }
+
+// shownSize is how many pixels of a picture of aspect (width/height) tile p shows: the
+// picture fitted into the tile, or scaled to cover it when cropped (of which the tile shows
+// a part, at that scale), but no more than the decoder gives when it fits the picture into
+// boxW×boxH. A source at least this large is drawn without being scaled up.
+func shownSize(p placement, boxW, boxH int, aspect float64) (int, int) {
+	if aspect <= 0 || p.R.W <= 0 || p.R.H <= 0 {
+		return 0, 0
+	}
+	tw, th := float64(p.R.W), float64(p.R.H)
+	w := math.Min(tw, th*aspect)
+	if p.Crop {
+		w = math.Max(tw, th*aspect)
+	}
+	if boxW > 0 && boxH > 0 {
+		w = math.Min(w, math.Min(float64(boxW), float64(boxH)*aspect))
+	}
+	return int(math.Round(w)), int(math.Round(w / aspect))
+}

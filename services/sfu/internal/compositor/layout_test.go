@@ -113,3 +113,33 @@ func TestArrangeEmpty(t *testing.T) {
 		t.Fatalf("placements for no tiles: %v", ps)
 	}
 }
+
+// TestShownSize: the pixels of a picture a tile shows, fitted or cropped, capped by what the
+// decoder's box gives.
+func TestShownSize(t *testing.T) {
+	const wide = 16.0 / 9
+	for _, tc := range []struct {
+		name       string
+		p          placement
+		boxW, boxH int
+		aspect     float64
+		w, h       int
+	}{
+		{"gallery of two at 1280x720, fitted", placement{R: rect{8, 8, 628, 704}}, 640, 360, wide, 628, 353},
+		{"gallery of four at 1280x720", placement{R: rect{8, 8, 628, 348}}, 640, 360, wide, 619, 348},
+		{"one tile: the box caps it", placement{R: rect{0, 0, 1280, 720}}, 640, 360, wide, 640, 360},
+		{"cropped into a tall tile: the box caps it", placement{R: rect{8, 8, 628, 704}, Crop: true}, 640, 360, wide, 640, 360},
+		{"cropped, box large enough", placement{R: rect{0, 0, 400, 400}, Crop: true}, 1280, 576, wide, 711, 400},
+		{"active speaker's main area", placement{R: rect{0, 0, 1280, 568}, Crop: true}, 1280, 576, wide, 1024, 576},
+		{"active speaker's strip", placement{R: rect{0, 0, 240, 136}, Crop: true}, 1280, 576, wide, 242, 136},
+		{"4:3 camera fitted", placement{R: rect{0, 0, 628, 704}}, 640, 360, 4.0 / 3, 480, 360},
+		{"portrait picture, gallery of two stacked", placement{R: rect{8, 14, 704, 612}}, 360, 640, wide, 360, 203},
+		{"no aspect", placement{R: rect{0, 0, 100, 100}}, 640, 360, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if w, h := shownSize(tc.p, tc.boxW, tc.boxH, tc.aspect); w != tc.w || h != tc.h {
+				t.Fatalf("shownSize = %dx%d, want %dx%d", w, h, tc.w, tc.h)
+			}
+		})
+	}
+}

@@ -66,6 +66,13 @@ type Options struct {
 	// lost, at most every 500 ms per track. The wiring sends a PLI to the publisher. It is
 	// called from the track's own goroutine and must not block.
 	RequestKeyframe func(id string)
+	// VideoSize, if set, is told for each video id the size in pixels its picture is shown
+	// at (as fitted or cropped into its tile, but no larger than its decoder's output), when
+	// the video is added and whenever that changes (layout, tiles coming and going, active
+	// speaker, screenshare, the first decoded picture's aspect). The wiring picks the
+	// simulcast layer to feed from it. It is called on the compositor's goroutine and must
+	// not block.
+	VideoSize func(id string, width, height int)
 	// FFmpeg is the ffmpeg binary (default "ffmpeg" from PATH).
 	FFmpeg string
 	// Logger (default slog.Default()).

@@ -70,13 +70,17 @@ func (m *Meter) Remove(rid string) {
 
 // Layers returns the layers that received packets within the last two windows, smallest first.
 // A layer younger than one window reports the rate of its partial window.
-func (m *Meter) Layers() []Layer {
+func (m *Meter) Layers() []Layer { return m.LayersWithin(2 * MeterWindow) }
+
+// LayersWithin is Layers for the layers that received a packet within d (a caller that must
+// notice a stopped layer sooner than two windows).
+func (m *Meter) LayersWithin(d time.Duration) []Layer {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Layer, 0, len(m.layers))
 	for rid, l := range m.layers {
-		if now.Sub(l.last) > 2*MeterWindow {
+		if now.Sub(l.last) > d {
 			continue
 		}
 		rate := l.rate

@@ -63,6 +63,9 @@ func TestMeter(t *testing.T) {
 	if n := len(m.Layers()); n != 2 {
 		t.Fatalf("f left after one second: %+v", m.Layers())
 	}
+	if got := m.LayersWithin(500 * time.Millisecond); len(got) != 1 || got[0].RID != "q" {
+		t.Fatalf("LayersWithin(500ms) one second after f stopped = %+v", got)
+	}
 	send(2, "q")
 	if got := m.Layers(); len(got) != 1 || got[0].RID != "q" {
 		t.Fatalf("Layers() after f stopped = %+v", got)

@@ -80,10 +80,6 @@ func (s *Space) addLayer(t *track, pc *webrtc.PeerConnection, remote *webrtc.Tra
 	next[rid] = l
 	t.layerSet.Store(&next)
 	gen := t.gen.Load()
-	tapRID := s.tapRID()
-	if tapRID == "" {
-		tapRID = rid
-	}
 	go func() {
 		for {
 			pkt, _, err := remote.ReadRTP()
@@ -92,9 +88,7 @@ func (s *Space) addLayer(t *track, pc *webrtc.PeerConnection, remote *webrtc.Tra
 			}
 			t.m.ForwardedPackets.Inc()
 			t.m.ForwardedBytes.Add(float64(len(pkt.Payload)))
-			if rid == tapRID {
-				t.tapWrite(pkt)
-			}
+			t.layerToTap(rid, pkt)
 			if fws := t.fws.Load(); fws != nil {
 				for _, f := range *fws {
 					_ = f.Write(rid, pkt)

@@ -79,8 +79,12 @@ type track struct {
 	codec    webrtc.RTPCodecCapability
 	layerSet atomic.Pointer[map[string]*layerSrc]
 	fws      atomic.Pointer[[]*simulcast.Forwarder]
+	// meter measures the layers as they arrive (which are being sent, their VP8 sizes).
+	meter *simulcast.Meter
 	// tap is the space's hidden subscriber's sink of this track (SetTap), nil without.
 	tap atomic.Pointer[tapBox]
+	// tapL picks the one layer of a simulcast track the tap gets (nil: not tapped).
+	tapL atomic.Pointer[tapLayers]
 }
 
 type level struct {
@@ -607,6 +611,9 @@ func (s *Space) trackArrived(p *peer, pc *webrtc.PeerConnection, mid string, rec
 	if kind == KindAudio && pt.Source == "microphone" {
 		t.levels = make(chan level, 256)
 	}
+	if t.layered {
+		t.meter = simulcast.NewMeter(nil)
+	}
 	s.tracks[pt.TID] = t
 	s.cfg.Metrics.Tracks.Inc()
 	if t.layered {
@@ -633,6 +640,7 @@ func (s *Space) removeTrack(ctx context.Context, t *track, announce bool) {
 	t.detach()
 	if s.tap != nil && t.tap.Load() != nil {
 		t.tap.Store(nil)
+		t.tapL.Store(nil)
 		s.tap.TrackRemoved(t.owner.m.ConnectionID, t.info.TID)
 	}
 	if t.levels != nil {

@@ -189,6 +189,7 @@ func (s *Space) loop() {
 		case now := <-tick.C:
 			s.tickSpeakers(now)
 			s.tickLayers(now)
+			s.tickTaps(now)
 		case f := <-s.cmds:
 			f()
 			if len(s.peers) == 0 && (s.joinSeq > 0 || s.tried) {
