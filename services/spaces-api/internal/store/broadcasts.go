@@ -70,7 +70,26 @@ type querier interface {
 }
 
 func queryBroadcasts(ctx context.Context, q querier, where string, args ...any) ([]BroadcastRow, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+bcCols+` FROM broadcasts WHERE `+where+` ORDER BY created_ns, id`, args...)
+	return scanBroadcasts(q.QueryContext(ctx, `SELECT `+bcCols+` FROM broadcasts WHERE `+where+` ORDER BY created_ns, id`, args...))
+}
+
+// spaceBroadcastsSQL is the query of one space's broadcasts, prepared once (sqldb.DB.Stmt):
+// every GET of a space and every space event runs it.
+const spaceBroadcastsSQL = `SELECT ` + bcCols + ` FROM broadcasts WHERE space_id = $1 ORDER BY created_ns, id`
+
+// spaceBroadcasts returns the broadcasts of space id, inside tx when tx is not nil.
+func (s *Store) spaceBroadcasts(ctx context.Context, tx *sql.Tx, id string) ([]BroadcastRow, error) {
+	st, err := s.db.Stmt(ctx, spaceBroadcastsSQL)
+	if err != nil {
+		return nil, err
+	}
+	if tx != nil {
+		st = tx.StmtContext(ctx, st)
+	}
+	return scanBroadcasts(st.QueryContext(ctx, id))
+}
+
+func scanBroadcasts(rows *sql.Rows, err error) ([]BroadcastRow, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +108,17 @@ func queryBroadcasts(ctx context.Context, q querier, where string, args ...any) 
 // Broadcasts returns the broadcasts of the given spaces, by space id.
 func (s *Store) Broadcasts(ctx context.Context, spaceIDs ...string) (map[string][]BroadcastRow, error) {
 	out := map[string][]BroadcastRow{}
-	if len(spaceIDs) == 0 {
+	switch len(spaceIDs) {
+	case 0:
+		return out, nil
+	case 1:
+		bs, err := s.spaceBroadcasts(ctx, nil, spaceIDs[0])
+		if err != nil {
+			return nil, err
+		}
+		if len(bs) > 0 {
+			out[spaceIDs[0]] = bs
+		}
 		return out, nil
 	}
 	ph := make([]string, len(spaceIDs))
@@ -142,36 +171,39 @@ func (s *Store) broadcastEvent(ctx context.Context, tx *sql.Tx, typ string, b Br
 	return outbox.AddKeyed(ctx, tx, events.TopicSpaces, b.SpaceID, ev)
 }
 
-// insertBroadcast adds an idle broadcast to sp inside tx; the caller writes its
+// newBroadcastRow is the idle broadcast nb of sp, created at now.
+func newBroadcastRow(sp Row, nb NewBroadcast, now int64) BroadcastRow {
+	return BroadcastRow{ID: idgen.New(), SpaceID: sp.ID, EnvironmentID: sp.EnvironmentID, LiveStreamID: nb.LiveStreamID, Status: StatusIdle,
+		Layout: nb.Layout, Background: nb.Background, Resolution: nb.Resolution, Passthrough: nb.Passthrough, CreatedNS: now}
+}
+
+// insertBroadcast adds broadcast b (newBroadcastRow) inside tx; the caller writes its
 // space.broadcast.created.
-func (s *Store) insertBroadcast(ctx context.Context, tx *sql.Tx, sp Row, nb NewBroadcast) (BroadcastRow, error) {
+func (s *Store) insertBroadcast(ctx context.Context, tx *sql.Tx, b BroadcastRow) error {
 	var known int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM known_live_streams WHERE id = $1 AND environment_id = $2 AND deleted = 0`,
-		nb.LiveStreamID, sp.EnvironmentID).Scan(&known); err != nil {
-		return BroadcastRow{}, err
+		b.LiveStreamID, b.EnvironmentID).Scan(&known); err != nil {
+		return err
 	}
 	if known == 0 {
-		return BroadcastRow{}, ErrUnknownLiveStream
+		return ErrUnknownLiveStream
 	}
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM broadcasts WHERE space_id = $1`, sp.ID).Scan(&n); err != nil {
-		return BroadcastRow{}, err
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM broadcasts WHERE space_id = $1`, b.SpaceID).Scan(&n); err != nil {
+		return err
 	}
 	if n > 0 {
-		return BroadcastRow{}, ErrBroadcastExists
+		return ErrBroadcastExists
 	}
-	now := time.Now().UnixNano()
-	b := BroadcastRow{ID: idgen.New(), SpaceID: sp.ID, EnvironmentID: sp.EnvironmentID, LiveStreamID: nb.LiveStreamID, Status: StatusIdle,
-		Layout: nb.Layout, Background: nb.Background, Resolution: nb.Resolution, Passthrough: nb.Passthrough, CreatedNS: now}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO broadcasts (id, space_id, environment_id, live_stream_id, status, layout, background,
 		resolution, passthrough, created_ns, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
-		b.ID, b.SpaceID, b.EnvironmentID, b.LiveStreamID, b.Status, b.Layout, b.Background, b.Resolution, b.Passthrough, now); err != nil {
+		b.ID, b.SpaceID, b.EnvironmentID, b.LiveStreamID, b.Status, b.Layout, b.Background, b.Resolution, b.Passthrough, b.CreatedNS); err != nil {
 		if sqldb.IsUniqueViolation(err) {
-			return BroadcastRow{}, ErrBroadcastExists // a concurrent create won
+			return ErrBroadcastExists // a concurrent create won
 		}
-		return BroadcastRow{}, err
+		return err
 	}
-	return b, nil
+	return nil
 }
 
 // CreateBroadcast adds an idle broadcast to space spaceID of env.
@@ -185,7 +217,8 @@ func (s *Store) CreateBroadcast(ctx context.Context, env, spaceID string, nb New
 		if err != nil {
 			return err
 		}
-		if b, err = s.insertBroadcast(ctx, tx, sp, nb); err != nil {
+		b = newBroadcastRow(sp, nb, time.Now().UnixNano())
+		if err := s.insertBroadcast(ctx, tx, b); err != nil {
 			return err
 		}
 		return s.broadcastEvent(ctx, tx, "space.broadcast.created", b)

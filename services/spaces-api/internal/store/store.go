@@ -48,10 +48,11 @@ type Row struct {
 // write of this store invalidates after its commit; Forget is for writes seen as events
 // (another replica's). Hot statements are prepared once (sqldb.DB.Stmt).
 type Store struct {
-	db     *sqldb.DB
-	render Renderers
-	out    *outbox.Writer
-	rows   *rowcache.Cache[Row]
+	db      *sqldb.DB
+	render  Renderers
+	out     *outbox.Writer
+	creates *sqldb.Group // creates commit together
+	rows    *rowcache.Cache[Row]
 }
 
 // Open migrates db and returns the store; render renders the data of the events it writes.
@@ -73,11 +74,15 @@ func Open(ctx context.Context, db *sqldb.DB, render Renderers) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	creates, err := sqldb.NewGroup(db, sqldb.GroupOptions{})
+	if err != nil {
+		return nil, err
+	}
 	rows, err := rowcache.New[Row](rowcache.Options{})
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, render: render, out: out, rows: rows}, nil
+	return &Store{db: db, render: render, out: out, creates: creates, rows: rows}, nil
 }
 
 // Forget drops id's cached row: call it for every event about a space written elsewhere.
@@ -105,7 +110,7 @@ func scan(sc interface{ Scan(...any) error }) (Row, error) {
 
 // event renders a space.* event of sp with its broadcasts as they are inside tx.
 func (s *Store) event(ctx context.Context, tx *sql.Tx, typ string, sp Row) (events.Envelope, error) {
-	bs, err := queryBroadcasts(ctx, tx, `space_id = $1`, sp.ID)
+	bs, err := s.spaceBroadcasts(ctx, tx, sp.ID)
 	if err != nil {
 		return events.Envelope{}, err
 	}
@@ -113,12 +118,38 @@ func (s *Store) event(ctx context.Context, tx *sql.Tx, typ string, sp Row) (even
 }
 
 // Create inserts a new idle space with the broadcasts given (space.created, then
-// space.broadcast.created for each).
-func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string, broadcasts ...NewBroadcast) (Row, error) {
+// space.broadcast.created for each) and returns it with its broadcasts. Concurrent creates
+// share a transaction (sqldb.Group): a create returns once the commit holding it is done, and
+// one that fails (an unknown live stream, a constraint) fails alone.
+func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string, broadcasts ...NewBroadcast) (Row, []BroadcastRow, error) {
 	now := time.Now().UnixNano()
 	sp := Row{ID: idgen.New(), EnvironmentID: env, Type: typ, Status: StatusIdle, Passthrough: passthrough, CreatedNS: now}
+	bs := make([]BroadcastRow, len(broadcasts))
+	for i, nb := range broadcasts {
+		bs[i] = newBroadcastRow(sp, nb, now)
+	}
+	// A new space has no broadcasts but these: its event is rendered and marshalled before
+	// the transaction, which then only writes.
+	ev, err := events.New(Source, "space.created", sp.ID, env, s.render.Space(sp, bs))
+	if err != nil {
+		return Row{}, nil, err
+	}
+	evs := []events.Envelope{ev}
+	for _, b := range bs {
+		bev, err := events.New(Source, "space.broadcast.created", b.ID, b.EnvironmentID, s.render.Broadcast(b))
+		if err != nil {
+			return Row{}, nil, err
+		}
+		evs = append(evs, bev)
+	}
+	payloads := make([][]byte, len(evs)) // all keyed by the space, as broadcastEvent keys them
+	for i, e := range evs {
+		if payloads[i], err = e.Marshal(); err != nil {
+			return Row{}, nil, err
+		}
+	}
 	ticket := s.rows.Ticket()
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	err = s.creates.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ins, err := s.db.TxStmt(ctx, tx, insertSQL)
 		if err != nil {
 			return err
@@ -126,32 +157,23 @@ func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string
 		if _, err := ins.ExecContext(ctx, sp.ID, env, typ, StatusIdle, passthrough, now); err != nil {
 			return err
 		}
-		var bs []BroadcastRow
-		for _, nb := range broadcasts {
-			b, err := s.insertBroadcast(ctx, tx, sp, nb)
-			if err != nil {
+		for _, b := range bs {
+			if err := s.insertBroadcast(ctx, tx, b); err != nil {
 				return err
 			}
-			bs = append(bs, b)
 		}
-		ev, err := s.event(ctx, tx, "space.created", sp)
-		if err != nil {
-			return err
-		}
-		if err := s.out.Add(ctx, tx, events.TopicSpaces, ev); err != nil {
-			return err
-		}
-		for _, b := range bs {
-			if err := s.broadcastEvent(ctx, tx, "space.broadcast.created", b); err != nil {
+		for _, p := range payloads {
+			if err := s.out.AddPayload(ctx, tx, events.TopicSpaces, sp.ID, p); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err == nil {
-		s.rows.Fill(sp.ID, sp, ticket)
+	if err != nil {
+		return Row{}, nil, err
 	}
-	return sp, err
+	s.rows.Fill(sp.ID, sp, ticket)
+	return sp, bs, nil
 }
 
 const (
@@ -244,7 +266,7 @@ func (s *Store) Delete(ctx context.Context, env, id string) error {
 		if sp.Status == StatusActive {
 			return ErrActive
 		}
-		bs, err := queryBroadcasts(ctx, tx, `space_id = $1`, id)
+		bs, err := s.spaceBroadcasts(ctx, tx, id)
 		if err != nil {
 			return err
 		}
