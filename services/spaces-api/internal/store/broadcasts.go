@@ -105,19 +105,26 @@ func scanBroadcasts(rows *sql.Rows, err error) ([]BroadcastRow, error) {
 	return out, rows.Err()
 }
 
-// Broadcasts returns the broadcasts of the given spaces, by space id.
+// Broadcasts returns the broadcasts of the given spaces, by space id (one space's from the
+// cache; the rows are shared: do not modify them).
 func (s *Store) Broadcasts(ctx context.Context, spaceIDs ...string) (map[string][]BroadcastRow, error) {
 	out := map[string][]BroadcastRow{}
 	switch len(spaceIDs) {
 	case 0:
 		return out, nil
-	case 1:
-		bs, err := s.spaceBroadcasts(ctx, nil, spaceIDs[0])
-		if err != nil {
-			return nil, err
+	case 1: // a GET of a space: cached
+		id := spaceIDs[0]
+		bs, ok := s.bcs.Get(id)
+		if !ok {
+			ticket := s.bcs.Ticket()
+			var err error
+			if bs, err = s.spaceBroadcasts(ctx, nil, id); err != nil {
+				return nil, err
+			}
+			s.bcs.Fill(id, bs, ticket)
 		}
 		if len(bs) > 0 {
-			out[spaceIDs[0]] = bs
+			out[id] = bs
 		}
 		return out, nil
 	}
@@ -209,6 +216,7 @@ func (s *Store) insertBroadcast(ctx context.Context, tx *sql.Tx, b BroadcastRow)
 // CreateBroadcast adds an idle broadcast to space spaceID of env.
 func (s *Store) CreateBroadcast(ctx context.Context, env, spaceID string, nb NewBroadcast) (BroadcastRow, error) {
 	var b BroadcastRow
+	defer s.invalidate(spaceID)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND environment_id = $2`, spaceID, env))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -261,6 +269,7 @@ func (s *Store) setBroadcastStatus(ctx context.Context, tx *sql.Tx, b *Broadcast
 // changes nothing.
 func (s *Store) StartBroadcast(ctx context.Context, env, spaceID, bid string) (BroadcastRow, bool, error) {
 	var b BroadcastRow
+	defer s.invalidate(spaceID)
 	changed := false
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		sp, row, err := lockBroadcast(ctx, tx, env, spaceID, bid)
@@ -301,6 +310,7 @@ func (s *Store) StartBroadcast(ctx context.Context, env, spaceID, bid string) (B
 // changes nothing.
 func (s *Store) StopBroadcast(ctx context.Context, env, spaceID, bid string) (BroadcastRow, bool, error) {
 	var b BroadcastRow
+	defer s.invalidate(spaceID)
 	changed := false
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, row, err := lockBroadcast(ctx, tx, env, spaceID, bid)
@@ -320,6 +330,7 @@ func (s *Store) StopBroadcast(ctx context.Context, env, spaceID, bid string) (Br
 // DeleteBroadcast removes an idle broadcast (space.broadcast.deleted); an active one is
 // ErrBroadcastActive.
 func (s *Store) DeleteBroadcast(ctx context.Context, env, spaceID, bid string) error {
+	defer s.invalidate(spaceID)
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, b, err := lockBroadcast(ctx, tx, env, spaceID, bid)
 		if err != nil {

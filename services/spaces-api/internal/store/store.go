@@ -44,15 +44,17 @@ type Row struct {
 	CreatedNS       int64
 }
 
-// Store is the spaces SQL store. Get answers from a row cache (libs/rowcache) that every
-// write of this store invalidates after its commit; Forget is for writes seen as events
-// (another replica's). Hot statements are prepared once (sqldb.DB.Stmt).
+// Store is the spaces SQL store. Get and one space's Broadcasts answer from row caches
+// (libs/rowcache, by space id) that every write of this store invalidates after its commit;
+// Forget is for writes seen as events (another replica's). Hot statements are prepared once
+// (sqldb.DB.Stmt).
 type Store struct {
 	db      *sqldb.DB
 	render  Renderers
 	out     *outbox.Writer
 	creates *sqldb.Group // creates commit together
 	rows    *rowcache.Cache[Row]
+	bcs     *rowcache.Cache[[]BroadcastRow] // a space's broadcasts, by space id
 }
 
 // Open migrates db and returns the store; render renders the data of the events it writes.
@@ -82,11 +84,23 @@ func Open(ctx context.Context, db *sqldb.DB, render Renderers) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, render: render, out: out, creates: creates, rows: rows}, nil
+	bcs, err := rowcache.New[[]BroadcastRow](rowcache.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, render: render, out: out, creates: creates, rows: rows, bcs: bcs}, nil
 }
 
-// Forget drops id's cached row: call it for every event about a space written elsewhere.
-func (s *Store) Forget(id string) { s.rows.Invalidate(id) }
+// Forget drops the cached row and broadcasts of space id: call it for every event about a
+// space or one of its broadcasts written elsewhere.
+func (s *Store) Forget(id string) { s.invalidate(id) }
+
+// invalidate drops what is cached of space id (after every committed write of the space or
+// of one of its broadcasts).
+func (s *Store) invalidate(id string) {
+	s.rows.Invalidate(id)
+	s.bcs.Invalidate(id)
+}
 
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -148,7 +162,7 @@ func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string
 			return Row{}, nil, err
 		}
 	}
-	ticket := s.rows.Ticket()
+	ticket, bticket := s.rows.Ticket(), s.bcs.Ticket()
 	err = s.creates.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ins, err := s.db.TxStmt(ctx, tx, insertSQL)
 		if err != nil {
@@ -173,6 +187,7 @@ func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string
 		return Row{}, nil, err
 	}
 	s.rows.Fill(sp.ID, sp, ticket)
+	s.bcs.Fill(sp.ID, bs, bticket)
 	return sp, bs, nil
 }
 
@@ -248,13 +263,13 @@ func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrou
 		}
 		return s.out.Add(ctx, tx, events.TopicSpaces, ev)
 	})
-	s.rows.Invalidate(id)
+	s.invalidate(id)
 	return sp, err
 }
 
 // Delete removes an idle space; an active one is ErrActive.
 func (s *Store) Delete(ctx context.Context, env, id string) error {
-	defer s.rows.Invalidate(id)
+	defer s.invalidate(id)
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND environment_id = $2`, id, env))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -300,7 +315,7 @@ type Occupancy struct {
 // (space.idle). It returns whether the status changed.
 func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy) (bool, error) {
 	changed := false
-	defer s.rows.Invalidate(o.SpaceID)
+	defer s.invalidate(o.SpaceID)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO processed_events (id, processed_ns) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, eventID, time.Now().UnixNano())
 		if err != nil {
