@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -14,7 +15,8 @@ import (
 // writer: it takes every function waiting (up to MaxBatch) into one transaction, runs each
 // inside its own savepoint, commits once, and only then answers each Do. A function that fails
 // is rolled back to its savepoint and fails its own Do alone; the others of the batch commit.
-// One waiting function runs in a transaction of its own, without savepoints.
+// One waiting function runs in a transaction of its own, without savepoints (the runner first
+// yields once, runtime.Gosched, so that requests about to queue join it).
 //
 // A function may run more than once: when a batch's commit fails (a constraint checked at
 // commit, a lost connection), every function of the batch runs again in a transaction of its
@@ -90,6 +92,15 @@ func (g *Group) Waiting() int {
 func (g *Group) run() {
 	for {
 		g.mu.Lock()
+		if len(g.queue) == 1 {
+			// One function alone: let the goroutines that are about to queue theirs (the
+			// other requests of a burst) run first. On an idle machine nothing else is
+			// runnable and this returns at once; under load it makes batches of several
+			// instead of a commit per function.
+			g.mu.Unlock()
+			runtime.Gosched()
+			g.mu.Lock()
+		}
 		n := min(len(g.queue), g.maxBatch)
 		if n == 0 {
 			g.running = false

@@ -215,6 +215,9 @@ func TestGroupConcurrent(t *testing.T) {
 			if most > 8 {
 				t.Fatalf("a transaction held %d calls, MaxBatch is 8", most)
 			}
+			if len(txs) == workers*each {
+				t.Fatalf("%d concurrent calls took a transaction each: nothing was grouped", workers*each)
+			}
 			cctx, cancel := context.WithCancel(ctx)
 			cancel()
 			ran := false
