@@ -34,6 +34,7 @@ type Group struct {
 	mu      sync.Mutex
 	queue   []*groupJob
 	running bool // a runner goroutine owns the queue's head
+	pending int  // Do calls not answered yet
 }
 
 // GroupOptions tune a Group; zero values take the defaults.
@@ -71,21 +72,26 @@ func (g *Group) Do(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx)
 	j := &groupJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, j)
+	g.pending++
 	start := !g.running
 	g.running = true
 	g.mu.Unlock()
 	if start {
 		go g.run()
 	}
-	return <-j.done
+	err := <-j.done
+	g.mu.Lock()
+	g.pending--
+	g.mu.Unlock()
+	return err
 }
 
-// Waiting returns how many functions wait for a batch to take them (not those of the batch
-// being committed).
-func (g *Group) Waiting() int {
+// Pending returns how many Do calls wait for their answer: queued, or in the batch being
+// committed.
+func (g *Group) Pending() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.queue)
+	return g.pending
 }
 
 // run commits batches until the queue is empty.

@@ -1,4 +1,4 @@
 package store
 
-// WaitingCreates is how many creates wait for the next group commit.
-func (s *Store) WaitingCreates() int { return s.creates.Waiting() }
+// PendingCreates is how many creates wait for their group commit.
+func (s *Store) PendingCreates() int { return s.creates.Pending() }
