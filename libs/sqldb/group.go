@@ -12,8 +12,9 @@ import (
 
 // Group commits concurrent write transactions together (a group commit). Do queues its
 // function; one goroutine, started when work arrives and gone when none is left, owns the
-// writer: it takes every function waiting (up to MaxBatch) into one transaction, runs each
-// inside its own savepoint, commits once, and only then answers each Do. A function that fails
+// writer (on PostgreSQL up to GroupOptions.Concurrency such goroutines): it takes every
+// function waiting (up to MaxBatch) into one transaction, runs each inside its own savepoint,
+// commits once, and only then answers each Do. A function that fails
 // is rolled back to its savepoint and fails its own Do alone; the others of the batch commit.
 // One waiting function runs in a transaction of its own, without savepoints (the runner first
 // yields once, runtime.Gosched, so that requests about to queue join it).
@@ -29,18 +30,23 @@ import (
 type Group struct {
 	db       *DB
 	maxBatch int
+	runners  int // batches committed at the same time
 	timeout  time.Duration
 
 	mu      sync.Mutex
 	queue   []*groupJob
-	running bool // a runner goroutine owns the queue's head
-	pending int  // Do calls not answered yet
+	running int // runner goroutines taking batches from the queue
+	pending int // Do calls not answered yet
 }
 
 // GroupOptions tune a Group; zero values take the defaults.
 type GroupOptions struct {
 	MaxBatch int           // functions per transaction (default 128)
 	Timeout  time.Duration // bound of one batch's transaction (default 30 s)
+	// Concurrency is how many batches commit at the same time (default: 1 on SQLite, which
+	// has one writer; 16 on PostgreSQL, which overlaps the commits of its connections itself and
+	// loses throughput when every write queues behind one connection's round trips).
+	Concurrency int
 }
 
 type groupJob struct {
@@ -60,7 +66,13 @@ func NewGroup(db *DB, o GroupOptions) (*Group, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	return &Group{db: db, maxBatch: o.MaxBatch, timeout: o.Timeout}, nil
+	if o.Concurrency <= 0 {
+		o.Concurrency = 1
+		if db.Dialect == Postgres {
+			o.Concurrency = 16
+		}
+	}
+	return &Group{db: db, maxBatch: o.MaxBatch, runners: o.Concurrency, timeout: o.Timeout}, nil
 }
 
 // Do runs fn in the next group transaction and returns after that transaction committed (nil)
@@ -73,8 +85,10 @@ func (g *Group) Do(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx)
 	g.mu.Lock()
 	g.queue = append(g.queue, j)
 	g.pending++
-	start := !g.running
-	g.running = true
+	start := g.running < g.runners
+	if start {
+		g.running++
+	}
 	g.mu.Unlock()
 	if start {
 		go g.run()
@@ -109,8 +123,10 @@ func (g *Group) run() {
 		}
 		n := min(len(g.queue), g.maxBatch)
 		if n == 0 {
-			g.running = false
-			g.queue = nil
+			g.running--
+			if g.running == 0 {
+				g.queue = nil
+			}
 			g.mu.Unlock()
 			return
 		}

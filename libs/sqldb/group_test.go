@@ -76,7 +76,7 @@ func TestGroup(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				g, err := sqldb.NewGroup(db, sqldb.GroupOptions{})
+				g, err := sqldb.NewGroup(db, sqldb.GroupOptions{Concurrency: 1})
 				if err != nil {
 					t.Fatal(err)
 				}
