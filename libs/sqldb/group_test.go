@@ -164,67 +164,74 @@ func TestGroup(t *testing.T) {
 	}
 }
 
-// TestGroupConcurrent: many concurrent Do calls all commit, in fewer transactions than calls,
-// and a Do whose context is canceled does not run.
+// TestGroupConcurrent: many concurrent Do calls all commit (one runner: in fewer transactions
+// than calls; the default runners of the backend: without lost updates), and a Do whose
+// context is canceled does not run.
 func TestGroupConcurrent(t *testing.T) {
 	for _, b := range testenv.SQLBackends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			ctx := context.Background()
-			db := testenv.OpenSQL(t, b)
-			if _, err := db.ExecContext(ctx, `CREATE TABLE counter (name TEXT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
-				t.Fatal(err)
+		for _, runners := range []int{1, 0} {
+			t.Run(fmt.Sprintf("%s/concurrency-%d", b.Name, runners), func(t *testing.T) {
+				testGroupConcurrent(t, b, runners)
+			})
+		}
+	}
+}
+
+func testGroupConcurrent(t *testing.T, b testenv.SQLBackend, runners int) {
+	ctx := context.Background()
+	db := testenv.OpenSQL(t, b)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE counter (name TEXT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ExecContext(ctx, `INSERT INTO counter (name, n) VALUES ('c', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	g, err := sqldb.NewGroup(db, sqldb.GroupOptions{MaxBatch: 8, Concurrency: runners})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 16, 20
+	var mu sync.Mutex
+	txs := map[*sql.Tx]int{}
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if err := g.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+					mu.Lock()
+					txs[tx]++
+					mu.Unlock()
+					_, err := tx.ExecContext(ctx, `UPDATE counter SET n = n + 1 WHERE name = 'c'`)
+					return err
+				}); err != nil {
+					t.Error(err)
+					return
+				}
 			}
-			if _, err := db.ExecContext(ctx, `INSERT INTO counter (name, n) VALUES ('c', 0)`); err != nil {
-				t.Fatal(err)
-			}
-			g, err := sqldb.NewGroup(db, sqldb.GroupOptions{MaxBatch: 8})
-			if err != nil {
-				t.Fatal(err)
-			}
-			const workers, each = 16, 20
-			var mu sync.Mutex
-			txs := map[*sql.Tx]int{}
-			var wg sync.WaitGroup
-			for range workers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for range each {
-						if err := g.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-							mu.Lock()
-							txs[tx]++
-							mu.Unlock()
-							_, err := tx.ExecContext(ctx, `UPDATE counter SET n = n + 1 WHERE name = 'c'`)
-							return err
-						}); err != nil {
-							t.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			var n int
-			if err := db.QueryRowContext(ctx, `SELECT n FROM counter WHERE name = 'c'`).Scan(&n); err != nil || n != workers*each {
-				t.Fatalf("counter %d (%v), want %d", n, err, workers*each)
-			}
-			most := 0
-			for _, k := range txs {
-				most = max(most, k)
-			}
-			t.Logf("%d calls in %d transactions, at most %d in one", workers*each, len(txs), most)
-			if most > 8 {
-				t.Fatalf("a transaction held %d calls, MaxBatch is 8", most)
-			}
-			if len(txs) == workers*each {
-				t.Fatalf("%d concurrent calls took a transaction each: nothing was grouped", workers*each)
-			}
-			cctx, cancel := context.WithCancel(ctx)
-			cancel()
-			ran := false
-			if err := g.Do(cctx, func(context.Context, *sql.Tx) error { ran = true; return nil }); !errors.Is(err, context.Canceled) || ran {
-				t.Fatalf("Do on a canceled context: %v, ran %v", err, ran)
-			}
-		})
+		}()
+	}
+	wg.Wait()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT n FROM counter WHERE name = 'c'`).Scan(&n); err != nil || n != workers*each {
+		t.Fatalf("counter %d (%v), want %d", n, err, workers*each)
+	}
+	most := 0
+	for _, k := range txs {
+		most = max(most, k)
+	}
+	t.Logf("%d calls in %d transactions, at most %d in one", workers*each, len(txs), most)
+	if most > 8 {
+		t.Fatalf("a transaction held %d calls, MaxBatch is 8", most)
+	}
+	if runners == 1 && len(txs) == workers*each {
+		t.Fatalf("%d concurrent calls took a transaction each: nothing was grouped", workers*each)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	ran := false
+	if err := g.Do(cctx, func(context.Context, *sql.Tx) error { ran = true; return nil }); !errors.Is(err, context.Canceled) || ran {
+		t.Fatalf("Do on a canceled context: %v, ran %v", err, ran)
 	}
 }
