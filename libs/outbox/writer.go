@@ -36,11 +36,17 @@ func (w *Writer) AddKeyed(ctx context.Context, tx *sql.Tx, topic, key string, en
 	if err != nil {
 		return err
 	}
+	return w.AddPayload(ctx, tx, topic, key, b)
+}
+
+// AddPayload records an event already marshalled (events.Envelope.Marshal) for publication on
+// topic with key, inside tx: the marshalling can then happen before the transaction.
+func (w *Writer) AddPayload(ctx context.Context, tx *sql.Tx, topic, key string, payload []byte) error {
 	st, err := w.db.TxStmt(ctx, tx, insertSQL)
 	if err != nil {
 		return fmt.Errorf("outbox add: %w", err)
 	}
-	if _, err := st.ExecContext(ctx, topic, key, string(b), time.Now().UnixMilli()); err != nil {
+	if _, err := st.ExecContext(ctx, topic, key, string(payload), time.Now().UnixMilli()); err != nil {
 		return fmt.Errorf("outbox add: %w", err)
 	}
 	return nil

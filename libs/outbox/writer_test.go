@@ -49,6 +49,18 @@ func TestWriter(t *testing.T) {
 			if n := pending(t, db); n != 3 {
 				t.Fatalf("%d rows pending, want 3", n)
 			}
+			// AddPayload stores the marshalled event as it is, under the key given.
+			b, err := ev.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := db.InTx(ctx, func(tx *sql.Tx) error { return w.AddPayload(ctx, tx, topic, "payload-key", b) }); err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			if err := db.QueryRowContext(ctx, `SELECT payload FROM spacecast_outbox WHERE msg_key = $1`, "payload-key").Scan(&got); err != nil || got != string(b) {
+				t.Fatalf("AddPayload stored %q (%v), want %q", got, err, b)
+			}
 		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing/fstest"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -45,9 +46,11 @@ type DB struct {
 	// writeMu queues SQLite write transactions in Go: SQLite allows one writer at a time,
 	// and its own busy handler waits by sleeping, which turns contention into latency spikes.
 	writeMu sync.Mutex
-	// stmts caches prepared statements by query text (see Stmt).
-	stmtMu sync.Mutex
-	stmts  map[string]*sql.Stmt
+	// stmts caches prepared statements by query text (see Stmt); preparing holds the queries
+	// TxStmt is caching in the background.
+	stmtMu    sync.Mutex
+	stmts     map[string]*sql.Stmt
+	preparing map[string]bool
 }
 
 // Open opens and pings the database named by dsn:
@@ -143,13 +146,50 @@ func (db *DB) Stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 // TxStmt is Stmt bound to tx. The returned statement belongs to the transaction: it is
-// closed when the transaction ends.
+// closed when the transaction ends. A query not cached yet is prepared on the transaction's own
+// connection and cached in the background: preparing it on the pool from inside the
+// transaction would wait for a free connection, and once more transactions than pooled
+// connections did that at the same moment, none would ever get one (PostgreSQL's pool of 20).
 func (db *DB) TxStmt(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	st, err := db.Stmt(ctx, query)
+	db.stmtMu.Lock()
+	st, ok := db.stmts[query]
+	full := !ok && len(db.stmts) >= MaxStmts
+	fill := !ok && !full && !db.preparing[query]
+	if fill {
+		if db.preparing == nil {
+			db.preparing = map[string]bool{}
+		}
+		db.preparing[query] = true
+	}
+	db.stmtMu.Unlock()
+	switch {
+	case ok:
+		return tx.StmtContext(ctx, st), nil
+	case full:
+		return nil, ErrTooManyStatements
+	}
+	txst, err := tx.PrepareContext(ctx, query)
 	if err != nil {
+		if fill {
+			db.donePreparing(query)
+		}
 		return nil, err
 	}
-	return tx.StmtContext(ctx, st), nil
+	if fill {
+		go func() { // holds no connection while it waits for one
+			defer db.donePreparing(query)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, _ = db.Stmt(ctx, query) // a failure leaves the query to the next TxStmt
+		}()
+	}
+	return txst, nil
+}
+
+func (db *DB) donePreparing(query string) {
+	db.stmtMu.Lock()
+	delete(db.preparing, query)
+	db.stmtMu.Unlock()
 }
 
 // Close closes the cached statements and the pool.

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/spacecast/spacecast/libs/sqldb"
 	"github.com/spacecast/spacecast/libs/testenv"
@@ -386,6 +387,59 @@ func TestStmtCache(t *testing.T) {
 			if !errors.Is(full, sqldb.ErrTooManyStatements) {
 				t.Fatalf("after %d distinct queries: %v, want ErrTooManyStatements", sqldb.MaxStmts+1, full)
 			}
+		})
+	}
+}
+
+// TestTxStmtFullPool: as many transactions as the pool has connections, all using a query for
+// the first time at the same moment, neither deadlock nor fail (TxStmt prepared it on the pool
+// before, from inside the transaction: each waited for a connection the others held).
+func TestTxStmtFullPool(t *testing.T) {
+	for _, b := range testenv.SQLBackends(t) {
+		if b.Name == "sqlite" {
+			continue // one write transaction at a time: never more than one waits
+		}
+		t.Run(b.Name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			db := testenv.OpenSQL(t, b)
+			if _, err := db.ExecContext(ctx, `CREATE TABLE kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+				t.Fatal(err)
+			}
+			n := db.Stats().MaxOpenConnections
+			var arrived sync.WaitGroup
+			arrived.Add(n)
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					err := db.InTx(ctx, func(tx *sql.Tx) error {
+						arrived.Done()
+						arrived.Wait() // every pooled connection is in a transaction now
+						st, err := db.TxStmt(ctx, tx, `INSERT INTO kv (k, v) VALUES ($1, $2)`)
+						if err != nil {
+							return err
+						}
+						_, err = st.ExecContext(ctx, fmt.Sprint("k", i), "v")
+						return err
+					})
+					if err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			wg.Wait()
+			var count int
+			if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM kv`).Scan(&count); err != nil || count != n {
+				t.Fatalf("%d rows (%v), want %d", count, err, n)
+			}
+			// The statement is cached once the background preparation is done.
+			testenv.Eventually(t, 5*time.Second, func() bool {
+				st, err := db.Stmt(ctx, `INSERT INTO kv (k, v) VALUES ($1, $2)`)
+				st2, _ := db.Stmt(ctx, `INSERT INTO kv (k, v) VALUES ($1, $2)`)
+				return err == nil && st == st2
+			}, "statement never cached")
 		})
 	}
 }

@@ -98,17 +98,16 @@ func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 		api: &api.API{Store: st, Relay: relay}}, nil
 }
 
-// forget drops the cached row an event of spacecast.spaces is about. A space.created event
-// needs nothing: no replica can have cached a space before it existed.
+// forget drops what is cached of the space an event of spacecast.spaces is about: the
+// record key, which is the space id for space.* and space.broadcast.* events alike (a
+// broadcast event's subject is the broadcast). A space.created event needs nothing: no replica
+// can have cached a space before it existed (the broadcasts created with it are in its
+// transaction).
 func (s *Service) forget(m kafkabus.Message) {
-	ev, err := events.Parse(m.Value)
-	if err != nil {
-		s.store.Forget(string(m.Key))
+	if ev, err := events.Parse(m.Value); err == nil && ev.Type == "space.created" {
 		return
 	}
-	if ev.Type != "space.created" {
-		s.store.Forget(ev.Subject)
-	}
+	s.store.Forget(string(m.Key))
 }
 
 // Register mounts the REST routes, and /internal/v1/spaces when an internal secret is set.

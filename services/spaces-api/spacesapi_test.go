@@ -490,6 +490,34 @@ func TestGetSeesWrites(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		// A broadcast created, then deleted, on the other replica: both replicas have the space's
+		// broadcasts cached (the GETs above), the writing one shows the change at once and the
+		// first one once the broadcast's event (keyed by the space) arrived.
+		a.liveStream("livestream.created", "lsG", "envA")
+		broadcasts := func(e *env) int {
+			st, out := e.call(readerA, "GET", "/video/v1/spaces/"+id, "")
+			if st != 200 {
+				return -1
+			}
+			bs, _ := data(out)["broadcasts"].([]any)
+			return len(bs)
+		}
+		st, out = b.call(writerA, "POST", "/video/v1/spaces/"+id+"/broadcasts", `{"live_stream_id":"lsG"}`)
+		if st != 201 {
+			t.Fatalf("create broadcast: %d %v", st, out)
+		}
+		bid := data(out)["id"].(string)
+		if n := broadcasts(b); n != 1 {
+			t.Fatalf("GET on the writing replica right after the broadcast create: %d broadcasts, want 1", n)
+		}
+		testenv.Eventually(t, 5*time.Second, func() bool { return broadcasts(a) == 1 }, "the other replica still shows %d broadcasts after the create", broadcasts(a))
+		if st, out := b.call(writerA, "DELETE", "/video/v1/spaces/"+id+"/broadcasts/"+bid, ""); st != 204 {
+			t.Fatalf("delete broadcast: %d %v", st, out)
+		}
+		if n := broadcasts(b); n != 0 {
+			t.Fatalf("GET on the writing replica right after the broadcast delete: %d broadcasts, want 0", n)
+		}
+		testenv.Eventually(t, 5*time.Second, func() bool { return broadcasts(a) == 0 }, "the other replica still shows %d broadcasts after the delete", broadcasts(a))
 		// A status change applied from the SFU's events.
 		a.rtcEvent("participant.joined", id, "c1", 1, 1)
 		deadline = time.Now().Add(10 * time.Second)

@@ -101,12 +101,12 @@ func (a *API) create(c echo.Context) error {
 		nbs = append(nbs, nb)
 	}
 	ctx := c.Request().Context()
-	sp, err := a.Store.Create(ctx, auth.PrincipalFrom(c).EnvironmentID, typ, req.Passthrough, nbs...)
+	sp, bs, err := a.Store.Create(ctx, auth.PrincipalFrom(c).EnvironmentID, typ, req.Passthrough, nbs...)
 	if err != nil {
 		return mapErr(err)
 	}
 	a.Relay.Notify()
-	return a.space(c, http.StatusCreated, sp)
+	return httpapi.Data(c, http.StatusCreated, resource.NewSpace(sp, bs))
 }
 
 func (a *API) list(c echo.Context) error {

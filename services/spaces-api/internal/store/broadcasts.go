@@ -70,7 +70,26 @@ type querier interface {
 }
 
 func queryBroadcasts(ctx context.Context, q querier, where string, args ...any) ([]BroadcastRow, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+bcCols+` FROM broadcasts WHERE `+where+` ORDER BY created_ns, id`, args...)
+	return scanBroadcasts(q.QueryContext(ctx, `SELECT `+bcCols+` FROM broadcasts WHERE `+where+` ORDER BY created_ns, id`, args...))
+}
+
+// spaceBroadcastsSQL is the query of one space's broadcasts, prepared once (sqldb.DB.Stmt):
+// every GET of a space and every space event runs it.
+const spaceBroadcastsSQL = `SELECT ` + bcCols + ` FROM broadcasts WHERE space_id = $1 ORDER BY created_ns, id`
+
+// spaceBroadcasts returns the broadcasts of space id, inside tx when tx is not nil.
+func (s *Store) spaceBroadcasts(ctx context.Context, tx *sql.Tx, id string) ([]BroadcastRow, error) {
+	st, err := s.db.Stmt(ctx, spaceBroadcastsSQL)
+	if err != nil {
+		return nil, err
+	}
+	if tx != nil {
+		st = tx.StmtContext(ctx, st)
+	}
+	return scanBroadcasts(st.QueryContext(ctx, id))
+}
+
+func scanBroadcasts(rows *sql.Rows, err error) ([]BroadcastRow, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -86,10 +105,27 @@ func queryBroadcasts(ctx context.Context, q querier, where string, args ...any) 
 	return out, rows.Err()
 }
 
-// Broadcasts returns the broadcasts of the given spaces, by space id.
+// Broadcasts returns the broadcasts of the given spaces, by space id (one space's from the
+// cache; the rows are shared: do not modify them).
 func (s *Store) Broadcasts(ctx context.Context, spaceIDs ...string) (map[string][]BroadcastRow, error) {
 	out := map[string][]BroadcastRow{}
-	if len(spaceIDs) == 0 {
+	switch len(spaceIDs) {
+	case 0:
+		return out, nil
+	case 1: // a GET of a space: cached
+		id := spaceIDs[0]
+		bs, ok := s.bcs.Get(id)
+		if !ok {
+			ticket := s.bcs.Ticket()
+			var err error
+			if bs, err = s.spaceBroadcasts(ctx, nil, id); err != nil {
+				return nil, err
+			}
+			s.bcs.Fill(id, bs, ticket)
+		}
+		if len(bs) > 0 {
+			out[id] = bs
+		}
 		return out, nil
 	}
 	ph := make([]string, len(spaceIDs))
@@ -142,41 +178,45 @@ func (s *Store) broadcastEvent(ctx context.Context, tx *sql.Tx, typ string, b Br
 	return outbox.AddKeyed(ctx, tx, events.TopicSpaces, b.SpaceID, ev)
 }
 
-// insertBroadcast adds an idle broadcast to sp inside tx; the caller writes its
+// newBroadcastRow is the idle broadcast nb of sp, created at now.
+func newBroadcastRow(sp Row, nb NewBroadcast, now int64) BroadcastRow {
+	return BroadcastRow{ID: idgen.New(), SpaceID: sp.ID, EnvironmentID: sp.EnvironmentID, LiveStreamID: nb.LiveStreamID, Status: StatusIdle,
+		Layout: nb.Layout, Background: nb.Background, Resolution: nb.Resolution, Passthrough: nb.Passthrough, CreatedNS: now}
+}
+
+// insertBroadcast adds broadcast b (newBroadcastRow) inside tx; the caller writes its
 // space.broadcast.created.
-func (s *Store) insertBroadcast(ctx context.Context, tx *sql.Tx, sp Row, nb NewBroadcast) (BroadcastRow, error) {
+func (s *Store) insertBroadcast(ctx context.Context, tx *sql.Tx, b BroadcastRow) error {
 	var known int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM known_live_streams WHERE id = $1 AND environment_id = $2 AND deleted = 0`,
-		nb.LiveStreamID, sp.EnvironmentID).Scan(&known); err != nil {
-		return BroadcastRow{}, err
+		b.LiveStreamID, b.EnvironmentID).Scan(&known); err != nil {
+		return err
 	}
 	if known == 0 {
-		return BroadcastRow{}, ErrUnknownLiveStream
+		return ErrUnknownLiveStream
 	}
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM broadcasts WHERE space_id = $1`, sp.ID).Scan(&n); err != nil {
-		return BroadcastRow{}, err
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM broadcasts WHERE space_id = $1`, b.SpaceID).Scan(&n); err != nil {
+		return err
 	}
 	if n > 0 {
-		return BroadcastRow{}, ErrBroadcastExists
+		return ErrBroadcastExists
 	}
-	now := time.Now().UnixNano()
-	b := BroadcastRow{ID: idgen.New(), SpaceID: sp.ID, EnvironmentID: sp.EnvironmentID, LiveStreamID: nb.LiveStreamID, Status: StatusIdle,
-		Layout: nb.Layout, Background: nb.Background, Resolution: nb.Resolution, Passthrough: nb.Passthrough, CreatedNS: now}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO broadcasts (id, space_id, environment_id, live_stream_id, status, layout, background,
 		resolution, passthrough, created_ns, updated_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)`,
-		b.ID, b.SpaceID, b.EnvironmentID, b.LiveStreamID, b.Status, b.Layout, b.Background, b.Resolution, b.Passthrough, now); err != nil {
+		b.ID, b.SpaceID, b.EnvironmentID, b.LiveStreamID, b.Status, b.Layout, b.Background, b.Resolution, b.Passthrough, b.CreatedNS); err != nil {
 		if sqldb.IsUniqueViolation(err) {
-			return BroadcastRow{}, ErrBroadcastExists // a concurrent create won
+			return ErrBroadcastExists // a concurrent create won
 		}
-		return BroadcastRow{}, err
+		return err
 	}
-	return b, nil
+	return nil
 }
 
 // CreateBroadcast adds an idle broadcast to space spaceID of env.
 func (s *Store) CreateBroadcast(ctx context.Context, env, spaceID string, nb NewBroadcast) (BroadcastRow, error) {
 	var b BroadcastRow
+	defer s.invalidate(spaceID)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND environment_id = $2`, spaceID, env))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -185,7 +225,8 @@ func (s *Store) CreateBroadcast(ctx context.Context, env, spaceID string, nb New
 		if err != nil {
 			return err
 		}
-		if b, err = s.insertBroadcast(ctx, tx, sp, nb); err != nil {
+		b = newBroadcastRow(sp, nb, time.Now().UnixNano())
+		if err := s.insertBroadcast(ctx, tx, b); err != nil {
 			return err
 		}
 		return s.broadcastEvent(ctx, tx, "space.broadcast.created", b)
@@ -228,6 +269,7 @@ func (s *Store) setBroadcastStatus(ctx context.Context, tx *sql.Tx, b *Broadcast
 // changes nothing.
 func (s *Store) StartBroadcast(ctx context.Context, env, spaceID, bid string) (BroadcastRow, bool, error) {
 	var b BroadcastRow
+	defer s.invalidate(spaceID)
 	changed := false
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		sp, row, err := lockBroadcast(ctx, tx, env, spaceID, bid)
@@ -268,6 +310,7 @@ func (s *Store) StartBroadcast(ctx context.Context, env, spaceID, bid string) (B
 // changes nothing.
 func (s *Store) StopBroadcast(ctx context.Context, env, spaceID, bid string) (BroadcastRow, bool, error) {
 	var b BroadcastRow
+	defer s.invalidate(spaceID)
 	changed := false
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, row, err := lockBroadcast(ctx, tx, env, spaceID, bid)
@@ -287,6 +330,7 @@ func (s *Store) StopBroadcast(ctx context.Context, env, spaceID, bid string) (Br
 // DeleteBroadcast removes an idle broadcast (space.broadcast.deleted); an active one is
 // ErrBroadcastActive.
 func (s *Store) DeleteBroadcast(ctx context.Context, env, spaceID, bid string) error {
+	defer s.invalidate(spaceID)
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		_, b, err := lockBroadcast(ctx, tx, env, spaceID, bid)
 		if err != nil {

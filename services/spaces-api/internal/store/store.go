@@ -44,14 +44,17 @@ type Row struct {
 	CreatedNS       int64
 }
 
-// Store is the spaces SQL store. Get answers from a row cache (libs/rowcache) that every
-// write of this store invalidates after its commit; Forget is for writes seen as events
-// (another replica's). Hot statements are prepared once (sqldb.DB.Stmt).
+// Store is the spaces SQL store. Get and one space's Broadcasts answer from row caches
+// (libs/rowcache, by space id) that every write of this store invalidates after its commit;
+// Forget is for writes seen as events (another replica's). Hot statements are prepared once
+// (sqldb.DB.Stmt).
 type Store struct {
-	db     *sqldb.DB
-	render Renderers
-	out    *outbox.Writer
-	rows   *rowcache.Cache[Row]
+	db      *sqldb.DB
+	render  Renderers
+	out     *outbox.Writer
+	creates *sqldb.Group // creates commit together
+	rows    *rowcache.Cache[Row]
+	bcs     *rowcache.Cache[[]BroadcastRow] // a space's broadcasts, by space id
 }
 
 // Open migrates db and returns the store; render renders the data of the events it writes.
@@ -73,15 +76,31 @@ func Open(ctx context.Context, db *sqldb.DB, render Renderers) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	creates, err := sqldb.NewGroup(db, sqldb.GroupOptions{})
+	if err != nil {
+		return nil, err
+	}
 	rows, err := rowcache.New[Row](rowcache.Options{})
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db: db, render: render, out: out, rows: rows}, nil
+	bcs, err := rowcache.New[[]BroadcastRow](rowcache.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db: db, render: render, out: out, creates: creates, rows: rows, bcs: bcs}, nil
 }
 
-// Forget drops id's cached row: call it for every event about a space written elsewhere.
-func (s *Store) Forget(id string) { s.rows.Invalidate(id) }
+// Forget drops the cached row and broadcasts of space id: call it for every event about a
+// space or one of its broadcasts written elsewhere.
+func (s *Store) Forget(id string) { s.invalidate(id) }
+
+// invalidate drops what is cached of space id (after every committed write of the space or
+// of one of its broadcasts).
+func (s *Store) invalidate(id string) {
+	s.rows.Invalidate(id)
+	s.bcs.Invalidate(id)
+}
 
 // Ping checks the database.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
@@ -105,7 +124,7 @@ func scan(sc interface{ Scan(...any) error }) (Row, error) {
 
 // event renders a space.* event of sp with its broadcasts as they are inside tx.
 func (s *Store) event(ctx context.Context, tx *sql.Tx, typ string, sp Row) (events.Envelope, error) {
-	bs, err := queryBroadcasts(ctx, tx, `space_id = $1`, sp.ID)
+	bs, err := s.spaceBroadcasts(ctx, tx, sp.ID)
 	if err != nil {
 		return events.Envelope{}, err
 	}
@@ -113,12 +132,38 @@ func (s *Store) event(ctx context.Context, tx *sql.Tx, typ string, sp Row) (even
 }
 
 // Create inserts a new idle space with the broadcasts given (space.created, then
-// space.broadcast.created for each).
-func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string, broadcasts ...NewBroadcast) (Row, error) {
+// space.broadcast.created for each) and returns it with its broadcasts. Concurrent creates
+// share a transaction (sqldb.Group): a create returns once the commit holding it is done, and
+// one that fails (an unknown live stream, a constraint) fails alone.
+func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string, broadcasts ...NewBroadcast) (Row, []BroadcastRow, error) {
 	now := time.Now().UnixNano()
 	sp := Row{ID: idgen.New(), EnvironmentID: env, Type: typ, Status: StatusIdle, Passthrough: passthrough, CreatedNS: now}
-	ticket := s.rows.Ticket()
-	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
+	bs := make([]BroadcastRow, len(broadcasts))
+	for i, nb := range broadcasts {
+		bs[i] = newBroadcastRow(sp, nb, now)
+	}
+	// A new space has no broadcasts but these: its event is rendered and marshalled before
+	// the transaction, which then only writes.
+	ev, err := events.New(Source, "space.created", sp.ID, env, s.render.Space(sp, bs))
+	if err != nil {
+		return Row{}, nil, err
+	}
+	evs := []events.Envelope{ev}
+	for _, b := range bs {
+		bev, err := events.New(Source, "space.broadcast.created", b.ID, b.EnvironmentID, s.render.Broadcast(b))
+		if err != nil {
+			return Row{}, nil, err
+		}
+		evs = append(evs, bev)
+	}
+	payloads := make([][]byte, len(evs)) // all keyed by the space, as broadcastEvent keys them
+	for i, e := range evs {
+		if payloads[i], err = e.Marshal(); err != nil {
+			return Row{}, nil, err
+		}
+	}
+	ticket, bticket := s.rows.Ticket(), s.bcs.Ticket()
+	err = s.creates.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		ins, err := s.db.TxStmt(ctx, tx, insertSQL)
 		if err != nil {
 			return err
@@ -126,32 +171,24 @@ func (s *Store) Create(ctx context.Context, env, typ string, passthrough *string
 		if _, err := ins.ExecContext(ctx, sp.ID, env, typ, StatusIdle, passthrough, now); err != nil {
 			return err
 		}
-		var bs []BroadcastRow
-		for _, nb := range broadcasts {
-			b, err := s.insertBroadcast(ctx, tx, sp, nb)
-			if err != nil {
+		for _, b := range bs {
+			if err := s.insertBroadcast(ctx, tx, b); err != nil {
 				return err
 			}
-			bs = append(bs, b)
 		}
-		ev, err := s.event(ctx, tx, "space.created", sp)
-		if err != nil {
-			return err
-		}
-		if err := s.out.Add(ctx, tx, events.TopicSpaces, ev); err != nil {
-			return err
-		}
-		for _, b := range bs {
-			if err := s.broadcastEvent(ctx, tx, "space.broadcast.created", b); err != nil {
+		for _, p := range payloads {
+			if err := s.out.AddPayload(ctx, tx, events.TopicSpaces, sp.ID, p); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if err == nil {
-		s.rows.Fill(sp.ID, sp, ticket)
+	if err != nil {
+		return Row{}, nil, err
 	}
-	return sp, err
+	s.rows.Fill(sp.ID, sp, ticket)
+	s.bcs.Fill(sp.ID, bs, bticket)
+	return sp, bs, nil
 }
 
 const (
@@ -226,13 +263,13 @@ func (s *Store) UpdatePassthrough(ctx context.Context, env, id string, passthrou
 		}
 		return s.out.Add(ctx, tx, events.TopicSpaces, ev)
 	})
-	s.rows.Invalidate(id)
+	s.invalidate(id)
 	return sp, err
 }
 
 // Delete removes an idle space; an active one is ErrActive.
 func (s *Store) Delete(ctx context.Context, env, id string) error {
-	defer s.rows.Invalidate(id)
+	defer s.invalidate(id)
 	return s.db.InTx(ctx, func(tx *sql.Tx) error {
 		sp, err := scan(tx.QueryRowContext(ctx, `SELECT `+cols+` FROM spaces WHERE id = $1 AND environment_id = $2`, id, env))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -244,7 +281,7 @@ func (s *Store) Delete(ctx context.Context, env, id string) error {
 		if sp.Status == StatusActive {
 			return ErrActive
 		}
-		bs, err := queryBroadcasts(ctx, tx, `space_id = $1`, id)
+		bs, err := s.spaceBroadcasts(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -278,7 +315,7 @@ type Occupancy struct {
 // (space.idle). It returns whether the status changed.
 func (s *Store) ApplyOccupancy(ctx context.Context, eventID string, o Occupancy) (bool, error) {
 	changed := false
-	defer s.rows.Invalidate(o.SpaceID)
+	defer s.invalidate(o.SpaceID)
 	err := s.db.InTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO processed_events (id, processed_ns) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, eventID, time.Now().UnixNano())
 		if err != nil {
