@@ -67,17 +67,18 @@ func TestBusyEndpointDeferral(t *testing.T) {
 	}
 }
 
-// TestEndpointQueueDepth: an endpoint's queue holds what it gets through in a quarter of the
-// claim lease, so a queued delivery is sent long before its lease runs out.
+// TestEndpointQueueDepth: an endpoint's queue holds what it gets through in queueHorizon, and
+// at most a quarter of what the worker holds in all, so a dead endpoint's queue stays short.
 func TestEndpointQueueDepth(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		latency time.Duration // 0: none observed yet
 		want    int
 	}{
-		{"unknown endpoint", 0, 8},
-		{"fast endpoint: capped", 5 * time.Millisecond, 256},
-		{"timing out at 5 s", 5 * time.Second, 7},
+		{"unknown endpoint", 0, 32},
+		{"endpoint at 100 ms: 30 s of its work", 100 * time.Millisecond, 1200},
+		{"fast endpoint: capped at a quarter of MaxHeld", 5 * time.Millisecond, 4096},
+		{"timing out at 5 s", 5 * time.Second, 24},
 		{"slower than the lease: one round", time.Minute, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,5 +122,48 @@ func TestNextPassesSlotInOrder(t *testing.T) {
 	due, ok, err := queue.Due(context.Background(), "ep/stale")
 	if err != nil || !ok || due.After(time.Now()) {
 		t.Fatalf("stale delivery back in Redis: due %v, %v, %v; want due now", due, ok, err)
+	}
+}
+
+// TestRenewExtendsWaitingLeases: deliveries that have waited a quarter of their lease in an
+// endpoint queue get their lease extended in Redis and their claim time moved, so next does
+// not send them back; younger ones are left alone, and a timer done meanwhile is not revived.
+func TestRenewExtendsWaitingLeases(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	queue, err := timers.New(rdb, prefix+"due")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := 40 * time.Second
+	w := NewWorker(WorkerConfig{Queue: queue, Log: testenv.Logger(t), PerEndpoint: 1, Lease: lease})
+	now := time.UnixMilli(time.Now().UnixMilli())
+	old, young := now.Add(-15*time.Second), now.Add(-time.Second)
+	for _, m := range []string{"ep/old", "ep/young"} {
+		if err := queue.Schedule(ctx, m, now.Add(lease-15*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.eps["ep"] = &endpointQueue{busy: 1, started: now, waiting: []held{
+		{member: "ep/old", claimed: old}, {member: "ep/young", claimed: young}, {member: "ep/gone", claimed: old},
+	}}
+	w.held = 3
+	w.renew(ctx, now)
+	if due, ok, err := queue.Due(ctx, "ep/old"); err != nil || !ok || !due.Equal(now.Add(lease)) {
+		t.Fatalf("old delivery due %v (%v, %v); want its lease extended to %v", due, ok, err, now.Add(lease))
+	}
+	if due, _, _ := queue.Due(ctx, "ep/young"); !due.Equal(now.Add(lease - 15*time.Second)) {
+		t.Fatalf("young delivery due %v; want it untouched", due)
+	}
+	if _, ok, _ := queue.Due(ctx, "ep/gone"); ok {
+		t.Fatal("a timer that was done came back")
+	}
+	q := w.eps["ep"]
+	if !q.waiting[0].claimed.Equal(now) || !q.waiting[1].claimed.Equal(young) {
+		t.Fatalf("claim times %v, %v; want %v, %v", q.waiting[0].claimed, q.waiting[1].claimed, now, young)
+	}
+	// Renewed, the old delivery is no longer stale: next hands it the slot.
+	if got, ok := w.next("ep/x"); !ok || got.member != "ep/old" {
+		t.Fatalf("next = %q, %v; want ep/old", got.member, ok)
 	}
 }

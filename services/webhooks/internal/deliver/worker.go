@@ -40,7 +40,7 @@ type WorkerConfig struct {
 	MaxRetryAfter time.Duration   // Retry-After is honoured up to this (1 h)
 	Lease         time.Duration   // claim lease; longer than the HTTP timeout (30 s)
 	Poll          time.Duration   // idle poll (100 ms)
-	MaxHeld       int             // claimed deliveries waiting in endpoint queues, in all (4096)
+	MaxHeld       int             // claimed deliveries waiting in endpoint queues, in all (16384)
 }
 
 // Worker claims due deliveries and attempts them.
@@ -108,7 +108,7 @@ func NewWorker(c WorkerConfig) *Worker {
 		c.Poll = 100 * time.Millisecond
 	}
 	if c.MaxHeld <= 0 {
-		c.MaxHeld = 4096
+		c.MaxHeld = 16384
 	}
 	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, c.MaxInFlight),
 		eps: map[string]*endpointQueue{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}}
@@ -132,8 +132,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		close(w.recs)
 		<-recorded
 	}()
-	const claimMax = 200
+	const claimMax = 1000
+	var renewed time.Time
 	for {
+		if now := time.Now(); now.Sub(renewed) >= w.c.Lease/8 {
+			w.renew(context.WithoutCancel(ctx), now)
+			renewed = now
+		}
 		// Claim only while the endpoint queues are at most half full: a full set of queues
 		// means the endpoints are already as busy as they can be, and more claims would only
 		// go back to Redis. next wakes this loop when the queues fall below half.
@@ -347,16 +352,60 @@ func (w *Worker) drain() []timers.Timer {
 	return out
 }
 
+// queueHorizon is how much of an endpoint's work its queue holds: what it gets through in
+// this long at its observed latency.
+const queueHorizon = 30 * time.Second
+
 // depth is how many claimed deliveries may wait for the endpoint: as many as it gets through
-// in a quarter of the lease at its observed latency (at least PerEndpoint, at most 256), so a
-// waiting delivery is sent long before its lease runs out. w.mu is held.
+// in queueHorizon at its observed latency (at least PerEndpoint, at most a quarter of
+// MaxHeld, so no endpoint's backlog fills the worker; a dead endpoint's queue stays short).
+// A fast endpoint's burst waits here, in claim order, rather than going back to Redis for a
+// guessed time and coming back in a trickle; the leases of deliveries that wait long are
+// extended (renew). Before any attempt has finished, 8 × PerEndpoint may wait. w.mu is held.
 func (w *Worker) depth(endpointID string) int {
 	lat, ok := w.latency[endpointID]
 	if !ok {
-		return 2 * w.c.PerEndpoint
+		return 8 * w.c.PerEndpoint
 	}
-	n := int(int64(w.c.PerEndpoint) * int64(w.c.Lease/4) / int64(max(lat, time.Millisecond)))
-	return max(w.c.PerEndpoint, min(256, n))
+	n := int(int64(w.c.PerEndpoint) * int64(queueHorizon) / int64(max(lat, time.Millisecond)))
+	return max(w.c.PerEndpoint, min(max(w.c.PerEndpoint, w.c.MaxHeld/4), n))
+}
+
+// renew extends, in one round trip, the leases of the deliveries that have waited in endpoint
+// queues for a quarter of their lease, so no waiting delivery's lease runs out (it would be
+// claimed again elsewhere while it waits here). A delivery whose renewal failed keeps its old
+// claim time, and next puts it back in Redis once half of that lease is gone.
+func (w *Worker) renew(ctx context.Context, now time.Time) {
+	w.mu.Lock()
+	var ms []string
+	for _, q := range w.eps {
+		for _, h := range q.waiting {
+			if now.Sub(h.claimed) >= w.c.Lease/4 {
+				ms = append(ms, h.member)
+			}
+		}
+	}
+	w.mu.Unlock()
+	if len(ms) == 0 {
+		return
+	}
+	if err := w.c.Queue.Extend(ctx, now.Add(w.c.Lease), ms...); err != nil {
+		w.c.Log.Warn("extending the leases of queued deliveries failed; they go back to Redis when half their lease is gone", "err", err)
+		return
+	}
+	renewed := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		renewed[m] = true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, q := range w.eps {
+		for i := range q.waiting {
+			if renewed[q.waiting[i].member] && q.waiting[i].claimed.Before(now) {
+				q.waiting[i].claimed = now
+			}
+		}
+	}
 }
 
 // deferFor says how long a delivery that finds its endpoint's slots and queue full waits in
