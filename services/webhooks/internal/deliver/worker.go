@@ -49,7 +49,7 @@ type Worker struct {
 	wake chan struct{}
 	slot chan struct{}
 
-	recs chan recordReq // attempts waiting for the group commit
+	recs chan recordReq // attempts waiting for the group commit (bounded: a slow commit holds up the attempts)
 
 	mu       sync.Mutex
 	eps      map[string]*endpointQueue // endpoints with attempts in flight
@@ -110,7 +110,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = 16384
 	}
-	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, c.MaxInFlight),
+	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, max(c.MaxInFlight, 1024)),
 		eps: map[string]*endpointQueue{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}}
 }
 
@@ -289,20 +289,25 @@ func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, h held) (timers.
 	return timers.Timer{Member: member, Due: now.Add(wait)}, true
 }
 
-// start runs the attempt of member in a goroutine that holds one of the endpoint's slots and
-// one of the worker's in-flight slots; both pass on to the endpoint's next waiting delivery.
+// start runs the attempt of h, then those of the endpoint's waiting deliveries one after
+// another, in one goroutine that holds one of the endpoint's slots and one of the worker's
+// in-flight slots until the endpoint's queue is empty (a goroutine per attempt would grow a
+// fresh stack for each). Each attempt is handed to the group commit without waiting for it,
+// so the next one starts as soon as the HTTP request is over.
 func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, h held) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.process(context.WithoutCancel(ctx), h, func() {
-			if next, ok := w.next(h.member); ok {
-				w.start(ctx, wg, next)
-				return
+		for {
+			w.process(context.WithoutCancel(ctx), h)
+			next, ok := w.next(h.member)
+			if !ok {
+				break
 			}
-			<-w.slot
-			w.Wake()
-		})
+			h = next
+		}
+		<-w.slot
+		w.Wake()
 	}()
 }
 
@@ -470,15 +475,10 @@ func (w *Worker) rateLimited(ep store.Endpoint, now time.Time) (bool, time.Durat
 	return false, 0
 }
 
-// process makes one attempt of member. release is called exactly once, as soon as the
-// endpoint's slot is no longer needed: when the HTTP request is over (recording the attempt
-// does not touch the endpoint, and holding the slot through a database round trip would cap a
-// busy endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second), or when there is
-// nothing to send.
-func (w *Worker) process(ctx context.Context, h held, release func()) {
-	var once sync.Once
-	released := func() { once.Do(release) }
-	defer released()
+// process makes one attempt of h and hands it to the group commit (record), without waiting
+// for the commit: holding the endpoint's slot through a database round trip would cap a busy
+// endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second.
+func (w *Worker) process(ctx context.Context, h held) {
 	member := h.member
 	_, id := splitMember(member)
 	// The row read at claim time (load) when there is one; else it is read now.
@@ -520,7 +520,7 @@ func (w *Worker) process(ctx context.Context, h held, release func()) {
 		_ = w.c.Queue.Schedule(ctx, member, now.Add(wait))
 		return
 	}
-	w.attempt(ctx, log, member, d, ep, released)
+	w.attempt(ctx, log, member, d, ep)
 }
 
 // deliveryLog logs with the delivery's id, without building a logger per attempt.
@@ -541,7 +541,7 @@ type attemptSummary struct {
 
 func (w *Worker) attempt(ctx context.Context, log interface {
 	Warn(string, ...any)
-}, member string, d store.Delivery, ep store.Endpoint, released func()) {
+}, member string, d store.Delivery, ep store.Endpoint) {
 	raw, err := withAttempts(d.Payload, d.Attempts, ep.URL)
 	if err != nil {
 		log.Warn("delivery payload is not a JSON object; abandoning", "err", err)
@@ -558,12 +558,8 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 		return
 	}
 	res := w.c.Sender.Send(ctx, ep.URL, raw, headers)
-	released()
 	w.observe(ep.ID, res.Latency)
-	o := w.decide(d, ep, res, now)
-	if err := w.store(member, store.Recorded{Delivery: d, Outcome: o}); err != nil {
-		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
-	}
+	w.recs <- recordReq{member: member, r: store.Recorded{Delivery: d, Outcome: w.decide(d, ep, res, now)}}
 }
 
 // withAttempts returns the body a receiver gets: the stored payload (a JSON object the
@@ -652,18 +648,11 @@ func (w *Worker) decide(d store.Delivery, ep store.Endpoint, res Response, now t
 	return o
 }
 
+// recordReq is an attempt handed to the group commit. Until the commit its timer stays leased,
+// so a crash before it (or a failed commit) sends the delivery again after the lease.
 type recordReq struct {
 	member string
 	r      store.Recorded
-	done   chan error
-}
-
-// store hands an attempt to the group commit and waits until it is durable and its timer is
-// done or moved to the next attempt.
-func (w *Worker) store(member string, r store.Recorded) error {
-	done := make(chan error, 1)
-	w.recs <- recordReq{member: member, r: r, done: done}
-	return <-done
 }
 
 // record is the group commit: it writes every attempt waiting at that moment in one
@@ -720,7 +709,9 @@ func (w *Worker) record() {
 			w.c.Relay.Notify()
 		}
 		for i, r := range batch {
-			r.done <- errs[i]
+			if errs[i] != nil {
+				w.c.Log.Warn("recording attempt failed; the delivery comes back after its lease", "delivery_id", r.r.Delivery.ID, "err", errs[i])
+			}
 		}
 		cancel()
 	}
