@@ -49,7 +49,7 @@ type Worker struct {
 	wake chan struct{}
 	slot chan struct{}
 
-	recs chan recordReq // attempts waiting for the group commit (bounded: a slow commit holds up the attempts)
+	recs chan recordReq // attempts waiting for the group commit (at most MaxHeld: beyond that a slow commit holds up the attempts)
 
 	mu       sync.Mutex
 	eps      map[string]*endpointQueue // endpoints with attempts in flight
@@ -110,7 +110,7 @@ func NewWorker(c WorkerConfig) *Worker {
 	if c.MaxHeld <= 0 {
 		c.MaxHeld = 16384
 	}
-	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, max(c.MaxInFlight, 1024)),
+	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, max(c.MaxInFlight, c.MaxHeld)),
 		eps: map[string]*endpointQueue{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}}
 }
 
