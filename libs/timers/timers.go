@@ -145,6 +145,17 @@ func (q *Queue) ClaimNext(ctx context.Context, now time.Time, lease time.Duratio
 	return due, next, nil
 }
 
+// Extend moves the leases of claimed members to until, in one round trip per 1,000: a
+// claimer holding timers longer than their lease keeps them. A member no longer in the queue
+// (done meanwhile) is not added back.
+func (q *Queue) Extend(ctx context.Context, until time.Time, members ...string) error {
+	ts := make([]Timer, len(members))
+	for i, m := range members {
+		ts[i] = Timer{Member: m, Due: until}
+	}
+	return q.zadd(ctx, q.rdb.ZAddXX, ts)
+}
+
 // Done removes a claimed member once its effect is durable.
 func (q *Queue) Done(ctx context.Context, member string) error {
 	return q.rdb.ZRem(ctx, q.key, member).Err()

@@ -354,3 +354,35 @@ func TestClaimNextReportsEarliest(t *testing.T) {
 		t.Fatalf("lease 0: %v", err)
 	}
 }
+
+// TestExtendMovesOnlyPresentTimers: Extend moves leases in bulk and never brings back a timer
+// that was done meanwhile.
+func TestExtendMovesOnlyPresentTimers(t *testing.T) {
+	ctx := context.Background()
+	q, _, _ := newQueue(t)
+	now := time.UnixMilli(time.Now().UnixMilli())
+	var ms []string
+	for i := range 1500 { // more than one chunk
+		m := fmt.Sprintf("m-%d", i)
+		ms = append(ms, m)
+		must(t, q.Schedule(ctx, m, now))
+	}
+	if got := claim(t, q, now, time.Second, 2000); len(got) != 1500 {
+		t.Fatalf("claimed %d, want 1500", len(got))
+	}
+	must(t, q.Done(ctx, "m-7"))
+	until := now.Add(time.Minute)
+	must(t, q.Extend(ctx, until, ms...))
+	if n, err := q.Len(ctx); err != nil || n != 1499 {
+		t.Fatalf("Len = %d, %v; want 1499 (the done timer stays gone)", n, err)
+	}
+	for _, m := range []string{"m-0", "m-1499"} {
+		if d, ok, err := q.Due(ctx, m); err != nil || !ok || !d.Equal(until) {
+			t.Fatalf("%s due %v (%v, %v); want its lease moved to %v", m, d, ok, err, until)
+		}
+	}
+	if got := claim(t, q, now.Add(2*time.Second), time.Second, 2000); len(got) != 0 {
+		t.Fatalf("after the first lease ran out %d timers were claimable; want none (extended)", len(got))
+	}
+	must(t, q.Extend(ctx, until)) // nothing to do
+}

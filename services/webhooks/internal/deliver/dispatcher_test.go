@@ -2,6 +2,7 @@ package deliver
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -67,17 +68,18 @@ func TestBusyEndpointDeferral(t *testing.T) {
 	}
 }
 
-// TestEndpointQueueDepth: an endpoint's queue holds what it gets through in a quarter of the
-// claim lease, so a queued delivery is sent long before its lease runs out.
+// TestEndpointQueueDepth: an endpoint's queue holds what it gets through in queueHorizon, and
+// at most a quarter of what the worker holds in all, so a dead endpoint's queue stays short.
 func TestEndpointQueueDepth(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		latency time.Duration // 0: none observed yet
 		want    int
 	}{
-		{"unknown endpoint", 0, 8},
-		{"fast endpoint: capped", 5 * time.Millisecond, 256},
-		{"timing out at 5 s", 5 * time.Second, 7},
+		{"unknown endpoint", 0, 32},
+		{"endpoint at 100 ms: 30 s of its work", 100 * time.Millisecond, 1200},
+		{"fast endpoint: capped at a quarter of MaxHeld", 5 * time.Millisecond, 4096},
+		{"timing out at 5 s", 5 * time.Second, 24},
 		{"slower than the lease: one round", time.Minute, 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,5 +123,85 @@ func TestNextPassesSlotInOrder(t *testing.T) {
 	due, ok, err := queue.Due(context.Background(), "ep/stale")
 	if err != nil || !ok || due.After(time.Now()) {
 		t.Fatalf("stale delivery back in Redis: due %v, %v, %v; want due now", due, ok, err)
+	}
+}
+
+// TestRenewExtendsWaitingLeases: deliveries that have waited a quarter of their lease in an
+// endpoint queue get their lease extended in Redis and their claim time moved, so next does
+// not send them back; younger ones are left alone, and a timer done meanwhile is not revived.
+func TestRenewExtendsWaitingLeases(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	queue, err := timers.New(rdb, prefix+"due")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease := 40 * time.Second
+	w := NewWorker(WorkerConfig{Queue: queue, Log: testenv.Logger(t), PerEndpoint: 1, Lease: lease})
+	now := time.UnixMilli(time.Now().UnixMilli())
+	old, young := now.Add(-15*time.Second), now.Add(-time.Second)
+	for _, m := range []string{"ep/old", "ep/young"} {
+		if err := queue.Schedule(ctx, m, now.Add(lease-15*time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.eps["ep"] = &endpointQueue{busy: 1, started: now, waiting: []held{
+		{member: "ep/old", claimed: old}, {member: "ep/young", claimed: young}, {member: "ep/gone", claimed: old},
+	}}
+	w.held = 3
+	w.renew(ctx, now)
+	if due, ok, err := queue.Due(ctx, "ep/old"); err != nil || !ok || !due.Equal(now.Add(lease)) {
+		t.Fatalf("old delivery due %v (%v, %v); want its lease extended to %v", due, ok, err, now.Add(lease))
+	}
+	if due, _, _ := queue.Due(ctx, "ep/young"); !due.Equal(now.Add(lease - 15*time.Second)) {
+		t.Fatalf("young delivery due %v; want it untouched", due)
+	}
+	if _, ok, _ := queue.Due(ctx, "ep/gone"); ok {
+		t.Fatal("a timer that was done came back")
+	}
+	q := w.eps["ep"]
+	if !q.waiting[0].claimed.Equal(now) || !q.waiting[1].claimed.Equal(young) {
+		t.Fatalf("claim times %v, %v; want %v, %v", q.waiting[0].claimed, q.waiting[1].claimed, now, young)
+	}
+	// Renewed, the old delivery is no longer stale: next hands it the slot.
+	if got, ok := w.next("ep/x"); !ok || got.member != "ep/old" {
+		t.Fatalf("next = %q, %v; want ep/old", got.member, ok)
+	}
+}
+
+// TestFastEndpointBurstWaitsInItsQueue: a burst to a fast endpoint waits in that endpoint's
+// queue, in claim order, instead of going back to Redis to come back in a trickle (with a
+// queue capped at 256, 244 of these 500 went back); a dead endpoint's queue stays short and
+// the rest of its burst goes back to Redis.
+func TestFastEndpointBurstWaitsInItsQueue(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		latency  time.Duration
+		queued   int
+		deferred int
+	}{
+		{"fast endpoint", 2 * time.Millisecond, 500, 0},
+		{"endpoint timing out at 5 s", 5 * time.Second, 24, 476},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWorker(WorkerConfig{PerEndpoint: 4, Lease: 35 * time.Second})
+			w.latency["ep"] = tc.latency
+			w.eps["ep"] = &endpointQueue{busy: 4, started: time.Now()} // its slots are all taken
+			deferred := 0
+			for i := range 500 {
+				if _, d := w.admit(context.Background(), nil, held{member: Member("ep", fmt.Sprint(i)), claimed: time.Now()}); d {
+					deferred++
+				}
+			}
+			q := w.eps["ep"]
+			if len(q.waiting) != tc.queued || deferred != tc.deferred || w.held != tc.queued {
+				t.Fatalf("queued %d (held %d), deferred %d; want %d queued, %d deferred", len(q.waiting), w.held, deferred, tc.queued, tc.deferred)
+			}
+			for i, h := range q.waiting {
+				if h.member != Member("ep", fmt.Sprint(i)) {
+					t.Fatalf("queue position %d holds %s: not claim order", i, h.member)
+				}
+			}
+		})
 	}
 }

@@ -40,7 +40,7 @@ type WorkerConfig struct {
 	MaxRetryAfter time.Duration   // Retry-After is honoured up to this (1 h)
 	Lease         time.Duration   // claim lease; longer than the HTTP timeout (30 s)
 	Poll          time.Duration   // idle poll (100 ms)
-	MaxHeld       int             // claimed deliveries waiting in endpoint queues, in all (4096)
+	MaxHeld       int             // claimed deliveries waiting in endpoint queues, in all (16384)
 }
 
 // Worker claims due deliveries and attempts them.
@@ -49,7 +49,7 @@ type Worker struct {
 	wake chan struct{}
 	slot chan struct{}
 
-	recs chan recordReq // attempts waiting for the group commit
+	recs chan recordReq // attempts waiting for the group commit (at most MaxHeld: beyond that a slow commit holds up the attempts)
 
 	mu       sync.Mutex
 	eps      map[string]*endpointQueue // endpoints with attempts in flight
@@ -108,9 +108,9 @@ func NewWorker(c WorkerConfig) *Worker {
 		c.Poll = 100 * time.Millisecond
 	}
 	if c.MaxHeld <= 0 {
-		c.MaxHeld = 4096
+		c.MaxHeld = 16384
 	}
-	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, c.MaxInFlight),
+	return &Worker{c: c, wake: make(chan struct{}, 1), slot: make(chan struct{}, c.MaxInFlight), recs: make(chan recordReq, max(c.MaxInFlight, c.MaxHeld)),
 		eps: map[string]*endpointQueue{}, buckets: map[string]*bucket{}, latency: map[string]time.Duration{}, deferred: map[string]deferral{}}
 }
 
@@ -132,8 +132,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		close(w.recs)
 		<-recorded
 	}()
-	const claimMax = 200
+	const claimMax = 1000
+	var renewed time.Time
 	for {
+		if now := time.Now(); now.Sub(renewed) >= w.c.Lease/8 {
+			w.renew(context.WithoutCancel(ctx), now)
+			renewed = now
+		}
 		// Claim only while the endpoint queues are at most half full: a full set of queues
 		// means the endpoints are already as busy as they can be, and more claims would only
 		// go back to Redis. next wakes this loop when the queues fall below half.
@@ -284,20 +289,25 @@ func (w *Worker) admit(ctx context.Context, wg *sync.WaitGroup, h held) (timers.
 	return timers.Timer{Member: member, Due: now.Add(wait)}, true
 }
 
-// start runs the attempt of member in a goroutine that holds one of the endpoint's slots and
-// one of the worker's in-flight slots; both pass on to the endpoint's next waiting delivery.
+// start runs the attempt of h, then those of the endpoint's waiting deliveries one after
+// another, in one goroutine that holds one of the endpoint's slots and one of the worker's
+// in-flight slots until the endpoint's queue is empty (a goroutine per attempt would grow a
+// fresh stack for each). Each attempt is handed to the group commit without waiting for it,
+// so the next one starts as soon as the HTTP request is over.
 func (w *Worker) start(ctx context.Context, wg *sync.WaitGroup, h held) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		w.process(context.WithoutCancel(ctx), h, func() {
-			if next, ok := w.next(h.member); ok {
-				w.start(ctx, wg, next)
-				return
+		for {
+			w.process(context.WithoutCancel(ctx), h)
+			next, ok := w.next(h.member)
+			if !ok {
+				break
 			}
-			<-w.slot
-			w.Wake()
-		})
+			h = next
+		}
+		<-w.slot
+		w.Wake()
 	}()
 }
 
@@ -347,16 +357,60 @@ func (w *Worker) drain() []timers.Timer {
 	return out
 }
 
+// queueHorizon is how much of an endpoint's work its queue holds: what it gets through in
+// this long at its observed latency.
+const queueHorizon = 30 * time.Second
+
 // depth is how many claimed deliveries may wait for the endpoint: as many as it gets through
-// in a quarter of the lease at its observed latency (at least PerEndpoint, at most 256), so a
-// waiting delivery is sent long before its lease runs out. w.mu is held.
+// in queueHorizon at its observed latency (at least PerEndpoint, at most a quarter of
+// MaxHeld, so no endpoint's backlog fills the worker; a dead endpoint's queue stays short).
+// A fast endpoint's burst waits here, in claim order, rather than going back to Redis for a
+// guessed time and coming back in a trickle; the leases of deliveries that wait long are
+// extended (renew). Before any attempt has finished, 8 × PerEndpoint may wait. w.mu is held.
 func (w *Worker) depth(endpointID string) int {
 	lat, ok := w.latency[endpointID]
 	if !ok {
-		return 2 * w.c.PerEndpoint
+		return 8 * w.c.PerEndpoint
 	}
-	n := int(int64(w.c.PerEndpoint) * int64(w.c.Lease/4) / int64(max(lat, time.Millisecond)))
-	return max(w.c.PerEndpoint, min(256, n))
+	n := int(int64(w.c.PerEndpoint) * int64(queueHorizon) / int64(max(lat, time.Millisecond)))
+	return max(w.c.PerEndpoint, min(max(w.c.PerEndpoint, w.c.MaxHeld/4), n))
+}
+
+// renew extends, in one round trip, the leases of the deliveries that have waited in endpoint
+// queues for a quarter of their lease, so no waiting delivery's lease runs out (it would be
+// claimed again elsewhere while it waits here). A delivery whose renewal failed keeps its old
+// claim time, and next puts it back in Redis once half of that lease is gone.
+func (w *Worker) renew(ctx context.Context, now time.Time) {
+	w.mu.Lock()
+	var ms []string
+	for _, q := range w.eps {
+		for _, h := range q.waiting {
+			if now.Sub(h.claimed) >= w.c.Lease/4 {
+				ms = append(ms, h.member)
+			}
+		}
+	}
+	w.mu.Unlock()
+	if len(ms) == 0 {
+		return
+	}
+	if err := w.c.Queue.Extend(ctx, now.Add(w.c.Lease), ms...); err != nil {
+		w.c.Log.Warn("extending the leases of queued deliveries failed; they go back to Redis when half their lease is gone", "err", err)
+		return
+	}
+	renewed := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		renewed[m] = true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, q := range w.eps {
+		for i := range q.waiting {
+			if renewed[q.waiting[i].member] && q.waiting[i].claimed.Before(now) {
+				q.waiting[i].claimed = now
+			}
+		}
+	}
 }
 
 // deferFor says how long a delivery that finds its endpoint's slots and queue full waits in
@@ -421,15 +475,10 @@ func (w *Worker) rateLimited(ep store.Endpoint, now time.Time) (bool, time.Durat
 	return false, 0
 }
 
-// process makes one attempt of member. release is called exactly once, as soon as the
-// endpoint's slot is no longer needed: when the HTTP request is over (recording the attempt
-// does not touch the endpoint, and holding the slot through a database round trip would cap a
-// busy endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second), or when there is
-// nothing to send.
-func (w *Worker) process(ctx context.Context, h held, release func()) {
-	var once sync.Once
-	released := func() { once.Do(release) }
-	defer released()
+// process makes one attempt of h and hands it to the group commit (record), without waiting
+// for the commit: holding the endpoint's slot through a database round trip would cap a busy
+// endpoint at PerEndpoint / (HTTP + SQL latency) deliveries per second.
+func (w *Worker) process(ctx context.Context, h held) {
 	member := h.member
 	_, id := splitMember(member)
 	// The row read at claim time (load) when there is one; else it is read now.
@@ -471,7 +520,7 @@ func (w *Worker) process(ctx context.Context, h held, release func()) {
 		_ = w.c.Queue.Schedule(ctx, member, now.Add(wait))
 		return
 	}
-	w.attempt(ctx, log, member, d, ep, released)
+	w.attempt(ctx, log, member, d, ep)
 }
 
 // deliveryLog logs with the delivery's id, without building a logger per attempt.
@@ -492,7 +541,7 @@ type attemptSummary struct {
 
 func (w *Worker) attempt(ctx context.Context, log interface {
 	Warn(string, ...any)
-}, member string, d store.Delivery, ep store.Endpoint, released func()) {
+}, member string, d store.Delivery, ep store.Endpoint) {
 	raw, err := withAttempts(d.Payload, d.Attempts, ep.URL)
 	if err != nil {
 		log.Warn("delivery payload is not a JSON object; abandoning", "err", err)
@@ -509,12 +558,8 @@ func (w *Worker) attempt(ctx context.Context, log interface {
 		return
 	}
 	res := w.c.Sender.Send(ctx, ep.URL, raw, headers)
-	released()
 	w.observe(ep.ID, res.Latency)
-	o := w.decide(d, ep, res, now)
-	if err := w.store(member, store.Recorded{Delivery: d, Outcome: o}); err != nil {
-		log.Warn("recording attempt failed; the delivery comes back after its lease", "err", err)
-	}
+	w.recs <- recordReq{member: member, r: store.Recorded{Delivery: d, Outcome: w.decide(d, ep, res, now)}}
 }
 
 // withAttempts returns the body a receiver gets: the stored payload (a JSON object the
@@ -603,18 +648,11 @@ func (w *Worker) decide(d store.Delivery, ep store.Endpoint, res Response, now t
 	return o
 }
 
+// recordReq is an attempt handed to the group commit. Until the commit its timer stays leased,
+// so a crash before it (or a failed commit) sends the delivery again after the lease.
 type recordReq struct {
 	member string
 	r      store.Recorded
-	done   chan error
-}
-
-// store hands an attempt to the group commit and waits until it is durable and its timer is
-// done or moved to the next attempt.
-func (w *Worker) store(member string, r store.Recorded) error {
-	done := make(chan error, 1)
-	w.recs <- recordReq{member: member, r: r, done: done}
-	return <-done
 }
 
 // record is the group commit: it writes every attempt waiting at that moment in one
@@ -671,7 +709,9 @@ func (w *Worker) record() {
 			w.c.Relay.Notify()
 		}
 		for i, r := range batch {
-			r.done <- errs[i]
+			if errs[i] != nil {
+				w.c.Log.Warn("recording attempt failed; the delivery comes back after its lease", "delivery_id", r.r.Delivery.ID, "err", errs[i])
+			}
 		}
 		cancel()
 	}

@@ -457,13 +457,14 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []Delivery) ([]Delivery
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	// PostgreSQL gets many rows per statement (one round trip each); SQLite one row per
-	// execution of a statement prepared once: it has no round trips to save, and it binds
-	// $N parameters by a linear search, so a statement with thousands of them parses in
-	// quadratic time.
+	// PostgreSQL gets many rows per statement (one round trip each); SQLite 25 per execution
+	// of a statement prepared once per transaction: it binds $N parameters by a linear search,
+	// so a statement with thousands of them parses in quadratic time, but one row per
+	// execution spends more on executing statements than on the rows (25 rows cut the CPU of
+	// inserting and recording a delivery by about a quarter).
 	rowsPerInsert := 500
 	if s.db.Dialect == sqldb.SQLite {
-		rowsPerInsert = 1
+		rowsPerInsert = 25
 	}
 	var pending, fresh []Delivery
 	now := time.Now().UnixNano()
