@@ -253,6 +253,14 @@ func cpuPerSubscriber(r Result) float64 {
 	return r.SFUCPUPct / 100 / float64(r.Joined)
 }
 
+// perKPkt is a step's server CPU, percent of a core, per 1000 forwarded packets/s.
+func perKPkt(r Result) float64 {
+	if r.PacketsPerSec == 0 {
+		return 0
+	}
+	return r.SFUCPUPct / (r.PacketsPerSec / 1000)
+}
+
 // cpuRatio is the SFU's CPU per subscriber over the anchor's (0: unknown).
 func cpuRatio(sfu, anchor Result) float64 {
 	a := cpuPerSubscriber(anchor)
@@ -341,8 +349,8 @@ func Compare(ctx context.Context, o Options, pairs int) ([]Comparison, error) {
 			}
 			c.Pairs = append(c.Pairs, p)
 			ratios = append(ratios, p.Ratio())
-			fmt.Fprintf(o.Out, "pair %d N=%d CPU per subscriber: SFU %.3f%% of a core, anchor %.3f%%, ratio SFU/anchor %.2f\n",
-				i+1, n, 100*cpuPerSubscriber(p.SFU), 100*cpuPerSubscriber(p.Anchor), p.Ratio())
+			fmt.Fprintf(o.Out, "pair %d N=%d CPU per subscriber: SFU %.3f%% of a core, anchor %.3f%%, ratio SFU/anchor %.2f (per 1000 forwarded pkt/s: SFU %.2f%%, anchor %.2f%%)\n",
+				i+1, n, 100*cpuPerSubscriber(p.SFU), 100*cpuPerSubscriber(p.Anchor), p.Ratio(), perKPkt(p.SFU), perKPkt(p.Anchor))
 		}
 		c.MedianRatio = medianOf(ratios)
 		fmt.Fprintf(o.Out, "N=%d median ratio of CPU per subscriber SFU/anchor over %d pair(s): %.2f\n", n, len(ratios), c.MedianRatio)

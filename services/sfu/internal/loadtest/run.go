@@ -48,6 +48,7 @@ type Options struct {
 
 // Result of one step.
 type Result struct {
+	Server        string // what was measured: "SFU" or "anchor" (the pion fan-out)
 	Subscribers   int
 	Joined        int
 	PacketsPerSec float64
@@ -138,16 +139,20 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 // per-track line, the UDP drops and, with simulcast, the layers.
 func printStep(w io.Writer, o Options, r Result) {
 	sum := r.Summary
-	fmt.Fprintf(w, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  SFU CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
-		r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
+	server := r.Server
+	if server == "" {
+		server = "SFU"
+	}
+	fmt.Fprintf(w, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  %s CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
+		r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, server, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
 	perTrack := 0.0
 	if sum.Tracks > 0 {
 		perTrack = r.SFUCPUPct / float64(sum.Tracks)
 	}
-	fmt.Fprintf(w, "  %d publishers: %d subscriber tracks (%d video), loss per track p50=%.3f%% max=%.3f%% (silent %d), forwarded %.1f Mbit/s, SFU %.3f cores = %.3f%% of a core per forwarded track; video pairs missing=%d extra=%d\n",
-		o.Publishers, sum.Tracks, sum.VideoTracks, sum.LossP50, sum.LossMax, sum.Silent, r.BitrateMbps, r.SFUCPUPct/100, perTrack, sum.MissingVideo, sum.ExtraVideo)
+	fmt.Fprintf(w, "  %d publishers: %d subscriber tracks (%d video), loss per track p50=%.3f%% max=%.3f%% (silent %d), forwarded %.1f Mbit/s, %s %.3f cores = %.3f%% of a core per forwarded track; video pairs missing=%d extra=%d\n",
+		o.Publishers, sum.Tracks, sum.VideoTracks, sum.LossP50, sum.LossMax, sum.Silent, r.BitrateMbps, server, r.SFUCPUPct/100, perTrack, sum.MissingVideo, sum.ExtraVideo)
 	if r.DropsKnown {
-		fmt.Fprintf(w, "  UDP receive-buffer drops in the window: SFU sockets %d, load generator sockets %d\n", r.SFUDrops, r.GeneratorDrops)
+		fmt.Fprintf(w, "  UDP receive-buffer drops in the window: %s sockets %d, load generator sockets %d\n", server, r.SFUDrops, r.GeneratorDrops)
 	}
 	if o.Simulcast {
 		fmt.Fprintf(w, "  simulcast: video tracks with one layer in the window=%d (", sum.OneLayer)
@@ -288,7 +293,7 @@ func sfuSubscriber(o Options, url, token string) subscribeFunc {
 }
 
 func step(ctx context.Context, o Options, t target, n int) (Result, error) {
-	res := Result{Subscribers: n}
+	res := Result{Server: t.name, Subscribers: n}
 	pid, pubOf := t.pid, t.pubOf
 	var (
 		mu      sync.Mutex

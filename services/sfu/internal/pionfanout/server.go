@@ -1,6 +1,7 @@
 // Package pionfanout is the benchmark anchor of the SFU: the least work a pion/webrtc fan-out
 // can do. One publisher's VP8 and Opus arrive into two TrackLocalStaticRTP tracks that every
-// subscriber connection carries; subscribers' PLI/FIR go to the publisher as PLI. It builds
+// subscriber connection carries; subscribers' PLI/FIR go to the publisher as PLI, and so does
+// a new subscriber's connecting (it needs a keyframe, as the SFU knows too). It builds
 // its connections with the SFU's media.Engine (the same codecs, interceptors and single ICE
 // UDP port as the node's) so that the comparison is of the forwarding, not of the setup.
 // Signalling is one HTTP POST of a complete (non-trickle) SDP offer per connection.
@@ -94,7 +95,8 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
-// newPC builds a connection that closes itself when ICE fails or disconnects.
+// newPC builds a connection that closes itself when ICE fails or disconnects (a subscriber's
+// handler replaces that callback with one that also does so).
 func (s *Server) newPC() (*webrtc.PeerConnection, error) {
 	pc, err := s.eng.NewPeerConnection()
 	if err != nil {
@@ -169,6 +171,15 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		go s.forwardKeyframeRequests(sender)
 	}
+	// A new subscriber needs a keyframe to start decoding: ask the publisher for one.
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			s.requestKeyframe()
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateDisconnected:
+			_ = pc.Close()
+		}
+	})
 	s.answer(w, r, pc)
 }
 
@@ -183,11 +194,16 @@ func (s *Server) forwardKeyframeRequests(sender *webrtc.RTPSender) {
 		for _, pk := range pkts {
 			switch pk.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				if p := s.pub.Load(); p != nil && p.videoSSRC.Load() != 0 {
-					_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: p.videoSSRC.Load()}})
-				}
+				s.requestKeyframe()
 			}
 		}
+	}
+}
+
+// requestKeyframe sends a PLI to the publisher's camera (once it is known).
+func (s *Server) requestKeyframe() {
+	if p := s.pub.Load(); p != nil && p.videoSSRC.Load() != 0 {
+		_ = p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: p.videoSSRC.Load()}})
 	}
 }
 
