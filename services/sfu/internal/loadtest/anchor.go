@@ -294,6 +294,18 @@ type Comparison struct {
 	Subscribers int
 	Pairs       []Pair
 	MedianRatio float64
+	// The same per forwarded packet (CPU ÷ forwarded pkt/s): a starved load generator makes
+	// the publisher send fewer packets, and both sides' CPU follows the packets forwarded.
+	MedianPktRatio float64
+}
+
+// PktRatio is the SFU's CPU per forwarded packet over the anchor's (0: unknown).
+func (p Pair) PktRatio() float64 {
+	a := perKPkt(p.Anchor)
+	if a == 0 {
+		return 0
+	}
+	return perKPkt(p.SFU) / a
 }
 
 // Compare runs, per N of o.Subscribers, pairs steps against the SFU and against the pion
@@ -312,7 +324,7 @@ func Compare(ctx context.Context, o Options, pairs int) ([]Comparison, error) {
 	var out []Comparison
 	for _, n := range o.Subscribers {
 		c := Comparison{Subscribers: n}
-		var ratios []float64
+		var ratios, pktRatios []float64
 		for i := range pairs {
 			var p Pair
 			order := []string{"SFU", "anchor"}
@@ -349,11 +361,13 @@ func Compare(ctx context.Context, o Options, pairs int) ([]Comparison, error) {
 			}
 			c.Pairs = append(c.Pairs, p)
 			ratios = append(ratios, p.Ratio())
+			pktRatios = append(pktRatios, p.PktRatio())
 			fmt.Fprintf(o.Out, "pair %d N=%d CPU per subscriber: SFU %.3f%% of a core, anchor %.3f%%, ratio SFU/anchor %.2f (per 1000 forwarded pkt/s: SFU %.2f%%, anchor %.2f%%)\n",
 				i+1, n, 100*cpuPerSubscriber(p.SFU), 100*cpuPerSubscriber(p.Anchor), p.Ratio(), perKPkt(p.SFU), perKPkt(p.Anchor))
 		}
-		c.MedianRatio = medianOf(ratios)
-		fmt.Fprintf(o.Out, "N=%d median ratio of CPU per subscriber SFU/anchor over %d pair(s): %.2f\n", n, len(ratios), c.MedianRatio)
+		c.MedianRatio, c.MedianPktRatio = medianOf(ratios), medianOf(pktRatios)
+		fmt.Fprintf(o.Out, "N=%d median ratio SFU/anchor over %d pair(s): CPU per subscriber %.2f, CPU per forwarded packet %.2f\n",
+			n, len(ratios), c.MedianRatio, c.MedianPktRatio)
 		out = append(out, c)
 	}
 	return out, nil

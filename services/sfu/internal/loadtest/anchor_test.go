@@ -73,6 +73,25 @@ func TestCPURatio(t *testing.T) {
 	}
 }
 
+func TestPktRatio(t *testing.T) {
+	cases := []struct {
+		name        string
+		sfu, anchor Result
+		want        float64
+	}{
+		{"same CPU, SFU forwarded half the packets", Result{PacketsPerSec: 10000, SFUCPUPct: 20}, Result{PacketsPerSec: 20000, SFUCPUPct: 20}, 2},
+		{"equal per packet", Result{PacketsPerSec: 30000, SFUCPUPct: 60}, Result{PacketsPerSec: 15000, SFUCPUPct: 30}, 1},
+		{"anchor forwarded nothing", Result{PacketsPerSec: 100, SFUCPUPct: 1}, Result{SFUCPUPct: 1}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := (Pair{SFU: tc.sfu, Anchor: tc.anchor}).PktRatio(); math.Abs(got-tc.want) > 1e-9 {
+				t.Fatalf("ratio %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestMedianOf(t *testing.T) {
 	cases := []struct {
 		xs   []float64
