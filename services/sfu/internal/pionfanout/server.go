@@ -153,7 +153,9 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	})
-	s.answer(w, r, pc)
+	if !s.answer(w, r, pc) {
+		s.pub.CompareAndSwap(p, nil) // a failed offer does not hold the publisher's place
+	}
 }
 
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
@@ -207,37 +209,35 @@ func (s *Server) requestKeyframe() {
 	}
 }
 
-// answer applies the offer in r's body and writes the answer once ICE gathering completed.
-func (s *Server) answer(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnection) {
-	fail := func(code int, err error) {
+// answer applies the offer in r's body and writes the answer once ICE gathering completed;
+// on failure it closes pc, writes the error and returns false.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, pc *webrtc.PeerConnection) bool {
+	fail := func(code int, err error) bool {
 		_ = pc.Close()
 		http.Error(w, err.Error(), code)
+		return false
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
-		fail(http.StatusBadRequest, err)
-		return
+		return fail(http.StatusBadRequest, err)
 	}
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(body)}); err != nil {
-		fail(http.StatusBadRequest, err)
-		return
+		return fail(http.StatusBadRequest, err)
 	}
 	ans, err := pc.CreateAnswer(nil)
 	if err != nil {
-		fail(http.StatusInternalServerError, err)
-		return
+		return fail(http.StatusInternalServerError, err)
 	}
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetLocalDescription(ans); err != nil {
-		fail(http.StatusInternalServerError, err)
-		return
+		return fail(http.StatusInternalServerError, err)
 	}
 	select {
 	case <-gathered:
 	case <-time.After(5 * time.Second):
-		fail(http.StatusInternalServerError, ErrGatheringTimeout)
-		return
+		return fail(http.StatusInternalServerError, ErrGatheringTimeout)
 	}
 	w.Header().Set("Content-Type", "application/sdp")
 	_, _ = io.WriteString(w, pc.LocalDescription().SDP)
+	return true
 }
