@@ -33,19 +33,22 @@ fuzz:
 dev:
 	go run ./cmd/spacecast dev
 
-## bench: the three comparisons with their anchors, each printing both sides and the ratio
+## bench: the four comparisons with their anchors, each printing both sides and the ratio
 ## (BENCH_QUICK=1: short phases, for a smoke run). bench-api: REST against bench/anchors'
 ## echoapi; bench-webhooks: webhooks-bench burst against bench/anchors' rawhook; bench-ingest:
-## RTMP ingest against nginx-rtmp (bench/ingest/run.sh installs Debian's libnginx-mod-rtmp).
+## RTMP ingest against nginx-rtmp (bench/ingest/run.sh installs Debian's libnginx-mod-rtmp);
+## bench-sfu: sfu-load's subscriber steps against a minimal pion fan-out (sfu-load serve-anchor).
 ifeq ($(BENCH_QUICK),1)
 BENCH_API_FLAGS ?= --duration 2s --pairs 1
+BENCH_SFU_FLAGS ?= -n 10 -duration 2s -compare-anchor 1
 else
 BENCH_API_FLAGS ?= --duration 10s --pairs 3
+BENCH_SFU_FLAGS ?= -n 50,150 -duration 10s -compare-anchor 2
 endif
 export BENCH_QUICK
 
-.PHONY: bench-api bench-webhooks bench-ingest
-bench: bench-api bench-webhooks bench-ingest
+.PHONY: bench-api bench-webhooks bench-ingest bench-sfu
+bench: bench-api bench-webhooks bench-ingest bench-sfu
 
 bench-api:
 	mkdir -p bin
@@ -57,3 +60,8 @@ bench-webhooks:
 
 bench-ingest:
 	bench/ingest/run.sh
+
+bench-sfu:
+	mkdir -p bin
+	go build -o bin/ ./services/sfu/cmd/sfu-load
+	bin/sfu-load -bitrate 1000000 $(BENCH_SFU_FLAGS)

@@ -21,6 +21,15 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if len(os.Args) > 1 && os.Args[1] == "serve-anchor" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		err := ServeAnchorCommand(ctx, os.Stdout, slog.New(slog.DiscardHandler))
+		stop()
+		if err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

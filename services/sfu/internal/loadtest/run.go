@@ -48,6 +48,7 @@ type Options struct {
 
 // Result of one step.
 type Result struct {
+	Server        string // what was measured: "SFU" or "anchor" (the pion fan-out)
 	Subscribers   int
 	Joined        int
 	PacketsPerSec float64
@@ -83,37 +84,15 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		return nil, err
 	}
 	keyFile.Close()
-	cctx, stopChild := context.WithCancel(ctx)
-	defer stopChild()
 	args := []string{"serve", "-key", keyFile.Name()}
 	if o.Simulcast {
 		args = append(args, "-simulcast")
 	}
-	cmd := exec.CommandContext(cctx, o.Self, args...)
-	cmd.Stderr = io.Discard
-	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
-	cmd.WaitDelay = 10 * time.Second
-	stdout, err := cmd.StdoutPipe()
+	url, pid, stopChild, err := startChild(ctx, o.Self, args)
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	defer func() { stopChild(); _ = cmd.Wait() }()
-	url := ""
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
-			url = rest
-			break
-		}
-	}
-	if url == "" {
-		return nil, fmt.Errorf("the SFU child did not start")
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	pid := cmd.Process.Pid
+	defer stopChild()
 	fmt.Fprintf(o.Out, "SFU child pid %d at %s\n", pid, url)
 
 	space := "bench-" + idgen.New()[:8]
@@ -143,9 +122,10 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 		}
 	}
 
+	t := target{name: "SFU", url: url, pid: pid, pubOf: pubOf, subscribe: sfuSubscriber(o, url, token("subscriber"))}
 	var results []Result
 	for _, n := range o.Subscribers {
-		r, err := step(ctx, o, url, token("subscriber"), n, pid, pubOf)
+		r, err := step(ctx, o, t, n)
 		if err != nil {
 			return results, err
 		}
@@ -159,16 +139,20 @@ func Run(ctx context.Context, o Options) ([]Result, error) {
 // per-track line, the UDP drops and, with simulcast, the layers.
 func printStep(w io.Writer, o Options, r Result) {
 	sum := r.Summary
-	fmt.Fprintf(w, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  SFU CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
-		r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
+	server := r.Server
+	if server == "" {
+		server = "SFU"
+	}
+	fmt.Fprintf(w, "N=%-4d joined=%-4d forwarded=%8.0f pkt/s  loss=%6.3f%%  %s CPU=%5.1f%%  join->first frame p50=%v p95=%v  no-frame=%d\n",
+		r.Subscribers, r.Joined, r.PacketsPerSec, r.LossPct, server, r.SFUCPUPct, r.FirstFrameP50, r.FirstFrameP95, r.NoFrame)
 	perTrack := 0.0
 	if sum.Tracks > 0 {
 		perTrack = r.SFUCPUPct / float64(sum.Tracks)
 	}
-	fmt.Fprintf(w, "  %d publishers: %d subscriber tracks (%d video), loss per track p50=%.3f%% max=%.3f%% (silent %d), forwarded %.1f Mbit/s, SFU %.3f cores = %.3f%% of a core per forwarded track; video pairs missing=%d extra=%d\n",
-		o.Publishers, sum.Tracks, sum.VideoTracks, sum.LossP50, sum.LossMax, sum.Silent, r.BitrateMbps, r.SFUCPUPct/100, perTrack, sum.MissingVideo, sum.ExtraVideo)
+	fmt.Fprintf(w, "  %d publishers: %d subscriber tracks (%d video), loss per track p50=%.3f%% max=%.3f%% (silent %d), forwarded %.1f Mbit/s, %s %.3f cores = %.3f%% of a core per forwarded track; video pairs missing=%d extra=%d\n",
+		o.Publishers, sum.Tracks, sum.VideoTracks, sum.LossP50, sum.LossMax, sum.Silent, r.BitrateMbps, server, r.SFUCPUPct/100, perTrack, sum.MissingVideo, sum.ExtraVideo)
 	if r.DropsKnown {
-		fmt.Fprintf(w, "  UDP receive-buffer drops in the window: SFU sockets %d, load generator sockets %d\n", r.SFUDrops, r.GeneratorDrops)
+		fmt.Fprintf(w, "  UDP receive-buffer drops in the window: %s sockets %d, load generator sockets %d\n", server, r.SFUDrops, r.GeneratorDrops)
 	}
 	if o.Simulcast {
 		fmt.Fprintf(w, "  simulcast: video tracks with one layer in the window=%d (", sum.OneLayer)
@@ -253,11 +237,67 @@ func startPublisher(ctx, mctx context.Context, o Options, url, token string) (*p
 	return p, nil
 }
 
-func step(ctx context.Context, o Options, url, token string, n, pid int, pubOf map[string]int) (Result, error) {
-	res := Result{Subscribers: n}
+// startChild runs self with args and waits for its "READY <url>" line; stop ends it.
+func startChild(ctx context.Context, self string, args []string) (url string, pid int, stop func(), err error) {
+	cctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(cctx, self, args...)
+	cmd.Stderr = io.Discard
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		cancel()
+		return "", 0, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		cancel()
+		return "", 0, nil, err
+	}
+	stop = func() { cancel(); _ = cmd.Wait() }
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "READY "); ok {
+			url = rest
+			break
+		}
+	}
+	if url == "" {
+		stop()
+		return "", 0, nil, fmt.Errorf("%w: %s %s", ErrChildNotReady, self, strings.Join(args, " "))
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return url, cmd.Process.Pid, stop, nil
+}
+
+// target is what a step measures: a server process (pid, for its CPU and UDP drops) with
+// its publishers running, and how a subscriber joins it.
+type target struct {
+	name      string
+	url       string // the server's signalling address
+	pid       int
+	pubOf     map[string]int // stream ids of forwarded tracks → publisher index
+	subscribe subscribeFunc
+}
+
+// subscribeFunc joins one subscriber; onTrack is called for each track it receives.
+type subscribeFunc func(ctx context.Context, onTrack func(streamID string, tr *webrtc.TrackRemote)) (io.Closer, error)
+
+// sfuSubscriber joins the SFU's space as a spacesclient subscriber.
+func sfuSubscriber(o Options, url, token string) subscribeFunc {
+	return func(ctx context.Context, onTrack func(string, *webrtc.TrackRemote)) (io.Closer, error) {
+		// With simulcast the subscribers send transport-wide-cc feedback (as browsers
+		// do): the SFU's layer choice follows the bandwidth estimate it gives.
+		return spacesclient.Join(ctx, url, token, spacesclient.Options{LoopbackOnly: true, MinimalInterceptors: !o.Simulcast,
+			NoNACK: o.NoNACK, ReadBuffer: o.SubRcvBuf, OnTrack: func(rt *spacesclient.RemoteTrack) { onTrack(rt.TID, rt.Track) }})
+	}
+}
+
+func step(ctx context.Context, o Options, t target, n int) (Result, error) {
+	res := Result{Server: t.name, Subscribers: n}
+	pid, pubOf := t.pid, t.pubOf
 	var (
 		mu      sync.Mutex
-		clients []*spacesclient.Client
+		clients []io.Closer
 		stats   []*trackStats
 		frames  atomic.Int64 // video tracks with a first frame
 		joined  atomic.Int64
@@ -269,9 +309,9 @@ func step(ctx context.Context, o Options, url, token string, n, pid int, pubOf m
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			onTrack := func(rt *spacesclient.RemoteTrack) {
-				video := rt.Track.Kind() == webrtc.RTPCodecTypeVideo
-				pub, ok := pubOf[rt.TID]
+			onTrack := func(tid string, track *webrtc.TrackRemote) {
+				video := track.Kind() == webrtc.RTPCodecTypeVideo
+				pub, ok := pubOf[tid]
 				if !ok {
 					pub = -1
 				}
@@ -279,10 +319,10 @@ func step(ctx context.Context, o Options, url, token string, n, pid int, pubOf m
 				mu.Lock()
 				stats = append(stats, st)
 				mu.Unlock()
-				mime := rt.Track.Codec().MimeType
+				mime := track.Codec().MimeType
 				go func() {
 					for {
-						p, _, err := rt.Track.ReadRTP()
+						p, _, err := track.ReadRTP()
 						if err != nil {
 							return
 						}
@@ -299,10 +339,7 @@ func step(ctx context.Context, o Options, url, token string, n, pid int, pubOf m
 					}
 				}()
 			}
-			// With simulcast the subscribers send transport-wide-cc feedback (as browsers
-			// do): the SFU's layer choice follows the bandwidth estimate it gives.
-			c, err := spacesclient.Join(ctx, url, token, spacesclient.Options{LoopbackOnly: true, MinimalInterceptors: !o.Simulcast,
-				NoNACK: o.NoNACK, ReadBuffer: o.SubRcvBuf, OnTrack: onTrack})
+			c, err := t.subscribe(ctx, onTrack)
 			if err != nil {
 				o.Log.Warn("subscriber join failed", "err", err, "i", i)
 				return
