@@ -272,19 +272,19 @@ const scenarios = {
     let hi = { width: 0 };
     for (const end = Date.now() + 45000; Date.now() < end && hi.width <= 320; await sleep(500)) hi = await video();
     if (hi.width <= 320) fail("the viewer never received more than alice's smallest layer: " + JSON.stringify(hi));
-    const r = await fetch(`${control}?kbps=200`);
+    const r = await fetch(`${control}?kbps=350`);
     if (!r.ok) fail("throttle control: " + r.status);
     let lo = hi;
     for (const end = Date.now() + 45000; Date.now() < end; await sleep(500)) {
       lo = await video();
       if (lo.width > 0 && lo.width < hi.width) break;
     }
-    if (!(lo.width > 0 && lo.width < hi.width)) fail(`throttled to 200 kbit/s, the viewer still receives ${JSON.stringify(lo)} (before: ${JSON.stringify(hi)})`);
+    if (!(lo.width > 0 && lo.width < hi.width)) fail(`throttled to 350 kbit/s, the viewer still receives ${JSON.stringify(lo)} (before: ${JSON.stringify(hi)})`);
     const f0 = lo.frames;
     await sleep(3000);
     const after = await video();
     if (!(after.frames > f0 + 10)) fail("the smaller layer does not play: " + JSON.stringify({ lo, after }));
-    console.log(`viewer: ${hi.width}x${hi.height} before the throttle, ${after.width}x${after.height} at 200 kbit/s, frames ${f0} -> ${after.frames}`);
+    console.log(`viewer: ${hi.width}x${hi.height} before the throttle, ${after.width}x${after.height} at 350 kbit/s, frames ${f0} -> ${after.frames}`);
   },
   // Active speakers: alice talks, bob's microphone is muted; both tabs see alice (and only
   // alice) in the SDK's ActiveSpeakersChanged.
