@@ -219,34 +219,31 @@ func allocateLayers(total uint64, layers [][]simulcast.Layer, singleVideo, audio
 	return out
 }
 
-// senderCounts is how many layered video, single-layer video and audio tracks p receives.
-func (p *peer) senderCounts() (layered, singleVideo, audio int) {
-	for _, sd := range p.senders {
-		switch {
-		case sd.sel != nil:
-			layered++
-		case sd.t.info.Type == KindVideo:
-			singleVideo++
-		default:
-			audio++
-		}
-	}
-	return layered, singleVideo, audio
-}
-
 // tickLayers lets every subscriber's selectors follow its share of its bandwidth estimate.
 func (s *Space) tickLayers(now time.Time) {
 	for _, p := range s.peers {
 		if p.gone {
 			continue
 		}
-		_, video, audio := p.senderCounts()
+		// In track id order: the allocation raises the first tracks first, so the same tracks
+		// must come first on every tick (map order would move the raise around each time).
+		tids := make([]string, 0, len(p.senders))
+		for tid := range p.senders {
+			tids = append(tids, tid)
+		}
+		sort.Strings(tids)
 		var layered []*sender
 		var sets [][]simulcast.Layer
-		for _, sd := range p.senders {
-			if sd.sel != nil {
+		video, audio := 0, 0
+		for _, tid := range tids {
+			switch sd := p.senders[tid]; {
+			case sd.sel != nil:
 				layered = append(layered, sd)
 				sets = append(sets, sd.t.layerList())
+			case sd.t.info.Type == KindVideo:
+				video++
+			default:
+				audio++
 			}
 		}
 		est := allocateLayers(p.bitrate(), sets, video, audio)
